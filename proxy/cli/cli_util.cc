@@ -1,0 +1,105 @@
+#include "cli_util.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+namespace offhost::cli {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+int ReportError(const Status& st) {
+  std::cerr << "offhost: error: " << st.message() << "\n";
+  return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+std::string HumanRate(double bps) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB/s", bps / 1e6);
+  return buf;
+}
+
+std::string HumanDuration(double seconds) {
+  char buf[32];
+  if (seconds < 60) {
+    std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  } else {
+    auto s = static_cast<long>(seconds);
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  }
+  return buf;
+}
+
+std::string FormatTime(int64_t unix_seconds) {
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+bool StdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
+
+ProgressBar::ProgressBar(std::string label, std::function<std::pair<uint64_t, uint64_t>()> read)
+    : label_(std::move(label)), read_(std::move(read)), start_(Now()) {
+  if (!StdoutIsTerminal()) return;
+  thread_ = std::thread([this] {
+    while (!stop_.load()) {
+      Draw(false);
+      for (int i = 0; i < 5 && !stop_.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  });
+}
+
+ProgressBar::~ProgressBar() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  thread_.join();
+  std::printf("\r\033[K");  // the summary line replaces the bar
+  std::fflush(stdout);
+}
+
+void ProgressBar::Draw(bool) {
+  auto [done, total] = read_();
+  double elapsed = Now() - start_;
+  double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+  double frac = total ? static_cast<double>(done) / static_cast<double>(total) : 0;
+  constexpr int kWidth = 30;
+  int fill = static_cast<int>(frac * kWidth);
+  std::string bar(static_cast<size_t>(fill), '=');
+  if (fill < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - fill - 1), ' ');
+  std::string eta = rate > 0 && total > done
+                        ? HumanDuration(static_cast<double>(total - done) / rate)
+                        : "-";
+  std::printf("\r\033[K%s [%s] %3.0f%% %s / %s  %s  ETA %s", label_.c_str(), bar.c_str(),
+              frac * 100, HumanBytes(done).c_str(), HumanBytes(total).c_str(),
+              HumanRate(rate).c_str(), eta.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace offhost::cli

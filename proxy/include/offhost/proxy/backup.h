@@ -1,0 +1,45 @@
+// Backup pipeline: read → hash → dedupe lookup → compress → write, for every disk of a VM,
+// then one atomic commit of the snapshot. Uses every core; memory is bounded by the options
+// (a fixed pool of chunk buffers), never by the disk's size.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "offhost/common/block_device.h"
+#include "offhost/storage/datastore.h"
+
+namespace offhost::proxy {
+
+struct BackupDisk {
+  std::string name;
+  std::unique_ptr<BlockDevice> device;
+};
+
+// Live counters a progress display may poll from another thread.
+struct BackupCounters {
+  std::atomic<uint64_t> total_bytes{0};  // logical size of all disks
+  std::atomic<uint64_t> done_bytes{0};   // logical bytes processed
+  std::atomic<uint64_t> bytes_read{0};   // bytes read from the sources
+  std::atomic<uint64_t> new_bytes{0};    // encoded bytes added to the datastore
+};
+
+struct BackupOptions {
+  int threads = 0;                            // hashing/compression threads; 0 = one per core
+  uint32_t read_ahead = 16u * 1024 * 1024;    // bytes of reads issued together
+  BackupCounters* counters = nullptr;         // optional
+  const std::atomic<bool>* cancel = nullptr;  // optional; set to stop the backup
+};
+
+struct BackupResult {
+  storage::SnapshotRecord snapshot;
+  double seconds = 0;
+};
+
+Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
+                               std::vector<BackupDisk>& disks, const BackupOptions& options);
+
+}  // namespace offhost::proxy

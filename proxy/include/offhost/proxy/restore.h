@@ -1,0 +1,45 @@
+// Restore of a whole disk from a snapshot to a file or any writable BlockDevice (NBD).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "offhost/common/block_device.h"
+#include "offhost/storage/datastore.h"
+
+namespace offhost::proxy {
+
+struct RestoreCounters {
+  std::atomic<uint64_t> total_bytes{0};
+  std::atomic<uint64_t> done_bytes{0};
+  std::atomic<uint64_t> bytes_written{0};
+};
+
+struct RestoreOptions {
+  int threads = 0;  // 0 = one per core
+  // The target already reads as zeroes (a new sparse file): zero and unallocated ranges are
+  // skipped, so they stay holes.
+  bool target_is_zeroed = false;
+  RestoreCounters* counters = nullptr;
+};
+
+struct RestoreResult {
+  uint64_t bytes_written = 0;
+  uint64_t chunks = 0;
+  double seconds = 0;
+};
+
+// Every chunk is proven against its SHA-256 before it is written; a damaged or missing chunk
+// stops the restore with an error naming the chunk and the disk offset.
+Result<RestoreResult> RestoreDisk(storage::Datastore& ds, const storage::SnapshotRecord& snap,
+                                  const std::string& disk, BlockDevice& target,
+                                  const RestoreOptions& options);
+
+// A new sparse file of `size` bytes as a restore target. Refuses an existing path unless
+// `overwrite`; a block device is written in place.
+Result<std::unique_ptr<BlockDevice>> CreateFileTarget(const std::string& path, uint64_t size,
+                                                      bool overwrite, bool* is_zeroed);
+
+}  // namespace offhost::proxy

@@ -1,0 +1,31 @@
+// NBD transport: a BlockDevice over libnbd for nbd://, nbds://, nbd+unix:// and nbds+unix://
+// URIs. Reads keep several requests in flight, sized to the server's block-size constraints;
+// the `base:allocation` context tells holes and zero extents, which are never read.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "offhost/common/block_device.h"
+
+namespace offhost::snapshot_drivers {
+
+struct NbdOpenOptions {
+  // Restore targets only. A source disk is always opened read-only.
+  bool writable = false;
+  // Requests kept in flight at once by Read().
+  int max_in_flight = 16;
+  // Upper bound on one request; lowered further to the server's advertised maximum.
+  uint32_t max_request = 4u * 1024 * 1024;
+};
+
+Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,
+                                             const NbdOpenOptions& options = {});
+
+// True for the URI schemes OpenNbd accepts.
+bool IsNbdUri(const std::string& uri);
+
+// The URI with any password replaced by "***", fit for logs and listings.
+std::string MaskUri(const std::string& uri);
+
+}  // namespace offhost::snapshot_drivers

@@ -1,0 +1,52 @@
+// Chunk file codec. The byte layout is specified in docs/datastore-format.md ("Chunk file").
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "offhost/common/status.h"
+#include "offhost/storage/chunk_id.h"
+
+namespace offhost::storage {
+
+inline constexpr uint32_t kChunkMagic = 0x4b434f48;  // "HOCK" read as little-endian bytes
+inline constexpr uint16_t kChunkFormatVersion = 1;
+inline constexpr size_t kChunkHeaderSize = 56;
+inline constexpr uint32_t kMaxChunkSize = 64u * 1024 * 1024;
+
+enum class ChunkCompression : uint16_t { kNone = 0, kZstd = 1 };
+
+// Per-thread compression state; reuse one per worker thread.
+class ChunkEncoder {
+ public:
+  explicit ChunkEncoder(int zstd_level = 1);
+  ~ChunkEncoder();
+  ChunkEncoder(const ChunkEncoder&) = delete;
+  ChunkEncoder& operator=(const ChunkEncoder&) = delete;
+
+  // Encodes `data` (whose SHA-256 is `id`) into `out`: header + zstd frame, or header + raw
+  // bytes when compression does not save at least 1/32 of the size.
+  Status Encode(const ChunkId& id, std::span<const char> data, std::string* out);
+
+ private:
+  void* cctx_;
+  int level_;
+};
+
+struct ChunkHeader {
+  uint16_t version = 0;
+  ChunkCompression compression = ChunkCompression::kNone;
+  uint32_t raw_size = 0;
+  uint32_t stored_size = 0;  // payload bytes after the header
+  ChunkId id;
+};
+
+// Parses and checks the header (magic, version, sizes, header CRC).
+Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file);
+
+// Decodes a whole chunk file and proves it is the chunk `expected`: header checks, zstd frame
+// checksum, and SHA-256 of the decoded bytes. Errors are kCorruption and say what failed.
+Status DecodeChunk(const ChunkId& expected, std::span<const char> file, std::string* out);
+
+}  // namespace offhost::storage

@@ -1,0 +1,149 @@
+// Datastore: a directory holding chunks (ChunkStore) and a RocksDB index of snapshots and
+// their per-disk manifests. Layout and keys: docs/datastore-format.md.
+//
+// Concurrency: any number of processes may back up into one datastore at once. Chunks are
+// written straight to the chunk store; a snapshot's manifest is staged in DIR/tmp and its
+// metadata enters the index only at Commit, in one synced RocksDB write — so readers never
+// see a half snapshot, and a backup killed at any moment leaves only unreferenced chunks and
+// a stale staging directory, both cleaned up later.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "offhost/common/status.h"
+#include "offhost/storage/chunk_store.h"
+#include "offhost/storage/chunker.h"
+#include "offhost/storage/manifest.h"
+
+namespace offhost::storage {
+
+struct DatastoreConfig {
+  uint32_t chunk_size = 4u * 1024 * 1024;  // bytes, power of two; fixed at init
+  int zstd_level = 1;                       // 1 = fastest; fixed at init
+  std::string chunker = "fixed";
+  std::string uuid;     // set by Init
+  int64_t created = 0;  // unix seconds, set by Init
+};
+
+struct DiskRecord {
+  std::string name;
+  std::string source;  // where it was read from (credentials masked)
+  uint64_t size = 0;
+  uint64_t chunks = 0;          // chunk entries in the manifest
+  uint64_t new_chunks = 0;      // chunks this backup added to the store
+  uint64_t bytes_read = 0;      // bytes read from the source
+  uint64_t new_bytes = 0;       // encoded bytes this backup added to the store
+  uint64_t zero_bytes = 0;      // allocated zeroes, not stored
+  uint64_t unallocated_bytes = 0;
+};
+
+struct SnapshotRecord {
+  std::string vm;
+  std::string id;  // UTC time "2026-11-25T01:30:49Z", unique per VM
+  int64_t started = 0;
+  int64_t finished = 0;
+  std::vector<DiskRecord> disks;
+
+  uint64_t logical_bytes() const;
+  uint64_t bytes_read() const;
+  uint64_t new_bytes() const;
+};
+
+// Names of VMs and disks: 1-128 of [A-Za-z0-9._-], not starting with '.' or '-'.
+Status ValidateName(const std::string& what, const std::string& name);
+
+class SnapshotWriter;
+
+class Datastore {
+ public:
+  // Creates a datastore in `dir` (which must be missing or empty).
+  static Status Init(const std::string& dir, DatastoreConfig config);
+  // Opens an existing datastore; `for_writing` also checks that this user may write to it.
+  static Result<std::unique_ptr<Datastore>> Open(const std::string& dir, bool for_writing);
+
+  ~Datastore();
+
+  const std::string& dir() const { return dir_; }
+  const DatastoreConfig& config() const { return config_; }
+  ChunkStore& chunks() { return *chunks_; }
+  const Chunker& chunker() const { return *chunker_; }
+
+  // Committed snapshots, oldest first; all VMs when `vm` is empty.
+  Result<std::vector<SnapshotRecord>> ListSnapshots(const std::string& vm = "");
+  // `id` may be "latest".
+  Result<SnapshotRecord> FindSnapshot(const std::string& vm, const std::string& id);
+  // Streams one disk's manifest in order.
+  Status ForEachManifestEntry(const SnapshotRecord& snap, const std::string& disk,
+                              const std::function<Status(const ManifestEntry&)>& fn);
+
+  // Starts a new snapshot of `vm`, invisible until SnapshotWriter::Commit.
+  Result<std::unique_ptr<SnapshotWriter>> BeginSnapshot(const std::string& vm);
+
+  // Removes staging left by backups whose process is gone. Returns how many were removed.
+  Result<int> CleanupInterrupted();
+
+ private:
+  friend class SnapshotWriter;
+  Datastore(std::string dir, DatastoreConfig config);
+
+  std::string dir_;
+  DatastoreConfig config_;
+  std::unique_ptr<ChunkStore> chunks_;
+  std::unique_ptr<Chunker> chunker_;
+};
+
+class DiskManifestWriter;
+
+class SnapshotWriter {
+ public:
+  ~SnapshotWriter();  // aborts (removes staging) unless committed
+  const std::string& vm() const { return record_.vm; }
+  const std::string& id() const { return record_.id; }
+
+  // Adds a disk; entries are then added in order through the returned writer.
+  Result<DiskManifestWriter*> AddDisk(const std::string& name, const std::string& source,
+                                      uint64_t size);
+  // Makes every chunk durable, then publishes the snapshot and all its manifests in one synced
+  // RocksDB write. Every disk must be finished.
+  Result<SnapshotRecord> Commit();
+
+ private:
+  friend class Datastore;
+  SnapshotWriter(Datastore* ds, SnapshotRecord record, std::string staging_dir);
+  void Abort();
+
+  Datastore* ds_;
+  SnapshotRecord record_;
+  std::string staging_dir_;
+  std::vector<std::unique_ptr<DiskManifestWriter>> disks_;
+  bool done_ = false;
+};
+
+class DiskManifestWriter {
+ public:
+  ~DiskManifestWriter();
+  Status Add(const ManifestEntry& e) { return builder_.Add(e); }
+  // Ends the disk; fails unless the entries describe exactly the disk's size.
+  Status Finish(const DiskRecord& stats);
+  bool finished() const { return finished_; }
+
+ private:
+  friend class SnapshotWriter;
+  DiskManifestWriter(std::string name, std::string path, uint64_t size);
+  Status WriteSegment(uint32_t index, const std::string& segment);
+
+  std::string name_;
+  std::string path_;  // staging file: (u32 index, u32 length, bytes)*
+  uint64_t size_;
+  int fd_ = -1;
+  ManifestBuilder builder_;
+  DiskRecord record_;
+  bool finished_ = false;
+};
+
+}  // namespace offhost::storage

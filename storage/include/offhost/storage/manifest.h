@@ -1,0 +1,64 @@
+// Snapshot manifest of one disk: ordered, contiguous (offset, length) → chunk | zero |
+// unallocated. A restore needs only the manifest and the chunks. Byte layout in
+// docs/datastore-format.md ("Manifest segment").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "offhost/common/status.h"
+#include "offhost/storage/chunk_id.h"
+
+namespace offhost::storage {
+
+enum class ManifestEntryKind : uint8_t {
+  kChunk = 0,        // bytes are the chunk `chunk`
+  kZero = 1,         // allocated on the source, all zeroes
+  kUnallocated = 2,  // a hole on the source (reads as zeroes)
+};
+
+struct ManifestEntry {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  ManifestEntryKind kind = ManifestEntryKind::kUnallocated;
+  ChunkId chunk;  // only for kChunk
+
+  bool operator==(const ManifestEntry&) const = default;
+};
+
+// Entries per RocksDB value; 4096 entries of 4 MiB chunks describe 16 GiB.
+inline constexpr size_t kManifestSegmentEntries = 4096;
+
+void AppendManifestEntry(const ManifestEntry& e, std::string* segment);
+// Decodes a segment, checking that entries are well formed and contiguous from the first.
+Result<std::vector<ManifestEntry>> DecodeManifestSegment(std::span<const char> segment);
+
+// Builds a manifest entry by entry, merging adjacent zero / unallocated runs, and checking
+// that entries are contiguous. Full segments are handed to `sink` as they fill up, so memory
+// does not grow with the disk.
+class ManifestBuilder {
+ public:
+  using SegmentSink = std::function<Status(uint32_t index, std::string segment)>;
+  explicit ManifestBuilder(SegmentSink sink) : sink_(std::move(sink)) {}
+
+  Status Add(const ManifestEntry& e);
+  // Flushes the last segment; returns the number of bytes described.
+  Result<uint64_t> Finish();
+
+ private:
+  Status FlushPending();
+  Status EmitSegment();
+
+  SegmentSink sink_;
+  bool have_pending_ = false;
+  ManifestEntry pending_;
+  uint64_t next_offset_ = 0;
+  std::string segment_;
+  size_t segment_entries_ = 0;
+  uint32_t segment_index_ = 0;
+};
+
+}  // namespace offhost::storage

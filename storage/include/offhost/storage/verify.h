@@ -1,0 +1,47 @@
+// Datastore verification: re-reads every chunk, proves it against its SHA-256 name, and maps
+// each damaged or missing chunk to the snapshots, disks and offsets that use it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "offhost/common/status.h"
+#include "offhost/storage/chunk_id.h"
+#include "offhost/storage/datastore.h"
+
+namespace offhost::storage {
+
+struct ChunkUse {
+  std::string vm;
+  std::string snapshot;
+  std::string disk;
+  std::vector<uint64_t> offsets;  // disk offsets; the first few only
+  uint64_t count = 0;             // how many times this disk uses the chunk
+};
+
+struct DamagedChunk {
+  ChunkId id;
+  std::string path;
+  std::string reason;  // "missing", or what failed when decoding
+  std::vector<ChunkUse> uses;
+};
+
+struct VerifyReport {
+  uint64_t chunks_checked = 0;
+  uint64_t bytes_checked = 0;  // stored (encoded) bytes read
+  uint64_t snapshots_checked = 0;
+  std::vector<DamagedChunk> damaged;
+  bool ok() const { return damaged.empty(); }
+};
+
+struct VerifyOptions {
+  int threads = 0;  // 0 = one per core
+  // Called now and then with (chunks checked, chunks total).
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options);
+
+}  // namespace offhost::storage

@@ -1,0 +1,150 @@
+// Chunk file codec; layout in docs/datastore-format.md ("Chunk file").
+#include "offhost/storage/chunk_codec.h"
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include <cstring>
+
+namespace offhost::storage {
+namespace {
+
+constexpr char kMagic[4] = {'O', 'H', 'C', 'K'};
+constexpr size_t kCrcOffset = 52;
+
+void PutLe16(char* p, uint16_t v) {
+  p[0] = static_cast<char>(v);
+  p[1] = static_cast<char>(v >> 8);
+}
+void PutLe32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+uint16_t GetLe16(const char* p) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
+}
+uint32_t GetLe32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+uint32_t HeaderCrc(const char* header) {
+  return static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(header), static_cast<uInt>(kCrcOffset)));
+}
+
+void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t stored,
+                 char* h) {
+  std::memset(h, 0, kChunkHeaderSize);
+  std::memcpy(h, kMagic, 4);
+  PutLe16(h + 4, kChunkFormatVersion);
+  PutLe16(h + 6, static_cast<uint16_t>(c));
+  PutLe32(h + 8, raw);
+  PutLe32(h + 12, stored);
+  std::memcpy(h + 16, id.bytes.data(), 32);
+  PutLe32(h + kCrcOffset, HeaderCrc(h));
+}
+
+}  // namespace
+
+ChunkEncoder::ChunkEncoder(int zstd_level) : cctx_(ZSTD_createCCtx()), level_(zstd_level) {}
+
+ChunkEncoder::~ChunkEncoder() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
+
+Status ChunkEncoder::Encode(const ChunkId& id, std::span<const char> data, std::string* out) {
+  if (data.empty() || data.size() > kMaxChunkSize) {
+    return Status::InvalidArgument("chunk of " + std::to_string(data.size()) +
+                                   " bytes is outside 1.." + std::to_string(kMaxChunkSize));
+  }
+  auto* cctx = static_cast<ZSTD_CCtx*>(cctx_);
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level_);
+  // The frame's XXH64 content checksum lets verify reject a damaged payload before hashing.
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  out->resize(kChunkHeaderSize + ZSTD_compressBound(data.size()));
+  size_t n = ZSTD_compress2(cctx, out->data() + kChunkHeaderSize, out->size() - kChunkHeaderSize,
+                            data.data(), data.size());
+  if (ZSTD_isError(n)) {
+    return Status::IOError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+  }
+  auto raw = static_cast<uint32_t>(data.size());
+  if (n + n / 32 >= data.size()) {  // not worth a decompression on every read
+    out->resize(kChunkHeaderSize + data.size());
+    std::memcpy(out->data() + kChunkHeaderSize, data.data(), data.size());
+    WriteHeader(id, ChunkCompression::kNone, raw, raw, out->data());
+  } else {
+    out->resize(kChunkHeaderSize + n);
+    WriteHeader(id, ChunkCompression::kZstd, raw, static_cast<uint32_t>(n), out->data());
+  }
+  return Status::OK();
+}
+
+Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {
+  if (file.size() < kChunkHeaderSize) {
+    return Status::Corruption("chunk file is " + std::to_string(file.size()) +
+                              " bytes, shorter than its " + std::to_string(kChunkHeaderSize) +
+                              "-byte header");
+  }
+  const char* h = file.data();
+  if (std::memcmp(h, kMagic, 4) != 0) return Status::Corruption("bad chunk magic");
+  if (GetLe32(h + kCrcOffset) != HeaderCrc(h)) {
+    return Status::Corruption("chunk header checksum mismatch");
+  }
+  ChunkHeader hdr;
+  hdr.version = GetLe16(h + 4);
+  if (hdr.version != kChunkFormatVersion) {
+    return Status::NotSupported("chunk format version " + std::to_string(hdr.version) +
+                                " is newer than this offhost understands (" +
+                                std::to_string(kChunkFormatVersion) + "); upgrade offhost");
+  }
+  uint16_t c = GetLe16(h + 6);
+  if (c > static_cast<uint16_t>(ChunkCompression::kZstd)) {
+    return Status::Corruption("unknown chunk compression " + std::to_string(c));
+  }
+  hdr.compression = static_cast<ChunkCompression>(c);
+  hdr.raw_size = GetLe32(h + 8);
+  hdr.stored_size = GetLe32(h + 12);
+  std::memcpy(hdr.id.bytes.data(), h + 16, 32);
+  if (hdr.raw_size == 0 || hdr.raw_size > kMaxChunkSize) {
+    return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) +
+                              " out of range");
+  }
+  if (file.size() != kChunkHeaderSize + hdr.stored_size) {
+    return Status::Corruption("chunk file is " + std::to_string(file.size()) +
+                              " bytes but its header says " +
+                              std::to_string(kChunkHeaderSize + hdr.stored_size) +
+                              " (truncated or extended)");
+  }
+  return hdr;
+}
+
+Status DecodeChunk(const ChunkId& expected, std::span<const char> file, std::string* out) {
+  OFFHOST_ASSIGN_OR_RETURN(ChunkHeader hdr, DecodeChunkHeader(file));
+  if (hdr.id != expected) {
+    return Status::Corruption("chunk header names chunk " + hdr.id.ShortHex() +
+                              " instead of " + expected.ShortHex());
+  }
+  auto payload = file.subspan(kChunkHeaderSize);
+  out->resize(hdr.raw_size);
+  if (hdr.compression == ChunkCompression::kNone) {
+    if (hdr.stored_size != hdr.raw_size) {
+      return Status::Corruption("uncompressed chunk with stored size != raw size");
+    }
+    std::memcpy(out->data(), payload.data(), payload.size());
+  } else {
+    size_t n = ZSTD_decompress(out->data(), out->size(), payload.data(), payload.size());
+    if (ZSTD_isError(n)) {
+      return Status::Corruption(std::string("zstd payload does not decode: ") +
+                                ZSTD_getErrorName(n));
+    }
+    if (n != hdr.raw_size) {
+      return Status::Corruption("zstd payload decodes to " + std::to_string(n) +
+                                " bytes, header says " + std::to_string(hdr.raw_size));
+    }
+  }
+  if (ChunkId::Of(*out) != expected) {
+    return Status::Corruption("SHA-256 of the decoded data does not match the chunk id");
+  }
+  return Status::OK();
+}
+
+}  // namespace offhost::storage

@@ -1,0 +1,280 @@
+#include "offhost/storage/datastore.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <rocksdb/write_batch.h>
+
+#include "index.h"
+#include "records.h"
+
+namespace offhost::storage {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kConfigName[] = "offhost-datastore.json";
+
+Result<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::FromErrno("open " + path, errno);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status WriteFileDurably(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno("create " + tmp, errno);
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok) return Status::FromErrno("write " + tmp, err);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno("rename " + tmp, errno);
+  int dfd = ::open(fs::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::OK();
+}
+
+std::string NewUuid() {
+  std::ifstream in("/proc/sys/kernel/random/uuid");
+  std::string u;
+  std::getline(in, u);
+  return u;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+bool ProcessAlive(int64_t pid) {
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+}  // namespace
+
+uint64_t SnapshotRecord::logical_bytes() const {
+  uint64_t n = 0;
+  for (const auto& d : disks) n += d.size;
+  return n;
+}
+uint64_t SnapshotRecord::bytes_read() const {
+  uint64_t n = 0;
+  for (const auto& d : disks) n += d.bytes_read;
+  return n;
+}
+uint64_t SnapshotRecord::new_bytes() const {
+  uint64_t n = 0;
+  for (const auto& d : disks) n += d.new_bytes;
+  return n;
+}
+
+Status ValidateName(const std::string& what, const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 128 && name[0] != '.' && name[0] != '-';
+  for (char c : name) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  }
+  if (ok) return Status::OK();
+  return Status::InvalidArgument(what + " name '" + name +
+                                 "' is invalid: use 1-128 letters, digits, '.', '_' or '-', "
+                                 "not starting with '.' or '-'");
+}
+
+Datastore::Datastore(std::string dir, DatastoreConfig config)
+    : dir_(std::move(dir)), config_(std::move(config)) {}
+
+Datastore::~Datastore() = default;
+
+Status Datastore::Init(const std::string& dir, DatastoreConfig config) {
+  std::error_code ec;
+  if (fs::exists(fs::path(dir) / kConfigName, ec)) {
+    return Status::AlreadyExists("'" + dir + "' is already an offhost datastore");
+  }
+  if (fs::exists(dir, ec) && (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec))) {
+    return Status::AlreadyExists("'" + dir +
+                                 "' exists and is not an empty directory; give a new or empty "
+                                 "directory for the datastore");
+  }
+  auto chunker = MakeFixedChunker(config.chunk_size);
+  if (!chunker.ok()) return chunker.status();
+  if (config.zstd_level < 1 || config.zstd_level > 19) {
+    return Status::InvalidArgument("zstd level " + std::to_string(config.zstd_level) +
+                                   " must be 1-19");
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("create datastore directory " + dir + ": " + ec.message());
+  for (const char* sub : {"chunks", "tmp"}) {
+    if (::mkdir((fs::path(dir) / sub).c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::FromErrno("create " + (fs::path(dir) / sub).string(), errno);
+    }
+  }
+  OFFHOST_RETURN_IF_ERROR(Index::Create((fs::path(dir) / "index").string()));
+  config.uuid = NewUuid();
+  config.created = static_cast<int64_t>(std::time(nullptr));
+  // The config file is written last: its presence is what makes DIR a datastore.
+  return WriteFileDurably((fs::path(dir) / kConfigName).string(), ToJson(config).dump(2) + "\n");
+}
+
+Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& dir, bool for_writing) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    return Status::NotFound("datastore '" + dir +
+                            "' does not exist; create it with: offhost datastore init " + dir);
+  }
+  std::string config_path = (fs::path(dir) / kConfigName).string();
+  if (!fs::exists(config_path, ec)) {
+    return Status::FailedPrecondition("'" + dir + "' is not an offhost datastore (it has no " +
+                                      kConfigName +
+                                      "); give the directory made by 'offhost datastore init'");
+  }
+  OFFHOST_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(config_path));
+  OFFHOST_ASSIGN_OR_RETURN(DatastoreConfig config, ConfigFromJson(text, config_path));
+  if (for_writing) {
+    for (const char* sub : {"", "chunks", "tmp", "index"}) {
+      std::string p = (fs::path(dir) / sub).string();
+      if (::access(p.c_str(), W_OK) != 0) {
+        return Status::FailedPrecondition(
+            "datastore '" + dir + "' is not writable by this user (uid " +
+            std::to_string(::getuid()) + "): " + p + ": " + std::strerror(errno) +
+            "; run offhost as the datastore's owner or fix its permissions");
+      }
+    }
+  }
+  std::unique_ptr<Datastore> ds(new Datastore(dir, config));
+  OFFHOST_ASSIGN_OR_RETURN(ds->chunks_, OpenLocalChunkStore((fs::path(dir) / "chunks").string()));
+  OFFHOST_ASSIGN_OR_RETURN(ds->chunker_, MakeFixedChunker(config.chunk_size));
+  return ds;
+}
+
+Result<std::vector<SnapshotRecord>> Datastore::ListSnapshots(const std::string& vm) {
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenReadOnly(dir_ + "/index"));
+  std::vector<SnapshotRecord> out;
+  std::string prefix = SnapshotPrefix(vm);
+  std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    OFFHOST_ASSIGN_OR_RETURN(auto rec,
+                             SnapshotFromJson(it->value().ToString(), it->key().ToString()));
+    out.push_back(std::move(rec));
+  }
+  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list snapshots in " + dir_));
+  return out;
+}
+
+Result<SnapshotRecord> Datastore::FindSnapshot(const std::string& vm, const std::string& id) {
+  OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
+  OFFHOST_ASSIGN_OR_RETURN(auto all, ListSnapshots(vm));
+  if (all.empty()) {
+    return Status::NotFound("VM '" + vm + "' has no snapshots in datastore " + dir_ +
+                            "; list them with: offhost snapshots --datastore " + dir_);
+  }
+  if (id == "latest") return all.back();
+  for (auto& s : all) {
+    if (s.id == id) return s;
+  }
+  return Status::NotFound("snapshot '" + vm + "@" + id + "' not found in datastore " + dir_ +
+                          " (latest is " + vm + "@" + all.back().id + ")");
+}
+
+Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::string& disk,
+                                       const std::function<Status(const ManifestEntry&)>& fn) {
+  const DiskRecord* rec = nullptr;
+  std::string names;
+  for (const auto& d : snap.disks) {
+    if (d.name == disk) rec = &d;
+    names += (names.empty() ? "" : ", ") + d.name;
+  }
+  if (!rec) {
+    return Status::NotFound("snapshot " + snap.vm + "@" + snap.id + " has no disk '" + disk +
+                            "' (it has: " + names + ")");
+  }
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenReadOnly(dir_ + "/index"));
+  std::string prefix = ManifestPrefix(snap.vm, snap.id, disk);
+  std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
+  uint64_t next = 0;
+  std::string where = "manifest of " + snap.vm + "@" + snap.id + " disk " + disk;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto entries = DecodeManifestSegment({it->value().data(), it->value().size()});
+    if (!entries.ok()) return entries.status().WithContext(where);
+    for (const auto& e : *entries) {
+      if (e.offset != next) {
+        return Status::Corruption(where + " has a gap at disk offset " + std::to_string(next));
+      }
+      next = e.offset + e.length;
+      OFFHOST_RETURN_IF_ERROR(fn(e));
+    }
+  }
+  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "read " + where));
+  if (next != rec->size) {
+    return Status::Corruption(where + " describes " + std::to_string(next) +
+                              " bytes but the disk has " + std::to_string(rec->size));
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::string& vm) {
+  OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
+  SnapshotRecord rec;
+  rec.vm = vm;
+  rec.started = static_cast<int64_t>(std::time(nullptr));
+  // Ids are the start time; a later second is taken when this VM already has that id.
+  for (int64_t t = rec.started;; ++t) {
+    rec.id = FormatUtc(t);
+    OFFHOST_ASSIGN_OR_RETURN(auto done, index->Get(SnapshotKey(vm, rec.id)));
+    OFFHOST_ASSIGN_OR_RETURN(auto running, index->Get(RunningKey(vm, rec.id)));
+    if (!done && !running) break;
+  }
+  std::string staging = dir_ + "/tmp/" + vm + "@" + rec.id;
+  if (::mkdir(staging.c_str(), 0755) != 0) {
+    return Status::FromErrno("create staging directory " + staging, errno);
+  }
+  nlohmann::json marker = {
+      {"pid", ::getpid()}, {"host", HostName()}, {"started", rec.started}, {"staging", staging}};
+  rocksdb::WriteBatch batch;
+  batch.Put(RunningKey(vm, rec.id), marker.dump());
+  Status st = index->WriteSynced(&batch);
+  if (!st.ok()) {
+    fs::remove_all(staging);
+    return st;
+  }
+  return std::unique_ptr<SnapshotWriter>(new SnapshotWriter(this, rec, staging));
+}
+
+Result<int> Datastore::CleanupInterrupted() {
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
+  std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch batch;
+  int removed = 0;
+  std::string host = HostName();
+  for (it->Seek("r/"); it->Valid() && it->key().starts_with("r/"); it->Next()) {
+    nlohmann::json m = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (m.is_discarded()) continue;
+    if (m.value("host", "") != host || ProcessAlive(m.value("pid", int64_t{0}))) continue;
+    std::error_code ec;
+    fs::remove_all(m.value("staging", ""), ec);
+    batch.Delete(it->key());
+    ++removed;
+  }
+  if (removed > 0) OFFHOST_RETURN_IF_ERROR(index->WriteSynced(&batch));
+  return removed;
+}
+
+}  // namespace offhost::storage

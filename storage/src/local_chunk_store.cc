@@ -1,0 +1,212 @@
+// Chunks as files in a local directory. Layout and durability rules:
+// docs/datastore-format.md ("Chunk store").
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include "offhost/storage/chunk_store.h"
+
+namespace offhost::storage {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+Status FsyncPath(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::FromErrno("open directory " + path, errno);
+  if (::fsync(fd.get()) != 0) return Status::FromErrno("fsync directory " + path, errno);
+  return Status::OK();
+}
+
+Status WriteAll(int fd, std::span<const char> data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("write " + path, errno);
+    done += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+bool IsHexName(const char* name, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    char c = name[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return name[len] == '\0';
+}
+
+class LocalChunkStore final : public ChunkStore {
+ public:
+  explicit LocalChunkStore(std::string dir) : dir_(std::move(dir)) {}
+
+  std::string description() const override { return "chunk store " + dir_; }
+
+  std::string Locate(const ChunkId& id) const override {
+    std::string hex = id.Hex();
+    return dir_ + "/" + hex.substr(0, 4) + "/" + hex;
+  }
+
+  Result<bool> Contains(const ChunkId& id) override {
+    struct stat st;
+    if (::stat(Locate(id).c_str(), &st) == 0) {
+      // Another writer may not have synced this directory yet; our Sync() must cover it
+      // before we reference the chunk.
+      MarkDirty(SubdirOf(id));
+      return true;
+    }
+    if (errno == ENOENT) return false;
+    return Status::FromErrno("stat " + Locate(id), errno);
+  }
+
+  Result<bool> Put(const ChunkId& id, std::span<const char> encoded) override {
+    OFFHOST_ASSIGN_OR_RETURN(bool present, Contains(id));
+    if (present) return false;
+    std::string subdir = SubdirOf(id);
+    OFFHOST_RETURN_IF_ERROR(EnsureSubdir(subdir));
+    std::string path = Locate(id);
+    std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                      std::to_string(counter_.fetch_add(1));
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return Status::FromErrno("create " + tmp, errno);
+    Status st = WriteAll(fd.get(), encoded, tmp);
+    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::FromErrno("fsync " + tmp, errno);
+    if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno("close " + tmp, errno);
+    // rename() replaces atomically: a concurrent writer of the same chunk wrote the same bytes.
+    if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+      st = Status::FromErrno("rename " + tmp, errno);
+    }
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st.WithContext("store chunk " + id.ShortHex() + " in " + dir_);
+    }
+    MarkDirty(subdir);
+    return true;
+  }
+
+  Status Sync() override {
+    std::set<std::string> dirs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dirs.swap(dirty_);
+    }
+    for (const auto& d : dirs) {
+      Status st = FsyncPath(d);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        dirty_.insert(dirs.begin(), dirs.end());
+        return st;
+      }
+    }
+    return Status::OK();
+  }
+
+  Result<std::string> Get(const ChunkId& id) override {
+    std::string path = Locate(id);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      if (errno == ENOENT) return Status::NotFound("chunk " + id.Hex() + " is missing");
+      return Status::FromErrno("open " + path, errno);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path, errno);
+    std::string data(static_cast<size_t>(st.st_size), '\0');
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pread(fd.get(), data.data() + done, data.size() - done,
+                          static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Status::FromErrno("read " + path, errno);
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    data.resize(done);
+    return data;
+  }
+
+  Status ForEach(const std::function<Status(const ChunkId&)>& fn) override {
+    DIR* top = ::opendir(dir_.c_str());
+    if (!top) return Status::FromErrno("open chunk directory " + dir_, errno);
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(top)) {
+      if (std::strlen(e->d_name) == 4 && IsHexName(e->d_name, 4)) subdirs.push_back(e->d_name);
+    }
+    ::closedir(top);
+    std::sort(subdirs.begin(), subdirs.end());
+    for (const auto& sub : subdirs) {
+      std::string path = dir_ + "/" + sub;
+      DIR* d = ::opendir(path.c_str());
+      if (!d) return Status::FromErrno("open chunk directory " + path, errno);
+      std::vector<ChunkId> ids;
+      while (dirent* e = ::readdir(d)) {
+        // Temporary files (NAME.tmp.PID.N) of running or interrupted writers are skipped.
+        if (std::strlen(e->d_name) != 64 || !IsHexName(e->d_name, 64)) continue;
+        if (auto id = ChunkId::FromHex(e->d_name)) ids.push_back(*id);
+      }
+      ::closedir(d);
+      for (const auto& id : ids) OFFHOST_RETURN_IF_ERROR(fn(id));
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::string SubdirOf(const ChunkId& id) const { return dir_ + "/" + id.Hex().substr(0, 4); }
+
+  Status EnsureSubdir(const std::string& subdir) {
+    if (::mkdir(subdir.c_str(), 0755) == 0) {
+      MarkDirty(dir_);  // the new directory entry must survive a crash too
+      return Status::OK();
+    }
+    if (errno == EEXIST) return Status::OK();
+    return Status::FromErrno("create chunk directory " + subdir, errno);
+  }
+
+  void MarkDirty(const std::string& d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_.insert(d);
+  }
+
+  std::string dir_;
+  std::atomic<uint64_t> counter_{0};
+  std::mutex mu_;
+  std::set<std::string> dirty_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ChunkStore>> OpenLocalChunkStore(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::NotFound("chunk directory " + dir + " is missing");
+  }
+  return std::unique_ptr<ChunkStore>(new LocalChunkStore(dir));
+}
+
+}  // namespace offhost::storage
