@@ -2,6 +2,7 @@
 // docs/datastore-format.md ("Chunk store").
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,16 +100,28 @@ class LocalChunkStore final : public ChunkStore {
     Status st = WriteAll(fd.get(), encoded, tmp);
     if (st.ok() && ::fsync(fd.get()) != 0) st = Status::FromErrno("fsync " + tmp, errno);
     if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno("close " + tmp, errno);
-    // rename() replaces atomically: a concurrent writer of the same chunk wrote the same bytes.
-    if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-      st = Status::FromErrno("rename " + tmp, errno);
+    bool won = true;
+    if (st.ok()) {
+      // A concurrent writer of the same chunk wrote the same bytes: whoever renames first
+      // wins and the other just drops its copy, so "new bytes" are counted once.
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST) {
+          won = false;
+          ::unlink(tmp.c_str());
+        } else if ((errno == EINVAL || errno == ENOSYS) &&
+                   ::rename(tmp.c_str(), path.c_str()) == 0) {
+          // file system without RENAME_NOREPLACE: plain rename is atomic and just as safe
+        } else {
+          st = Status::FromErrno("rename " + tmp, errno);
+        }
+      }
     }
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st.WithContext("store chunk " + id.ShortHex() + " in " + dir_);
     }
     MarkDirty(subdir);
-    return true;
+    return won;
   }
 
   Status Sync() override {

@@ -1,0 +1,90 @@
+#include "offhost/storage/chunk_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace offhost::storage {
+namespace {
+
+std::string Encode(const std::string& data) {
+  ChunkEncoder enc(1);
+  std::string out;
+  EXPECT_TRUE(enc.Encode(ChunkId::Of(data), data, &out).ok());
+  return out;
+}
+
+TEST(ChunkCodec, CompressibleDataIsCompressedAndRoundTrips) {
+  std::string data(1 << 20, 'a');
+  std::string file = Encode(data);
+  EXPECT_LT(file.size(), data.size() / 100);
+  auto hdr = DecodeChunkHeader(file);
+  ASSERT_TRUE(hdr.ok()) << hdr.status().message();
+  EXPECT_EQ(hdr->compression, ChunkCompression::kZstd);
+  EXPECT_EQ(hdr->raw_size, data.size());
+  std::string back;
+  ASSERT_TRUE(DecodeChunk(ChunkId::Of(data), file, &back).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST(ChunkCodec, IncompressibleDataIsStoredRaw) {
+  std::string data = testing::RandomBytes(256 * 1024, 7);
+  std::string file = Encode(data);
+  EXPECT_EQ(file.size(), kChunkHeaderSize + data.size());
+  EXPECT_EQ(DecodeChunkHeader(file)->compression, ChunkCompression::kNone);
+  std::string back;
+  ASSERT_TRUE(DecodeChunk(ChunkId::Of(data), file, &back).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST(ChunkCodec, EveryFlippedPayloadByteIsDetected) {
+  for (const std::string& data :
+       {std::string(300000, 'z') + "tail", testing::RandomBytes(70000, 3)}) {
+    std::string file = Encode(data);
+    ChunkId id = ChunkId::Of(data);
+    for (size_t pos : {kChunkHeaderSize, file.size() / 2, file.size() - 1}) {
+      std::string bad = file;
+      bad[pos] ^= 0x01;
+      std::string out;
+      Status st = DecodeChunk(id, bad, &out);
+      EXPECT_EQ(st.code(), StatusCode::kCorruption) << "flip at " << pos;
+    }
+  }
+}
+
+TEST(ChunkCodec, HeaderDamageIsDetected) {
+  std::string data(5000, 'q');
+  std::string file = Encode(data);
+  ChunkId id = ChunkId::Of(data);
+  std::string out;
+
+  std::string bad_magic = file;
+  bad_magic[0] = 'X';
+  EXPECT_NE(DecodeChunk(id, bad_magic, &out).message().find("magic"), std::string::npos);
+
+  std::string bad_size = file;
+  bad_size[8] ^= 0x10;  // raw size field: header CRC catches it
+  EXPECT_NE(DecodeChunk(id, bad_size, &out).message().find("checksum"), std::string::npos);
+
+  std::string truncated = file.substr(0, file.size() - 3);
+  EXPECT_NE(DecodeChunk(id, truncated, &out).message().find("truncated"), std::string::npos);
+
+  EXPECT_EQ(DecodeChunk(id, file.substr(0, 10), &out).code(), StatusCode::kCorruption);
+}
+
+TEST(ChunkCodec, ChunkFileUnderAnotherNameIsRejected) {
+  std::string a(4096, 'a'), b(4096, 'b');
+  std::string out;
+  Status st = DecodeChunk(ChunkId::Of(b), Encode(a), &out);
+  EXPECT_EQ(st.code(), StatusCode::kCorruption);
+  EXPECT_NE(st.message().find("instead of"), std::string::npos);
+}
+
+TEST(ChunkCodec, RejectsEmptyAndOversizedChunks) {
+  ChunkEncoder enc;
+  std::string out;
+  EXPECT_FALSE(enc.Encode(ChunkId::Of(std::string()), std::string(), &out).ok());
+}
+
+}  // namespace
+}  // namespace offhost::storage

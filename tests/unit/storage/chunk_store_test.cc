@@ -1,0 +1,99 @@
+#include "offhost/storage/chunk_store.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "offhost/storage/chunk_codec.h"
+#include "test_util.h"
+
+namespace offhost::storage {
+namespace {
+
+std::string EncodeFor(const std::string& data) {
+  ChunkEncoder enc;
+  std::string out;
+  EXPECT_TRUE(enc.Encode(ChunkId::Of(data), data, &out).ok());
+  return out;
+}
+
+TEST(LocalChunkStore, PutIsIdempotentAndReadable) {
+  testing::TempDir dir;
+  auto store = OpenLocalChunkStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  std::string data = testing::RandomBytes(10000, 1);
+  ChunkId id = ChunkId::Of(data);
+  std::string file = EncodeFor(data);
+
+  EXPECT_FALSE(*(*store)->Contains(id));
+  EXPECT_TRUE(*(*store)->Put(id, file));   // written
+  EXPECT_FALSE(*(*store)->Put(id, file));  // already there
+  EXPECT_TRUE(*(*store)->Contains(id));
+  ASSERT_TRUE((*store)->Sync().ok());
+  auto back = (*store)->Get(id);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, file);
+  EXPECT_EQ((*store)->Locate(id), dir.path() + "/" + id.Hex().substr(0, 4) + "/" + id.Hex());
+}
+
+TEST(LocalChunkStore, MissingChunkIsNotFoundAndNamed) {
+  testing::TempDir dir;
+  auto store = OpenLocalChunkStore(dir.path());
+  ChunkId id = ChunkId::Of(std::string("nope"));
+  auto r = (*store)->Get(id);
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find(id.Hex()), std::string::npos);
+}
+
+TEST(LocalChunkStore, ConcurrentWritersOfTheSameChunkAreHarmless) {
+  testing::TempDir dir;
+  auto store = OpenLocalChunkStore(dir.path());
+  std::string data = testing::RandomBytes(1 << 20, 2);
+  ChunkId id = ChunkId::Of(data);
+  std::string file = EncodeFor(data);
+  std::vector<std::thread> threads;
+  std::atomic<int> wrote{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto r = (*store)->Put(id, file);
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      if (*r) ++wrote;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(wrote.load(), 1);
+  std::string out;
+  EXPECT_TRUE(DecodeChunk(id, *(*store)->Get(id), &out).ok());
+  EXPECT_EQ(out, data);
+  // No temporary file is left behind.
+  int files = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir.path())) {
+    if (e.is_regular_file()) ++files;
+  }
+  EXPECT_EQ(files, 1);
+}
+
+TEST(LocalChunkStore, ForEachListsChunksAndSkipsTemporaryFiles) {
+  testing::TempDir dir;
+  auto store = OpenLocalChunkStore(dir.path());
+  std::vector<ChunkId> ids;
+  for (int i = 0; i < 5; ++i) {
+    std::string data = testing::RandomBytes(100, static_cast<uint32_t>(i));
+    ids.push_back(ChunkId::Of(data));
+    ASSERT_TRUE((*store)->Put(ids.back(), EncodeFor(data)).ok());
+  }
+  std::string sub = dir.path() + "/" + ids[0].Hex().substr(0, 4);
+  std::ofstream(sub + "/" + ids[0].Hex() + ".tmp.123.0") << "partial";
+  std::vector<ChunkId> seen;
+  ASSERT_TRUE((*store)->ForEach([&](const ChunkId& id) {
+    seen.push_back(id);
+    return Status::OK();
+  }).ok());
+  std::sort(seen.begin(), seen.end());
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(seen, ids);
+}
+
+}  // namespace
+}  // namespace offhost::storage
