@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -83,15 +84,42 @@ class DiskRestore {
                                         " bytes, the manifest expects " +
                                         std::to_string(e.length)));
     }
-    OFFHOST_RETURN_IF_ERROR(target_.Write(e.offset, *data));
+    OFFHOST_ASSIGN_OR_RETURN(uint64_t written, WriteData(e.offset, *data));
     std::lock_guard<std::mutex> lock(mu_);
-    result_.bytes_written += e.length;
+    result_.bytes_written += written;
     ++result_.chunks;
     if (options_.counters) {
       options_.counters->done_bytes += e.length;
-      options_.counters->bytes_written += e.length;
+      options_.counters->bytes_written += written;
     }
     return Status::OK();
+  }
+
+  // Writes a chunk's bytes; on a zeroed target, runs of zero blocks are skipped so the
+  // restored file is as sparse as the source was.
+  Result<uint64_t> WriteData(uint64_t offset, const std::string& data) {
+    if (!options_.target_is_zeroed) {
+      OFFHOST_RETURN_IF_ERROR(target_.Write(offset, data));
+      return static_cast<uint64_t>(data.size());
+    }
+    constexpr size_t kBlock = 4096;
+    static const char kZeroBlock[kBlock] = {};
+    uint64_t written = 0;
+    size_t pos = 0;
+    while (pos < data.size()) {
+      auto block_len = [&](size_t p) { return std::min(kBlock, data.size() - p); };
+      auto is_zero = [&](size_t p) { return std::memcmp(data.data() + p, kZeroBlock, block_len(p)) == 0; };
+      if (is_zero(pos)) {
+        pos += block_len(pos);
+        continue;
+      }
+      size_t end = pos;
+      while (end < data.size() && !is_zero(end)) end += block_len(end);
+      OFFHOST_RETURN_IF_ERROR(target_.Write(offset + pos, {data.data() + pos, end - pos}));
+      written += end - pos;
+      pos = end;
+    }
+    return written;
   }
 
   bool Failed() {
