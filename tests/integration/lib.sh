@@ -44,6 +44,13 @@ track_server() {
   echo "$2" >"$WORK/$1.pid"
 }
 
+# pid_alive PID: true while PID runs (a zombie nobody reaped yet counts as gone).
+pid_alive() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $st != Z* ]]
+}
+
 # server_pid NAME: the PID of the server started as NAME.
 server_pid() { cat "$WORK/$1.pid"; }
 
@@ -54,20 +61,24 @@ stop_server() {
   pid=$(server_pid "$1")
   kill "-${2:-TERM}" "$pid" 2>/dev/null || true
   for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$WORK/$1.sock"; return 0; }
+    pid_alive "$pid" || { rm -f "$WORK/$1.sock"; return 0; }
     sleep 0.1
   done
   fail "server $1 (pid $pid) did not exit"
 }
 
-# serve_nbdkit NAME ARGS...: runs `nbdkit ARGS...` in the foreground on $WORK/NAME.sock and
-# prints the nbd+unix URI, e.g. serve_nbdkit slow --readonly --filter=delay file IMG rdelay=10ms.
+# serve_nbdkit NAME ARGS...: runs `nbdkit ARGS...` on $WORK/NAME.sock and prints the nbd+unix
+# URI, e.g. serve_nbdkit slow --readonly --filter=delay file IMG rdelay=10ms. nbdkit runs as a
+# daemon (its own parent-death handling kills a foreground nbdkit started inside $(...)); its
+# pidfile, written once it accepts connections, gives the PID.
 serve_nbdkit() {
-  local name=$1
+  local name=$1 pid
   shift
-  nbdkit -f --unix "$WORK/$name.sock" "$@" >"$WORK/$name.nbdkit.log" 2>&1 &
-  track_server "$name" $!
-  wait_for_socket "$WORK/$name.sock"
+  rm -f "$WORK/$name.ready"
+  nbdkit --unix "$WORK/$name.sock" -P "$WORK/$name.ready" "$@" >"$WORK/$name.nbdkit.log" 2>&1 ||
+    fail "nbdkit $name did not start: $(cat "$WORK/$name.nbdkit.log")"
+  pid=$(cat "$WORK/$name.ready")
+  track_server "$name" "$pid"
   echo "nbd+unix:///?socket=$WORK/$name.sock"
 }
 
@@ -117,7 +128,8 @@ make_mixed_disk() {
   local path=$1 size=$2
   truncate -s "${size}M" "$path"
   head -c 6M /dev/urandom | dd of="$path" bs=1M seek=1 conv=notrunc status=none
-  yes "offhost integration test line of compressible text" | head -c 5M |
+  # (yes dies of SIGPIPE when head stops reading; under pipefail that must not fail the test)
+  { yes "offhost integration test line of compressible text" || true; } | head -c 5M |
     dd of="$path" bs=1M seek=12 conv=notrunc status=none
   dd if=/dev/zero of="$path" bs=1M seek=20 count=3 conv=notrunc status=none  # allocated zeros
   head -c 1M /dev/urandom | dd of="$path" bs=1M seek=$((size - 2)) conv=notrunc status=none
