@@ -238,6 +238,8 @@ Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,
   HandlePtr h(nbd_create());
   if (!h) return Status::IOError("libnbd: " + NbdError());
   nbd_set_handle_name(h.get(), "offhost");
+  // The operator's URI may name TLS key files (tls-psk-file=, tls-certificates=).
+  nbd_set_uri_allow_local_file(h.get(), true);
   if (nbd_add_meta_context(h.get(), LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
     return Status::IOError("libnbd: " + NbdError());
   }
