@@ -197,8 +197,50 @@ Result<SnapshotRecord> Datastore::FindSnapshot(const std::string& vm, const std:
                           " (latest is " + vm + "@" + all.back().id + ")");
 }
 
-Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::string& disk,
-                                       const std::function<Status(const ManifestEntry&)>& fn) {
+struct ManifestReader::Impl {
+  std::unique_ptr<Index> index;
+  std::unique_ptr<rocksdb::Iterator> it;
+  std::string prefix;
+  std::string where;
+  uint64_t disk_size = 0;
+  uint64_t next_offset = 0;
+  std::vector<ManifestEntry> segment;
+  size_t pos = 0;
+  bool started = false;
+};
+
+ManifestReader::ManifestReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ManifestReader::~ManifestReader() = default;
+
+Result<bool> ManifestReader::Next(ManifestEntry* entry) {
+  Impl& m = *impl_;
+  while (m.pos == m.segment.size()) {
+    if (m.started) m.it->Next();
+    m.started = true;
+    if (!m.it->Valid() || !m.it->key().starts_with(m.prefix)) {
+      OFFHOST_RETURN_IF_ERROR(FromRocks(m.it->status(), "read " + m.where));
+      if (m.next_offset != m.disk_size) {
+        return Status::Corruption(m.where + " describes " + std::to_string(m.next_offset) +
+                                  " bytes but the disk has " + std::to_string(m.disk_size));
+      }
+      return false;
+    }
+    auto entries = DecodeManifestSegment({m.it->value().data(), m.it->value().size()});
+    if (!entries.ok()) return entries.status().WithContext(m.where);
+    m.segment = std::move(*entries);
+    m.pos = 0;
+  }
+  *entry = m.segment[m.pos++];
+  if (entry->offset != m.next_offset) {
+    return Status::Corruption(m.where + " has a gap at disk offset " +
+                              std::to_string(m.next_offset));
+  }
+  m.next_offset = entry->offset + entry->length;
+  return true;
+}
+
+Result<std::unique_ptr<ManifestReader>> Datastore::OpenManifest(const SnapshotRecord& snap,
+                                                                const std::string& disk) {
   const DiskRecord* rec = nullptr;
   std::string names;
   for (const auto& d : snap.disks) {
@@ -209,28 +251,25 @@ Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::st
     return Status::NotFound("snapshot " + snap.vm + "@" + snap.id + " has no disk '" + disk +
                             "' (it has: " + names + ")");
   }
-  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenReadOnly(dir_ + "/index"));
-  std::string prefix = ManifestPrefix(snap.vm, snap.id, disk);
-  std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
-  uint64_t next = 0;
-  std::string where = "manifest of " + snap.vm + "@" + snap.id + " disk " + disk;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto entries = DecodeManifestSegment({it->value().data(), it->value().size()});
-    if (!entries.ok()) return entries.status().WithContext(where);
-    for (const auto& e : *entries) {
-      if (e.offset != next) {
-        return Status::Corruption(where + " has a gap at disk offset " + std::to_string(next));
-      }
-      next = e.offset + e.length;
-      OFFHOST_RETURN_IF_ERROR(fn(e));
-    }
+  auto impl = std::make_unique<ManifestReader::Impl>();
+  OFFHOST_ASSIGN_OR_RETURN(impl->index, Index::OpenReadOnly(dir_ + "/index"));
+  impl->prefix = ManifestPrefix(snap.vm, snap.id, disk);
+  impl->where = "manifest of " + snap.vm + "@" + snap.id + " disk " + disk;
+  impl->disk_size = rec->size;
+  impl->it.reset(impl->index->db()->NewIterator(rocksdb::ReadOptions()));
+  impl->it->Seek(impl->prefix);
+  return std::unique_ptr<ManifestReader>(new ManifestReader(std::move(impl)));
+}
+
+Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::string& disk,
+                                       const std::function<Status(const ManifestEntry&)>& fn) {
+  OFFHOST_ASSIGN_OR_RETURN(auto reader, OpenManifest(snap, disk));
+  ManifestEntry e;
+  for (;;) {
+    OFFHOST_ASSIGN_OR_RETURN(bool more, reader->Next(&e));
+    if (!more) return Status::OK();
+    OFFHOST_RETURN_IF_ERROR(fn(e));
   }
-  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "read " + where));
-  if (next != rec->size) {
-    return Status::Corruption(where + " describes " + std::to_string(next) +
-                              " bytes but the disk has " + std::to_string(rec->size));
-  }
-  return Status::OK();
 }
 
 Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::string& vm) {

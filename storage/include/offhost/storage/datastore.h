@@ -59,6 +59,20 @@ Status ValidateName(const std::string& what, const std::string& name);
 
 class SnapshotWriter;
 
+// Reads one disk's manifest in disk order, one segment in memory at a time.
+class ManifestReader {
+ public:
+  ~ManifestReader();
+  // The next entry, or false at the end — after checking the entries covered the whole disk.
+  Result<bool> Next(ManifestEntry* entry);
+
+ private:
+  friend class Datastore;
+  struct Impl;
+  explicit ManifestReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 class Datastore {
  public:
   // Creates a datastore in `dir` (which must be missing or empty).
@@ -77,6 +91,9 @@ class Datastore {
   Result<std::vector<SnapshotRecord>> ListSnapshots(const std::string& vm = "");
   // `id` may be "latest".
   Result<SnapshotRecord> FindSnapshot(const std::string& vm, const std::string& id);
+  // One disk's manifest, in order.
+  Result<std::unique_ptr<ManifestReader>> OpenManifest(const SnapshotRecord& snap,
+                                                       const std::string& disk);
   // Streams one disk's manifest in order.
   Status ForEachManifestEntry(const SnapshotRecord& snap, const std::string& disk,
                               const std::function<Status(const ManifestEntry&)>& fn);
