@@ -6,6 +6,25 @@
 
 namespace offhost::proxy {
 
+// Empty when the disk can be backed up incrementally, else why not.
+static std::string FullReason(const BackupDisk& disk, const BackupOptions& options) {
+  if (options.force_full) return "full backup requested";
+  if (!disk.device->has_dirty_map()) {
+    return disk.no_dirty_map_reason.empty() ? "no changed-block information for this disk"
+                                            : disk.no_dirty_map_reason;
+  }
+  if (!options.previous) return "no previous backup of this VM";
+  for (const auto& d : options.previous->disks) {
+    if (d.name != disk.name) continue;
+    if (d.size != disk.device->size()) {
+      return "disk was resized from " + std::to_string(d.size) + " to " +
+             std::to_string(disk.device->size()) + " bytes";
+    }
+    return "";
+  }
+  return "disk is new since the previous backup";
+}
+
 Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
                                std::vector<BackupDisk>& disks, const BackupOptions& options) {
   auto start = std::chrono::steady_clock::now();
@@ -16,14 +35,23 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     for (const auto& d : disks) options.counters->total_bytes += d.device->size();
   }
   OFFHOST_ASSIGN_OR_RETURN(auto writer, ds.BeginSnapshot(vm));
+  storage::SnapshotMeta meta = options.meta;
+  if (options.previous) meta.parent = options.previous->id;
+  writer->SetMeta(meta);
   for (auto& disk : disks) {
     OFFHOST_ASSIGN_OR_RETURN(
         storage::DiskManifestWriter * manifest,
         writer->AddDisk(disk.name, disk.device->description(), disk.device->size()));
-    auto record = BackupOneDisk(ds, *disk.device, *manifest, options);
+    std::string full_reason = FullReason(disk, options);
+    std::unique_ptr<storage::ManifestReader> previous;
+    if (full_reason.empty()) {
+      OFFHOST_ASSIGN_OR_RETURN(previous, ds.OpenManifest(*options.previous, disk.name));
+    }
+    auto record = BackupOneDisk(ds, *disk.device, *manifest, options, std::move(previous));
     if (!record.ok()) {
       return record.status().WithContext("backup of " + vm + " disk " + disk.name);
     }
+    record->full_reason = full_reason;
     OFFHOST_RETURN_IF_ERROR(manifest->Finish(*record));
   }
   BackupResult result;

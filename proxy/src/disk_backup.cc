@@ -1,9 +1,10 @@
-// One disk: the calling thread plans chunks from the allocation map and reads them in
-// batches; worker threads hash, look up, compress and store; results re-enter the manifest in
-// disk order. A fixed pool of chunk buffers bounds memory.
+// One disk: the calling thread plans chunks from the allocation map (and, for incrementals,
+// the dirty map) and reads them in batches; worker threads hash, look up, compress and store;
+// results re-enter the manifest in disk order. A fixed pool of chunk buffers bounds memory.
 #include "disk_backup.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -53,22 +54,113 @@ class BufferPool {
   std::condition_variable cv_;
 };
 
+// A map of the disk (allocation or dirty) kept just ahead of the read position.
+class ExtentWindow {
+ public:
+  using Fetch = std::function<Result<std::vector<Extent>>(uint64_t, uint64_t)>;
+  ExtentWindow(Fetch fetch, uint64_t size, std::string what)
+      : fetch_(std::move(fetch)), size_(size), what_(std::move(what)) {}
+
+  // The parts of [start, end) of each type, after fetching as much of the map as needed.
+  Result<std::vector<Extent>> Cover(uint64_t start, uint64_t end) {
+    uint64_t covered = extents_.empty() ? from_ : extents_.back().offset + extents_.back().length;
+    while (covered < end) {
+      OFFHOST_ASSIGN_OR_RETURN(auto more, fetch_(covered, size_ - covered));
+      if (more.empty() || more.front().offset != covered) {
+        return Status::IOError(what_ + " does not start at the requested offset " +
+                               std::to_string(covered));
+      }
+      for (const auto& e : more) extents_.push_back(e);
+      covered = extents_.back().offset + extents_.back().length;
+    }
+    std::vector<Extent> out;
+    for (const Extent& e : extents_) {
+      uint64_t s = std::max(e.offset, start), t = std::min(e.offset + e.length, end);
+      if (s < t) out.push_back({s, t - s, e.type});
+    }
+    return out;
+  }
+
+  void DropBefore(uint64_t offset) {
+    size_t drop = 0;
+    while (drop < extents_.size() && extents_[drop].offset + extents_[drop].length <= offset) {
+      ++drop;
+    }
+    if (drop == 0) return;
+    from_ = extents_[drop - 1].offset + extents_[drop - 1].length;
+    extents_.erase(extents_.begin(), extents_.begin() + static_cast<long>(drop));
+  }
+
+ private:
+  Fetch fetch_;
+  uint64_t size_;
+  std::string what_;
+  std::vector<Extent> extents_;
+  uint64_t from_ = 0;
+};
+
+// The previous snapshot's manifest, walked in step with the chunks of this backup.
+class PreviousManifest {
+ public:
+  explicit PreviousManifest(std::unique_ptr<storage::ManifestReader> reader)
+      : reader_(std::move(reader)) {}
+
+  // What the previous snapshot holds for exactly [offset, offset+length).
+  Result<ManifestEntry> At(uint64_t offset, uint32_t length) {
+    while (!have_ || cur_.offset + cur_.length <= offset) {
+      OFFHOST_ASSIGN_OR_RETURN(bool more, reader_->Next(&cur_));
+      if (!more) return Status::Corruption("previous manifest ends before offset " + std::to_string(offset));
+      have_ = true;
+    }
+    bool fits = cur_.offset <= offset && cur_.offset + cur_.length >= offset + length;
+    if (!fits || (cur_.kind == ManifestEntryKind::kChunk && cur_.offset != offset)) {
+      return Status::FailedPrecondition(
+          "the previous snapshot's chunk layout does not match at disk offset " +
+          std::to_string(offset) + "; run a full backup (--full)");
+    }
+    ManifestEntry e = cur_;
+    e.offset = offset;
+    e.length = length;
+    return e;
+  }
+
+ private:
+  std::unique_ptr<storage::ManifestReader> reader_;
+  ManifestEntry cur_;
+  bool have_ = false;
+};
+
 struct Job {
   uint64_t seq;
   uint64_t offset;
   uint32_t length;
   char* buffer;
+  // Incrementals: bytes outside `fresh` (relative ranges) come from `base`.
+  bool has_base = false;
+  ManifestEntry base;
+  std::vector<Extent> fresh;
+  std::vector<Extent> data;  // allocated ranges of the chunk, to re-read if `base` is unusable
 };
 
 class DiskBackup {
  public:
   DiskBackup(storage::Datastore& ds, BlockDevice& dev, storage::DiskManifestWriter& manifest,
-             const BackupOptions& options)
-      : ds_(ds), dev_(dev), manifest_(manifest), options_(options) {
-    threads_ = options.threads > 0 ? options.threads
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+             const BackupOptions& options, std::unique_ptr<storage::ManifestReader> previous)
+      : ds_(ds),
+        dev_(dev),
+        manifest_(manifest),
+        options_(options),
+        allocation_([this](uint64_t o, uint64_t l) { return dev_.Extents(o, l); }, dev.size(),
+                    dev.description() + " allocation map"),
+        dirty_([this](uint64_t o, uint64_t l) { return dev_.DirtyExtents(o, l); }, dev.size(),
+               dev.description() + " dirty map") {
+    threads_ = options.threads > 0
+                   ? options.threads
+                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     chunk_size_ = ds.chunker().max_chunk_size();
     batch_chunks_ = std::max<size_t>(1, options.read_ahead / chunk_size_);
+    if (previous) previous_ = std::make_unique<PreviousManifest>(std::move(previous));
+    record_.incremental = previous_ != nullptr;
   }
 
   Result<storage::DiskRecord> Run() {
@@ -92,8 +184,7 @@ class DiskBackup {
     const uint64_t size = dev_.size();
     std::vector<Job> batch;
     std::vector<ReadRequest> reads;
-    uint64_t offset = 0;
-    while (offset < size) {
+    for (uint64_t offset = 0; offset < size;) {
       if (Failed()) return Status::OK();
       if (options_.cancel && options_.cancel->load()) {
         Flush(queue, &batch, &reads).IgnoreError();
@@ -101,88 +192,153 @@ class DiskBackup {
       }
       storage::ChunkRange range = ds_.chunker().ChunkAt(offset, size);
       uint64_t end = range.offset + range.length;
-      OFFHOST_RETURN_IF_ERROR(CoverExtents(end));
-      std::vector<Extent> data;
-      bool any_zero = false;
-      for (const Extent& e : extents_) {
-        uint64_t s = std::max(e.offset, range.offset), t = std::min(e.offset + e.length, end);
-        if (s >= t) continue;
-        if (e.type == ExtentType::kData) data.push_back({s, t - s, e.type});
-        if (e.type == ExtentType::kZero) any_zero = true;
-      }
-      if (data.empty()) {
-        auto kind = any_zero ? ManifestEntryKind::kZero : ManifestEntryKind::kUnallocated;
-        {
-          std::lock_guard<std::mutex> lock(stats_mu_);
-          (any_zero ? record_.zero_bytes : record_.unallocated_bytes) += range.length;
-        }
-        OFFHOST_RETURN_IF_ERROR(Complete(seq_++, {range.offset, range.length, kind, {}}));
-      } else {
-        Job job{seq_++, range.offset, range.length, pool_->Acquire()};
-        // Holes and zero extents inside the chunk are not read: they are zeroes.
-        std::memset(job.buffer, 0, range.length);
-        for (const Extent& d : data) {
-          reads.push_back({d.offset, {job.buffer + (d.offset - range.offset), d.length}});
-          record_.bytes_read += d.length;
-          if (options_.counters) options_.counters->bytes_read += d.length;
-        }
-        batch.push_back(job);
-        if (batch.size() >= batch_chunks_) OFFHOST_RETURN_IF_ERROR(Flush(queue, &batch, &reads));
-      }
+      OFFHOST_RETURN_IF_ERROR(PlanChunk(range, &batch, &reads));
+      if (batch.size() >= batch_chunks_) OFFHOST_RETURN_IF_ERROR(Flush(queue, &batch, &reads));
       offset = end;
-      DropExtentsBefore(offset);
+      allocation_.DropBefore(offset);
+      dirty_.DropBefore(offset);
     }
     return Flush(queue, &batch, &reads);
+  }
+
+  Status PlanChunk(const storage::ChunkRange& range, std::vector<Job>* batch,
+                   std::vector<ReadRequest>* reads) {
+    uint64_t end = range.offset + range.length;
+    OFFHOST_ASSIGN_OR_RETURN(auto alloc, allocation_.Cover(range.offset, end));
+    std::vector<Extent> data;
+    bool any_zero = false;
+    for (const Extent& e : alloc) {
+      if (e.type == ExtentType::kData) data.push_back(e);
+      if (e.type == ExtentType::kZero) any_zero = true;
+    }
+    if (data.empty()) {  // holes and zero extents are never read
+      auto kind = any_zero ? ManifestEntryKind::kZero : ManifestEntryKind::kUnallocated;
+      {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        (any_zero ? record_.zero_bytes : record_.unallocated_bytes) += range.length;
+      }
+      return Complete(seq_++, {range.offset, range.length, kind, {}});
+    }
+    Job job{seq_++, range.offset, range.length, nullptr};
+    std::vector<Extent> to_read = data;
+    if (previous_) {
+      OFFHOST_ASSIGN_OR_RETURN(auto dirty_map, dirty_.Cover(range.offset, end));
+      std::vector<Extent> dirty;
+      for (const Extent& e : dirty_map) {
+        if (e.type == ExtentType::kData) dirty.push_back(e);
+      }
+      OFFHOST_ASSIGN_OR_RETURN(ManifestEntry base, previous_->At(range.offset, range.length));
+      uint64_t dirty_len = 0;
+      for (const Extent& d : dirty) dirty_len += d.length;
+      {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        record_.dirty_bytes += dirty_len;
+        if (dirty.empty()) record_.reused_bytes += range.length;
+      }
+      if (dirty.empty()) return Reuse(job.seq, base);
+      job.has_base = true;
+      job.base = base;
+      job.data = data;
+      for (const Extent& d : dirty) job.fresh.push_back({d.offset - range.offset, d.length, d.type});
+      to_read = Intersect(dirty, data);
+    }
+    job.buffer = pool_->Acquire();
+    std::memset(job.buffer, 0, range.length);  // unread ranges are zeroes (or the base's bytes)
+    for (const Extent& d : to_read) {
+      reads->push_back({d.offset, {job.buffer + (d.offset - range.offset), d.length}});
+      CountRead(d.length);
+    }
+    batch->push_back(std::move(job));
+    return Status::OK();
+  }
+
+  // An unchanged chunk: the previous snapshot's entry, counted like a fresh one.
+  Status Reuse(uint64_t seq, const ManifestEntry& base) {
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      if (base.kind == ManifestEntryKind::kChunk) ++record_.chunks;
+      if (base.kind == ManifestEntryKind::kZero) record_.zero_bytes += base.length;
+      if (base.kind == ManifestEntryKind::kUnallocated) record_.unallocated_bytes += base.length;
+    }
+    if (base.kind == ManifestEntryKind::kChunk) {
+      // The chunk must still be in the store, and durable before this snapshot commits.
+      OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().Contains(base.chunk));
+      if (!present) {
+        return Status::Corruption("chunk " + base.chunk.Hex() + " of the previous snapshot (disk offset " +
+                                  std::to_string(base.offset) +
+                                  ") is missing from the datastore; run 'offhost verify' and a full backup (--full)");
+      }
+    }
+    return Complete(seq, base);
+  }
+
+  static std::vector<Extent> Intersect(const std::vector<Extent>& a, const std::vector<Extent>& b) {
+    std::vector<Extent> out;
+    for (const Extent& x : a) {
+      for (const Extent& y : b) {
+        uint64_t s = std::max(x.offset, y.offset);
+        uint64_t t = std::min(x.offset + x.length, y.offset + y.length);
+        if (s < t) out.push_back({s, t - s, ExtentType::kData});
+      }
+    }
+    return out;
+  }
+
+  void CountRead(uint64_t n) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    record_.bytes_read += n;
+    if (options_.counters) options_.counters->bytes_read += n;
   }
 
   Status Flush(BoundedQueue<Job>& queue, std::vector<Job>* batch,
                std::vector<ReadRequest>* reads) {
     Status st = reads->empty() ? Status::OK() : dev_.Read(*reads);
     reads->clear();
-    for (const Job& j : *batch) {
-      if (!st.ok() || !queue.Push(j)) pool_->Release(j.buffer);
+    for (Job& j : *batch) {
+      char* buffer = j.buffer;
+      if (!st.ok() || !queue.Push(std::move(j))) pool_->Release(buffer);
     }
     batch->clear();
     return st;
   }
 
-  // Makes extents_ cover the disk up to `end`.
-  Status CoverExtents(uint64_t end) {
-    uint64_t covered = extents_.empty() ? extents_from_ : extents_.back().offset + extents_.back().length;
-    while (covered < end) {
-      OFFHOST_ASSIGN_OR_RETURN(auto more, dev_.Extents(covered, dev_.size() - covered));
-      if (more.empty() || more.front().offset != covered) {
-        return Status::IOError(dev_.description() + " returned an allocation map that does "
-                               "not start at the requested offset " + std::to_string(covered));
-      }
-      for (const auto& e : more) extents_.push_back(e);
-      covered = extents_.back().offset + extents_.back().length;
-    }
-    return Status::OK();
-  }
-
-  void DropExtentsBefore(uint64_t offset) {
-    size_t drop = 0;
-    while (drop < extents_.size() && extents_[drop].offset + extents_[drop].length <= offset) {
-      ++drop;
-    }
-    if (drop > 0) {
-      extents_from_ = extents_[drop - 1].offset + extents_[drop - 1].length;
-      extents_.erase(extents_.begin(), extents_.begin() + static_cast<long>(drop));
-    }
-  }
-
   void WorkerLoop(BoundedQueue<Job>& queue) {
     storage::ChunkEncoder encoder(ds_.config().zstd_level);
-    std::string encoded;
+    std::string encoded, base;
     while (auto job = queue.Pop()) {
-      Status st = Failed() ? Status::OK() : Process(*job, encoder, &encoded);
+      Status st = Failed() ? Status::OK() : Process(*job, encoder, &encoded, &base);
       pool_->Release(job->buffer);
       if (!st.ok()) Fail(st);
     }
   }
 
-  Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded) {
+  // Fills the unchanged parts of an incremental chunk from the previous snapshot. A base
+  // chunk that is missing or damaged is not trusted: the whole chunk is read from the source.
+  Status MergeBase(const Job& job, std::string* base) {
+    if (job.base.kind != ManifestEntryKind::kChunk) return Status::OK();  // zeroes already
+    auto file = ds_.chunks().Get(job.base.chunk);
+    Status st = file.ok() ? storage::DecodeChunk(job.base.chunk, *file, base) : file.status();
+    if (st.ok() && base->size() == job.length) {
+      uint64_t pos = 0;
+      for (const Extent& f : job.fresh) {
+        std::memcpy(job.buffer + pos, base->data() + pos, f.offset - pos);
+        pos = f.offset + f.length;
+      }
+      std::memcpy(job.buffer + pos, base->data() + pos, job.length - pos);
+      return Status::OK();
+    }
+    std::vector<ReadRequest> reads;
+    std::memset(job.buffer, 0, job.length);
+    for (const Extent& d : job.data) {
+      reads.push_back({d.offset, {job.buffer + (d.offset - job.offset), d.length}});
+      CountRead(d.length);
+    }
+    return dev_.Read(reads);
+  }
+
+  Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded,
+                 std::string* base) {
+    if (job.has_base) OFFHOST_RETURN_IF_ERROR(MergeBase(job, base));
     std::span<const char> data(job.buffer, job.length);
     if (AllZero(job.buffer, job.length)) {
       std::lock_guard<std::mutex> lock(stats_mu_);
@@ -240,8 +396,9 @@ class DiskBackup {
   size_t batch_chunks_;
   BufferPool* pool_ = nullptr;
 
-  std::vector<Extent> extents_;  // allocation map ahead of the read position
-  uint64_t extents_from_ = 0;
+  ExtentWindow allocation_;
+  ExtentWindow dirty_;
+  std::unique_ptr<PreviousManifest> previous_;
   uint64_t seq_ = 0;
 
   std::mutex stats_mu_;
@@ -257,8 +414,9 @@ class DiskBackup {
 
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,
-                                          const BackupOptions& options) {
-  DiskBackup backup(ds, device, manifest, options);
+                                          const BackupOptions& options,
+                                          std::unique_ptr<storage::ManifestReader> previous) {
+  DiskBackup backup(ds, device, manifest, options, std::move(previous));
   return backup.Run();
 }
 

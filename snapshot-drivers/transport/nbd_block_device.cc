@@ -58,39 +58,34 @@ class NbdBlockDevice final : public BlockDevice {
   bool writable() const override { return options_.writable && !read_only_; }
 
   Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t length) override {
-    length = std::min({length, kBlockStatusWindow, size_ - std::min(offset, size_)});
-    if (length == 0) return std::vector<Extent>{};
-    if (!has_allocation_) return std::vector<Extent>{{offset, length, ExtentType::kData}};
-    struct Collect {
-      uint64_t offset, end;
-      std::vector<Extent> out;
-    } c{offset, offset + length, {}};
-    auto cb = [](void* user, const char* context, uint64_t off, uint32_t* entries, size_t n,
-                 int*) -> int {
-      auto* col = static_cast<Collect*>(user);
-      if (std::string_view(context) != LIBNBD_CONTEXT_BASE_ALLOCATION) return 0;
-      for (size_t i = 0; i + 1 < n && off < col->end; i += 2) {
-        uint64_t len = std::min<uint64_t>(entries[i], col->end - off);
-        uint32_t flags = entries[i + 1];
-        ExtentType t = (flags & LIBNBD_STATE_HOLE)   ? ExtentType::kHole
-                       : (flags & LIBNBD_STATE_ZERO) ? ExtentType::kZero
-                                                     : ExtentType::kData;
-        if (!col->out.empty() && col->out.back().type == t) {
-          col->out.back().length += len;
-        } else {
-          col->out.push_back({off, len, t});
-        }
-        off += len;
-      }
-      return 0;
-    };
-    std::lock_guard<std::mutex> lock(mu_);
-    if (nbd_block_status(h_.get(), length, offset, nbd_extent_callback{cb, &c, nullptr}, 0) < 0) {
-      return Status::IOError("block status of NBD export " + uri_ + " at offset " +
-                             std::to_string(offset) + ": " + NbdError() + Hint());
+    if (!has_allocation_) {
+      length = std::min({length, kBlockStatusWindow, size_ - std::min(offset, size_)});
+      return std::vector<Extent>{{offset, length, ExtentType::kData}};
     }
-    if (c.out.empty()) return Status::IOError("NBD export " + uri_ + " returned no extents");
-    return std::move(c.out);
+    return BlockStatus(LIBNBD_CONTEXT_BASE_ALLOCATION, offset, length,
+                       [](uint32_t flags) {
+                         return (flags & LIBNBD_STATE_HOLE)   ? ExtentType::kHole
+                                : (flags & LIBNBD_STATE_ZERO) ? ExtentType::kZero
+                                                              : ExtentType::kData;
+                       });
+  }
+
+  bool has_dirty_map() const override { return !options_.dirty_bitmap.empty(); }
+
+  Result<std::vector<Extent>> DirtyExtents(uint64_t offset, uint64_t length) override {
+    if (!has_dirty_map()) return BlockDevice::DirtyExtents(offset, length);
+    // In qemu:dirty-bitmap contexts, bit 0 set means "dirty".
+    return BlockStatus(options_.dirty_bitmap, offset, length, [](uint32_t flags) {
+      return (flags & 1) ? ExtentType::kData : ExtentType::kHole;
+    });
+  }
+
+  Status CheckDirtyBitmap() {
+    if (has_dirty_map() && nbd_can_meta_context(h_.get(), options_.dirty_bitmap.c_str()) != 1) {
+      return Status::NotFound("NBD export " + uri_ + " does not offer the dirty bitmap '" +
+                              options_.dirty_bitmap + "'");
+    }
+    return Status::OK();
   }
 
   Status Read(std::span<const ReadRequest> requests) override {
@@ -178,6 +173,45 @@ class NbdBlockDevice final : public BlockDevice {
     return "; the export may have stopped or disconnected — check it and run the backup again";
   }
 
+  template <typename Classify>
+  Result<std::vector<Extent>> BlockStatus(const std::string& context, uint64_t offset,
+                                          uint64_t length, Classify classify) {
+    length = std::min({length, kBlockStatusWindow, size_ - std::min(offset, size_)});
+    if (length == 0) return std::vector<Extent>{};
+    struct Collect {
+      const std::string* context;
+      uint64_t end;
+      Classify* classify;
+      std::vector<Extent> out;
+    } c{&context, offset + length, &classify, {}};
+    auto cb = [](void* user, const char* ctx, uint64_t off, uint32_t* entries, size_t n,
+                 int*) -> int {
+      auto* col = static_cast<Collect*>(user);
+      if (*col->context != ctx) return 0;  // another negotiated context
+      for (size_t i = 0; i + 1 < n && off < col->end; i += 2) {
+        uint64_t len = std::min<uint64_t>(entries[i], col->end - off);
+        ExtentType t = (*col->classify)(entries[i + 1]);
+        if (!col->out.empty() && col->out.back().type == t) {
+          col->out.back().length += len;
+        } else {
+          col->out.push_back({off, len, t});
+        }
+        off += len;
+      }
+      return 0;
+    };
+    std::lock_guard<std::mutex> lock(mu_);
+    if (nbd_block_status(h_.get(), length, offset, nbd_extent_callback{cb, &c, nullptr}, 0) < 0) {
+      return Status::IOError("block status (" + context + ") of NBD export " + uri_ +
+                             " at offset " + std::to_string(offset) + ": " + NbdError() + Hint());
+    }
+    if (c.out.empty() || c.out.front().offset != offset) {
+      return Status::IOError("NBD export " + uri_ + " returned no " + context +
+                             " extents at offset " + std::to_string(offset));
+    }
+    return std::move(c.out);
+  }
+
   Status ReadError(uint64_t offset) {
     return Status::IOError("read from NBD export " + uri_ + " near offset " +
                            std::to_string(offset) + " failed: " + NbdError() + Hint());
@@ -240,7 +274,9 @@ Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,
   nbd_set_handle_name(h.get(), "offhost");
   // The operator's URI may name TLS key files (tls-psk-file=, tls-certificates=).
   nbd_set_uri_allow_local_file(h.get(), true);
-  if (nbd_add_meta_context(h.get(), LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
+  if (nbd_add_meta_context(h.get(), LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+      (!options.dirty_bitmap.empty() &&
+       nbd_add_meta_context(h.get(), options.dirty_bitmap.c_str()) < 0)) {
     return Status::IOError("libnbd: " + NbdError());
   }
   if (nbd_connect_uri(h.get(), uri.c_str()) < 0) {
@@ -249,6 +285,7 @@ Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,
   }
   auto dev = std::make_unique<NbdBlockDevice>(std::move(h), shown, options);
   OFFHOST_RETURN_IF_ERROR(dev->Init());
+  OFFHOST_RETURN_IF_ERROR(dev->CheckDirtyBitmap());
   return std::unique_ptr<BlockDevice>(std::move(dev));
 }
 

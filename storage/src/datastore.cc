@@ -197,6 +197,12 @@ Result<SnapshotRecord> Datastore::FindSnapshot(const std::string& vm, const std:
                           " (latest is " + vm + "@" + all.back().id + ")");
 }
 
+Result<std::string> Datastore::GetVmConfig(const SnapshotRecord& snap) {
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenReadOnly(dir_ + "/index"));
+  OFFHOST_ASSIGN_OR_RETURN(auto value, index->Get(ConfigKey(snap.vm, snap.id)));
+  return value.value_or("");
+}
+
 struct ManifestReader::Impl {
   std::unique_ptr<Index> index;
   std::unique_ptr<rocksdb::Iterator> it;

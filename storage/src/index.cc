@@ -77,6 +77,9 @@ std::string SnapshotKey(const std::string& vm, const std::string& id) {
   return "s/" + vm + "/" + id;
 }
 std::string SnapshotPrefix(const std::string& vm) { return vm.empty() ? "s/" : "s/" + vm + "/"; }
+std::string ConfigKey(const std::string& vm, const std::string& id) {
+  return "c/" + vm + "/" + id;
+}
 std::string RunningKey(const std::string& vm, const std::string& id) {
   return "r/" + vm + "/" + id;
 }

@@ -36,6 +36,7 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what);
 // Key builders.
 std::string SnapshotKey(const std::string& vm, const std::string& id);
 std::string SnapshotPrefix(const std::string& vm);  // vm may be empty: every snapshot
+std::string ConfigKey(const std::string& vm, const std::string& id);
 std::string RunningKey(const std::string& vm, const std::string& id);
 std::string ManifestPrefix(const std::string& vm, const std::string& id, const std::string& disk);
 std::string ManifestKey(const std::string& vm, const std::string& id, const std::string& disk,

@@ -26,10 +26,23 @@ json ToJson(const SnapshotRecord& s) {
                      {"bytes_read", d.bytes_read},
                      {"new_bytes", d.new_bytes},
                      {"zero_bytes", d.zero_bytes},
-                     {"unallocated_bytes", d.unallocated_bytes}});
+                     {"unallocated_bytes", d.unallocated_bytes},
+                     {"incremental", d.incremental},
+                     {"full_reason", d.full_reason},
+                     {"dirty_bytes", d.dirty_bytes},
+                     {"reused_bytes", d.reused_bytes}});
   }
-  return {{"vm", s.vm},       {"id", s.id},       {"started", s.started},
-          {"finished", s.finished}, {"disks", disks}};
+  return {{"vm", s.vm},
+          {"id", s.id},
+          {"started", s.started},
+          {"finished", s.finished},
+          {"disks", disks},
+          {"vm_uuid", s.meta.vm_uuid},
+          {"driver", s.meta.driver},
+          {"consistency", s.meta.consistency},
+          {"consistency_reason", s.meta.consistency_reason},
+          {"checkpoint", s.meta.checkpoint},
+          {"parent", s.meta.parent}};
 }
 
 Result<SnapshotRecord> SnapshotFromJson(const std::string& text, const std::string& key) {
@@ -51,8 +64,18 @@ Result<SnapshotRecord> SnapshotFromJson(const std::string& text, const std::stri
       r.new_bytes = d.value("new_bytes", uint64_t{0});
       r.zero_bytes = d.value("zero_bytes", uint64_t{0});
       r.unallocated_bytes = d.value("unallocated_bytes", uint64_t{0});
+      r.incremental = d.value("incremental", false);
+      r.full_reason = d.value("full_reason", "");
+      r.dirty_bytes = d.value("dirty_bytes", uint64_t{0});
+      r.reused_bytes = d.value("reused_bytes", uint64_t{0});
       s.disks.push_back(std::move(r));
     }
+    s.meta.vm_uuid = j.value("vm_uuid", "");
+    s.meta.driver = j.value("driver", "");
+    s.meta.consistency = j.value("consistency", "crash");
+    s.meta.consistency_reason = j.value("consistency_reason", "");
+    s.meta.checkpoint = j.value("checkpoint", "");
+    s.meta.parent = j.value("parent", "");
     return s;
   } catch (const json::exception& e) {
     return Status::Corruption("index record " + key + " is not a valid snapshot: " + e.what());

@@ -141,6 +141,9 @@ Result<SnapshotRecord> SnapshotWriter::Commit() {
     }
   }
   record_.finished = static_cast<int64_t>(std::time(nullptr));
+  if (!record_.meta.vm_config.empty()) {
+    batch.Put(ConfigKey(record_.vm, record_.id), record_.meta.vm_config);
+  }
   batch.Put(SnapshotKey(record_.vm, record_.id), ToJson(record_).dump());
   batch.Delete(RunningKey(record_.vm, record_.id));
 

@@ -48,6 +48,11 @@ class MemoryDisk : public BlockDevice {
     extents_.push_back({0, size, ExtentType::kHole});
   }
 
+  // A copy with the same bytes, allocation and dirty maps and fresh counters.
+  MemoryDisk(const MemoryDisk& o)
+      : BlockDevice(), data_(o.data_), extents_(o.extents_), dirty_map_(o.dirty_map_),
+        dirty_(o.dirty_) {}
+
   // Writes data and marks it allocated.
   void Put(uint64_t offset, const std::string& bytes) {
     std::memcpy(data_.data() + offset, bytes.data(), bytes.size());
@@ -70,6 +75,27 @@ class MemoryDisk : public BlockDevice {
     extents_ = out;
   }
   void FailReadsAfter(uint64_t bytes) { fail_after_ = bytes; }
+  // Changed-block tracking: these ranges are dirty, the rest clean.
+  void SetDirty(std::vector<Extent> dirty) {
+    dirty_map_ = true;
+    dirty_.clear();
+    uint64_t pos = 0;
+    for (const auto& d : dirty) {
+      if (d.offset > pos) dirty_.push_back({pos, d.offset - pos, ExtentType::kHole});
+      dirty_.push_back({d.offset, d.length, ExtentType::kData});
+      pos = d.offset + d.length;
+    }
+    if (pos < size()) dirty_.push_back({pos, size() - pos, ExtentType::kHole});
+  }
+  bool has_dirty_map() const override { return dirty_map_; }
+  Result<std::vector<Extent>> DirtyExtents(uint64_t offset, uint64_t length) override {
+    std::vector<Extent> out;
+    for (const auto& e : dirty_) {
+      uint64_t s = std::max(e.offset, offset), t = std::min(e.offset + e.length, offset + length);
+      if (s < t) out.push_back({s, t - s, e.type});
+    }
+    return out;
+  }
 
   const std::string& bytes() const { return data_; }
   uint64_t bytes_read() const { return bytes_read_; }
@@ -107,6 +133,8 @@ class MemoryDisk : public BlockDevice {
  private:
   std::string data_;
   std::vector<Extent> extents_;
+  bool dirty_map_ = false;
+  std::vector<Extent> dirty_;
   std::mutex mu_;
   uint64_t bytes_read_ = 0;
   uint64_t fail_after_ = UINT64_MAX;

@@ -39,7 +39,7 @@ class PipelineTest : public ::testing::Test {
   Result<BackupResult> Backup(std::unique_ptr<BlockDevice> dev, const std::string& vm = "vm",
                               const std::atomic<bool>* cancel = nullptr) {
     std::vector<BackupDisk> disks;
-    disks.push_back({"vda", std::move(dev)});
+    disks.push_back({"vda", std::move(dev), ""});
     BackupOptions o;
     o.threads = 3;
     o.read_ahead = 2 * kChunk;

@@ -17,6 +17,8 @@ namespace offhost::proxy {
 struct BackupDisk {
   std::string name;
   std::unique_ptr<BlockDevice> device;
+  // Why the device has no changed-block map (shown and stored when the disk gets a full).
+  std::string no_dirty_map_reason;
 };
 
 // Live counters a progress display may poll from another thread.
@@ -32,6 +34,13 @@ struct BackupOptions {
   uint32_t read_ahead = 16u * 1024 * 1024;    // bytes of reads issued together
   BackupCounters* counters = nullptr;         // optional
   const std::atomic<bool>* cancel = nullptr;  // optional; set to stop the backup
+  // Incremental forever: a disk whose device has a dirty map relative to this snapshot (same
+  // disk name and size) reads only changed ranges; unchanged ones are taken from `previous`.
+  // The result is a complete snapshot, restorable on its own.
+  const storage::SnapshotRecord* previous = nullptr;
+  storage::SnapshotMeta meta;  // stored with the snapshot
+  // Forces a full read of every disk even when an incremental is possible.
+  bool force_full = false;
 };
 
 struct BackupResult {

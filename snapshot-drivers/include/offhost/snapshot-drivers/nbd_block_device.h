@@ -17,6 +17,9 @@ struct NbdOpenOptions {
   int max_in_flight = 16;
   // Upper bound on one request; lowered further to the server's advertised maximum.
   uint32_t max_request = 4u * 1024 * 1024;
+  // Changed-block tracking: a dirty-bitmap meta context such as "qemu:dirty-bitmap:backup-vda".
+  // Opening fails when the export does not offer it.
+  std::string dirty_bitmap;
 };
 
 Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,

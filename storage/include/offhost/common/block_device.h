@@ -51,6 +51,13 @@ class BlockDevice {
     return std::vector<Extent>{{offset, length, ExtentType::kData}};
   }
 
+  // Changed-block tracking: whether DirtyExtents() knows what changed since a checkpoint.
+  virtual bool has_dirty_map() const { return false; }
+  // Like Extents(), over the dirty map: kData = changed since the checkpoint, kHole = unchanged.
+  virtual Result<std::vector<Extent>> DirtyExtents(uint64_t offset, uint64_t length) {
+    return std::vector<Extent>{{offset, length, ExtentType::kData}};
+  }
+
   // Reads all requests, possibly concurrently; returns the first error.
   virtual Status Read(std::span<const ReadRequest> requests) = 0;
 

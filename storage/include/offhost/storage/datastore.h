@@ -40,6 +40,21 @@ struct DiskRecord {
   uint64_t new_bytes = 0;       // encoded bytes this backup added to the store
   uint64_t zero_bytes = 0;      // allocated zeroes, not stored
   uint64_t unallocated_bytes = 0;
+  bool incremental = false;     // unchanged ranges were taken from the previous snapshot
+  std::string full_reason;      // why a full backup when an incremental was not possible
+  uint64_t dirty_bytes = 0;     // bytes the changed-block map marked as changed
+  uint64_t reused_bytes = 0;    // bytes taken unchanged from the previous snapshot
+};
+
+// What the snapshot driver knew about the VM and how consistent the view was.
+struct SnapshotMeta {
+  std::string vm_uuid;
+  std::string driver;              // "nbd", "libvirt", "qemu", ...
+  std::string consistency = "crash";  // "crash" or "application"
+  std::string consistency_reason;  // e.g. why application consistency was not reached
+  std::string checkpoint;          // changed-block checkpoint taken with this view
+  std::string parent;              // snapshot id the incremental disks are relative to
+  std::string vm_config;           // the hypervisor's VM definition (domain XML, ...)
 };
 
 struct SnapshotRecord {
@@ -48,6 +63,7 @@ struct SnapshotRecord {
   int64_t started = 0;
   int64_t finished = 0;
   std::vector<DiskRecord> disks;
+  SnapshotMeta meta;  // meta.vm_config is not kept here; see Datastore::GetVmConfig
 
   uint64_t logical_bytes() const;
   uint64_t bytes_read() const;
@@ -91,6 +107,8 @@ class Datastore {
   Result<std::vector<SnapshotRecord>> ListSnapshots(const std::string& vm = "");
   // `id` may be "latest".
   Result<SnapshotRecord> FindSnapshot(const std::string& vm, const std::string& id);
+  // The VM configuration stored with a snapshot (empty when the driver had none).
+  Result<std::string> GetVmConfig(const SnapshotRecord& snap);
   // One disk's manifest, in order.
   Result<std::unique_ptr<ManifestReader>> OpenManifest(const SnapshotRecord& snap,
                                                        const std::string& disk);
@@ -121,6 +139,7 @@ class SnapshotWriter {
   ~SnapshotWriter();  // aborts (removes staging) unless committed
   const std::string& vm() const { return record_.vm; }
   const std::string& id() const { return record_.id; }
+  void SetMeta(SnapshotMeta meta) { record_.meta = std::move(meta); }
 
   // Adds a disk; entries are then added in order through the returned writer.
   Result<DiskManifestWriter*> AddDisk(const std::string& name, const std::string& source,

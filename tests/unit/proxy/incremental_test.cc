@@ -1,0 +1,159 @@
+// Incremental forever: only dirty ranges are read; the snapshot is complete on its own.
+#include <gtest/gtest.h>
+
+#include "offhost/proxy/backup.h"
+#include "offhost/proxy/restore.h"
+#include "test_util.h"
+
+namespace offhost::proxy {
+namespace {
+
+using offhost::testing::MemoryDisk;
+using offhost::testing::RandomBytes;
+
+constexpr uint32_t kChunk = 64 * 1024;
+constexpr uint64_t kSize = 32 * kChunk + 5000;
+
+class IncrementalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::DatastoreConfig config;
+    config.chunk_size = kChunk;
+    ASSERT_TRUE(storage::Datastore::Init(dir_ / "ds", config).ok());
+    ds_ = std::move(*storage::Datastore::Open(dir_ / "ds", true));
+    disk_ = std::make_unique<MemoryDisk>(kSize);
+    disk_->Put(0, RandomBytes(10 * kChunk, 1));
+    disk_->Put(20 * kChunk, RandomBytes(4 * kChunk, 2));
+    disk_->Put(kSize - 5000, RandomBytes(5000, 3));
+  }
+
+  // Backs up a copy of disk_ (with its dirty map) relative to `previous`.
+  Result<BackupResult> Backup(const storage::SnapshotRecord* previous, bool full = false) {
+    auto copy = std::make_unique<MemoryDisk>(*disk_);
+    last_ = copy.get();
+    std::vector<BackupDisk> disks;
+    disks.push_back({"vda", std::move(copy), ""});
+    BackupOptions o;
+    o.threads = 2;
+    o.previous = previous;
+    o.force_full = full;
+    return RunBackup(*ds_, "vm", disks, o);
+  }
+
+  std::string Restore(const storage::SnapshotRecord& snap) {
+    MemoryDisk target(kSize);
+    auto r = RestoreDisk(*ds_, snap, "vda", target, {});
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return target.bytes();
+  }
+
+  offhost::testing::TempDir dir_;
+  std::unique_ptr<storage::Datastore> ds_;
+  std::unique_ptr<MemoryDisk> disk_;
+  MemoryDisk* last_ = nullptr;
+};
+
+TEST_F(IncrementalTest, ReadsOnlyDirtyBytesAndRestoresTheNewState) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok()) << full.status().message();
+  std::string before = disk_->bytes();
+
+  // The guest writes 4 KiB inside chunk 2, 8 KiB straddling chunks 20/21, and new data in a
+  // hole (chunk 28); it also trims chunk 22 (allocation says hole, bitmap says dirty).
+  disk_->Put(2 * kChunk + 100, std::string(4096, 'x'));
+  disk_->Put(21 * kChunk - 4096, std::string(8192, 'y'));
+  disk_->Put(28 * kChunk, std::string(4096, 'z'));
+  disk_->Mark(22 * kChunk, kChunk, ExtentType::kHole);
+  std::string after = disk_->bytes();
+  std::memset(after.data() + 22 * kChunk, 0, kChunk);
+  disk_->SetDirty({{2 * kChunk + 100, 4096, ExtentType::kData},
+                   {21 * kChunk - 4096, 8192, ExtentType::kData},
+                   {22 * kChunk, kChunk, ExtentType::kData},
+                   {28 * kChunk, 4096, ExtentType::kData}});
+
+  auto inc = Backup(&full->snapshot);
+  ASSERT_TRUE(inc.ok()) << inc.status().message();
+  const auto& d = inc->snapshot.disks[0];
+  EXPECT_TRUE(d.incremental);
+  EXPECT_EQ(d.full_reason, "");
+  EXPECT_EQ(d.bytes_read, 4096u + 8192u + 4096u);
+  EXPECT_EQ(last_->bytes_read(), d.bytes_read);
+  EXPECT_EQ(d.dirty_bytes, 4096u + 8192u + 4096u);  // the trimmed chunk is a hole: not counted
+  EXPECT_EQ(d.new_chunks, 4u);
+  EXPECT_EQ(inc->snapshot.meta.parent, full->snapshot.id);
+
+  EXPECT_EQ(Restore(inc->snapshot), after);
+  EXPECT_EQ(Restore(full->snapshot), before);  // the older snapshot is untouched
+}
+
+TEST_F(IncrementalTest, NothingDirtyReadsNothing) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  disk_->SetDirty({});
+  auto inc = Backup(&full->snapshot);
+  ASSERT_TRUE(inc.ok());
+  EXPECT_EQ(inc->snapshot.disks[0].bytes_read, 0u);
+  // Every chunk holding data was taken from the previous snapshot (holes are not "reused").
+  EXPECT_EQ(inc->snapshot.disks[0].reused_bytes, 14u * kChunk + 5000u);
+  EXPECT_EQ(inc->snapshot.disks[0].chunks, full->snapshot.disks[0].chunks);
+  EXPECT_EQ(Restore(inc->snapshot), disk_->bytes());
+}
+
+TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  storage::ChunkId base;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
+    if (e.offset == 3 * kChunk) base = e.chunk;
+    return Status::OK();
+  }).ok());
+  std::filesystem::resize_file(ds_->chunks().Locate(base), 100);
+  disk_->Put(3 * kChunk, std::string(512, 'q'));
+  disk_->SetDirty({{3 * kChunk, 512, ExtentType::kData}});
+  auto inc = Backup(&full->snapshot);
+  ASSERT_TRUE(inc.ok()) << inc.status().message();
+  EXPECT_EQ(inc->snapshot.disks[0].bytes_read, 512u + kChunk);
+  EXPECT_EQ(Restore(inc->snapshot), disk_->bytes());
+}
+
+TEST_F(IncrementalTest, FullWhenForcedResizedOrWithoutMap) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->snapshot.disks[0].full_reason, "no changed-block information for this disk");
+  disk_->SetDirty({});
+  auto forced = Backup(&full->snapshot, /*full=*/true);
+  ASSERT_TRUE(forced.ok());
+  EXPECT_FALSE(forced->snapshot.disks[0].incremental);
+  EXPECT_EQ(forced->snapshot.disks[0].full_reason, "full backup requested");
+  EXPECT_EQ(forced->snapshot.disks[0].bytes_read, full->snapshot.disks[0].bytes_read);
+
+  auto bigger = std::make_unique<MemoryDisk>(kSize + kChunk);
+  bigger->SetDirty({});
+  std::vector<BackupDisk> disks;
+  disks.push_back({"vda", std::move(bigger), ""});
+  BackupOptions o;
+  o.previous = &full->snapshot;
+  auto resized = RunBackup(*ds_, "vm", disks, o);
+  ASSERT_TRUE(resized.ok());
+  EXPECT_NE(resized->snapshot.disks[0].full_reason.find("resized"), std::string::npos);
+}
+
+TEST_F(IncrementalTest, MissingUnchangedChunkFailsWithAHint) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  storage::ChunkId first;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
+    if (e.offset == 0) first = e.chunk;
+    return Status::OK();
+  }).ok());
+  std::filesystem::remove(ds_->chunks().Locate(first));
+  disk_->SetDirty({});
+  auto inc = Backup(&full->snapshot);
+  ASSERT_FALSE(inc.ok());
+  EXPECT_NE(inc.status().message().find(first.Hex()), std::string::npos);
+  EXPECT_NE(inc.status().message().find("--full"), std::string::npos);
+  EXPECT_EQ(ds_->ListSnapshots()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace offhost::proxy
