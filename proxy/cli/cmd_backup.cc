@@ -1,39 +1,61 @@
-// offhost backup --datastore DIR --vm NAME --disk NAME=URI [--disk ...] [--json]
+// offhost backup --datastore DIR [--driver nbd|libvirt|qemu] ... [--full] [--json]
+//   nbd:     --vm NAME --disk NAME=URI [--disk ...] [--bitmap CONTEXT]
+//   libvirt: --connect URI --domain NAME|UUID [--vm NAME]
+//   qemu:    --qmp SOCKET [--qga SOCKET] --vm NAME
 #include <csignal>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
 #include "commands.h"
-#include "offhost/proxy/backup.h"
+#include "offhost/proxy/vm_backup.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 
 namespace offhost::cli {
 namespace {
 
+std::atomic<bool> g_cancel{false};
+
 struct BackupCliOptions {
   std::string datastore;
+  std::string driver = "nbd";
   std::string vm;
   std::vector<std::string> disks;
+  std::string bitmap, connect, domain, qmp, qga;
+  int freeze_timeout = 10;
+  bool full = false;
   int threads = 0;
   bool json = false;
 };
 
-Result<std::vector<proxy::BackupDisk>> OpenDisks(const std::vector<std::string>& specs) {
-  std::vector<proxy::BackupDisk> out;
-  for (const auto& spec : specs) {
+Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
+  proxy::VmBackupRequest req;
+  req.driver = o.driver;
+  req.vm_name = o.vm;
+  req.snapshot.full = o.full;
+  req.snapshot.vm = !o.domain.empty() ? o.domain : o.vm;
+  auto& s = req.snapshot.settings;
+  for (const auto& spec : o.disks) {
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0) {
       return Status::InvalidArgument("--disk '" + snapshot_drivers::MaskUri(spec) +
                                      "' must be NAME=URI, e.g. --disk vda=nbd+unix:///vda?socket=/run/vda.sock");
     }
-    std::string name = spec.substr(0, eq), uri = spec.substr(eq + 1);
+    std::string name = spec.substr(0, eq);
     OFFHOST_RETURN_IF_ERROR(storage::ValidateName("disk", name));
-    auto dev = snapshot_drivers::OpenNbd(uri);  // sources are always opened read-only
-    if (!dev.ok()) return dev.status().WithContext("disk " + name);
-    out.push_back({name, std::move(*dev)});
+    if (s.count("disk." + name)) return Status::InvalidArgument("--disk " + name + " given twice");
+    s["disk." + name] = spec.substr(eq + 1);
   }
-  return out;
+  if (!o.bitmap.empty()) s["bitmap"] = o.bitmap;
+  if (!o.connect.empty()) s["connect"] = o.connect;
+  if (!o.qmp.empty()) s["qmp"] = o.qmp;
+  if (!o.qga.empty()) s["qga"] = o.qga;
+  s["freeze-timeout"] = std::to_string(o.freeze_timeout);
+  if (req.snapshot.vm.empty()) {
+    return Status::InvalidArgument(o.driver == "libvirt" ? "give the domain with --domain NAME|UUID"
+                                                         : "give the VM's name with --vm NAME");
+  }
+  return req;
 }
 
 std::string DedupeText(const storage::SnapshotRecord& s) {
@@ -45,57 +67,101 @@ std::string DedupeText(const storage::SnapshotRecord& s) {
   if (chunks == 0) return "no data chunks";
   if (fresh == 0) return "dedupe all (" + std::to_string(chunks) + " chunks already stored)";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "dedupe %.2fx", static_cast<double>(chunks) / static_cast<double>(fresh));
+  std::snprintf(buf, sizeof buf, "dedupe %.2fx",
+                static_cast<double>(chunks) / static_cast<double>(fresh));
   return buf;
 }
 
-int RunBackupCommand(const BackupCliOptions& o) {
-  Status name_ok = storage::ValidateName("VM", o.vm);
-  if (!name_ok.ok()) return ReportError(name_ok);
-  auto ds = storage::Datastore::Open(o.datastore, /*for_writing=*/true);
-  if (!ds.ok()) return ReportError(ds.status());
-  auto disks = OpenDisks(o.disks);
-  if (!disks.ok()) return ReportError(disks.status());
+std::string KindText(const storage::DiskRecord& d) {
+  return d.incremental ? "incremental" : "full (" + d.full_reason + ")";
+}
 
-  proxy::BackupCounters counters;
-  proxy::BackupOptions options;
-  options.threads = o.threads;
-  options.counters = &counters;
-  Result<proxy::BackupResult> result = Status::Cancelled("not run");
-  {
-    ProgressBar bar("backup " + o.vm, [&] {
-      return std::make_pair(counters.done_bytes.load(), counters.total_bytes.load());
-    });
-    result = proxy::RunBackup(**ds, o.vm, *disks, options);
+nlohmann::json ToJson(const proxy::VmBackupResult& r) {
+  const auto& s = r.backup.snapshot;
+  nlohmann::json j = {{"vm", s.vm},
+                      {"snapshot", s.id},
+                      {"vm_uuid", s.meta.vm_uuid},
+                      {"driver", s.meta.driver},
+                      {"consistency", s.meta.consistency},
+                      {"consistency_reason", s.meta.consistency_reason},
+                      {"checkpoint", s.meta.checkpoint},
+                      {"parent", s.meta.parent},
+                      {"logical_bytes", s.logical_bytes()},
+                      {"bytes_read", s.bytes_read()},
+                      {"new_bytes", s.new_bytes()},
+                      {"seconds", r.backup.seconds},
+                      {"disks", nlohmann::json::array()},
+                      {"excluded", nlohmann::json::array()}};
+  for (const auto& d : s.disks) {
+    j["disks"].push_back({{"name", d.name}, {"size", d.size}, {"bytes_read", d.bytes_read},
+                          {"new_bytes", d.new_bytes}, {"chunks", d.chunks},
+                          {"new_chunks", d.new_chunks}, {"zero_bytes", d.zero_bytes},
+                          {"unallocated_bytes", d.unallocated_bytes},
+                          {"incremental", d.incremental}, {"full_reason", d.full_reason},
+                          {"dirty_bytes", d.dirty_bytes}, {"reused_bytes", d.reused_bytes}});
   }
-  if (!result.ok()) {
-    std::cerr << "offhost: backup of " << o.vm << " failed; no snapshot was created and the "
-              << "datastore is unchanged apart from unreferenced chunks\n";
-    return ReportError(result.status());
-  }
-  const auto& s = result->snapshot;
-  double secs = result->seconds > 0 ? result->seconds : 1e-9;
-  if (o.json) {
-    nlohmann::json j = {{"vm", s.vm},
-                        {"snapshot", s.id},
-                        {"logical_bytes", s.logical_bytes()},
-                        {"bytes_read", s.bytes_read()},
-                        {"new_bytes", s.new_bytes()},
-                        {"seconds", result->seconds}};
-    for (const auto& d : s.disks) {
-      j["disks"].push_back({{"name", d.name}, {"size", d.size}, {"bytes_read", d.bytes_read},
-                            {"new_bytes", d.new_bytes}, {"chunks", d.chunks},
-                            {"new_chunks", d.new_chunks}, {"zero_bytes", d.zero_bytes},
-                            {"unallocated_bytes", d.unallocated_bytes}});
-    }
-    std::cout << j.dump(2) << "\n";
-    return kExitOk;
-  }
+  for (const auto& e : r.excluded) j["excluded"].push_back({{"name", e.name}, {"reason", e.reason}});
+  if (!r.release_warning.empty()) j["release_warning"] = r.release_warning;
+  return j;
+}
+
+void PrintSummary(const proxy::VmBackupResult& r) {
+  const auto& s = r.backup.snapshot;
+  double secs = r.backup.seconds > 0 ? r.backup.seconds : 1e-9;
   std::cout << "backup " << s.vm << "@" << s.id << ": " << HumanBytes(s.logical_bytes())
             << " logical, " << HumanBytes(s.bytes_read()) << " read, "
             << HumanBytes(s.new_bytes()) << " new in datastore, " << DedupeText(s) << ", "
             << HumanRate(static_cast<double>(s.logical_bytes()) / secs) << " in "
-            << HumanDuration(result->seconds) << "\n";
+            << HumanDuration(r.backup.seconds) << "\n";
+  bool driver_backup = s.meta.driver != "nbd" || s.disks.size() > 1 || s.disks[0].incremental ||
+                       !s.meta.parent.empty();
+  if (driver_backup) {
+    std::cout << "  consistency: " << s.meta.consistency
+              << (s.meta.consistency_reason.empty() ? "" : " (" + s.meta.consistency_reason + ")")
+              << "\n";
+    for (const auto& d : s.disks) {
+      std::cout << "  disk " << d.name << ": " << KindText(d) << ", read "
+                << HumanBytes(d.bytes_read) << " of " << HumanBytes(d.size) << "\n";
+    }
+  }
+  for (const auto& e : r.excluded) {
+    std::cout << "  NOT INCLUDED: disk " << e.name << ": " << e.reason << "\n";
+  }
+  if (!r.release_warning.empty()) {
+    std::cerr << "offhost: warning: releasing the snapshot: " << r.release_warning << "\n";
+  }
+}
+
+int RunBackupCommand(const BackupCliOptions& o) {
+  auto req = MakeRequest(o);
+  if (!req.ok()) return ReportError(req.status());
+  auto ds = storage::Datastore::Open(o.datastore, /*for_writing=*/true);
+  if (!ds.ok()) return ReportError(ds.status());
+
+  // Ctrl-C and SIGTERM cancel the backup; the snapshot is still released.
+  std::signal(SIGINT, [](int) { g_cancel = true; });
+  std::signal(SIGTERM, [](int) { g_cancel = true; });
+  proxy::BackupCounters counters;
+  req->options.threads = o.threads;
+  req->options.counters = &counters;
+  req->options.cancel = &g_cancel;
+  Result<proxy::VmBackupResult> result = Status::Cancelled("not run");
+  {
+    ProgressBar bar("backup", [&] {
+      return std::make_pair(counters.done_bytes.load(), counters.total_bytes.load());
+    });
+    result = proxy::BackupVm(**ds, std::move(*req));
+  }
+  if (!result.ok()) {
+    std::cerr << "offhost: the backup failed; no snapshot was created and the datastore is "
+                 "unchanged apart from unreferenced chunks\n";
+    return ReportError(result.status());
+  }
+  if (o.json) {
+    std::cout << ToJson(*result).dump(2) << "\n";
+  } else {
+    PrintSummary(*result);
+  }
   return kExitOk;
 }
 
@@ -103,11 +169,22 @@ int RunBackupCommand(const BackupCliOptions& o) {
 
 void AddBackupCommand(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<BackupCliOptions>();
-  auto* cmd = app.add_subcommand("backup", "Back up the disks of a VM snapshot into a datastore");
+  auto* cmd = app.add_subcommand("backup", "Back up a VM's disks into a datastore");
   cmd->add_option("--datastore", o->datastore, "Datastore directory")->required();
-  cmd->add_option("--vm", o->vm, "VM name")->required();
-  cmd->add_option("--disk", o->disks, "NAME=URI of a read-only export (nbd://, nbds://, nbd+unix://); repeat per disk")
-      ->required();
+  cmd->add_option("--driver", o->driver, "Snapshot driver: nbd (default), libvirt, qemu");
+  cmd->add_option("--vm", o->vm, "VM name in the datastore (default: the hypervisor's name)");
+  cmd->add_option("--disk", o->disks,
+                  "nbd driver: NAME=URI of a read-only export (nbd://, nbds://, nbd+unix://); "
+                  "repeat per disk");
+  cmd->add_option("--bitmap", o->bitmap,
+                  "nbd driver: dirty-bitmap context of the exports, e.g. qemu:dirty-bitmap:bm0");
+  cmd->add_option("--connect", o->connect, "libvirt driver: connection URI, e.g. qemu:///system");
+  cmd->add_option("--domain", o->domain, "libvirt driver: domain name or UUID");
+  cmd->add_option("--qmp", o->qmp, "qemu driver: the QEMU process's QMP unix socket");
+  cmd->add_option("--qga", o->qga, "qemu driver: the guest agent's unix socket (for quiescing)");
+  cmd->add_option("--freeze-timeout", o->freeze_timeout,
+                  "Seconds to wait for the guest agent to freeze file systems (default 10)");
+  cmd->add_flag("--full", o->full, "Read every disk in full even when an incremental is possible");
   cmd->add_option("--threads", o->threads, "Hashing/compression threads (default: one per core)");
   cmd->add_flag("--json", o->json, "Print the result as JSON");
   cmd->callback([run, o] { *run = [o] { return RunBackupCommand(*o); }; });

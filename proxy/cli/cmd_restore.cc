@@ -1,6 +1,8 @@
 // offhost restore --datastore DIR VM@SNAPSHOT [--disk NAME] --to FILE|NBD-URI [--force]
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <iostream>
 
 #include "cli_util.h"
@@ -10,6 +12,8 @@
 
 namespace offhost::cli {
 namespace {
+
+std::atomic<bool> g_cancel{false};
 
 struct RestoreCliOptions {
   std::string datastore;
@@ -60,35 +64,47 @@ int RunRestore(const RestoreCliOptions& o) {
   }
 
   bool is_file = !snapshot_drivers::IsNbdUri(o.to);
-  bool zeroed = false;
-  Result<std::unique_ptr<BlockDevice>> target = Status::Cancelled("unset");
+  std::unique_ptr<proxy::FileRestoreTarget> file;
+  std::unique_ptr<BlockDevice> nbd_target;
   if (is_file) {
-    target = proxy::CreateFileTarget(o.to, rec->size, o.force, &zeroed);
+    auto t = proxy::FileRestoreTarget::Create(o.to, rec->size, o.force);
+    if (!t.ok()) return ReportError(t.status());
+    file = std::move(*t);
   } else {
     snapshot_drivers::NbdOpenOptions nbd;
     nbd.writable = true;
-    target = snapshot_drivers::OpenNbd(o.to, nbd);
+    auto t = snapshot_drivers::OpenNbd(o.to, nbd);
+    if (!t.ok()) return ReportError(t.status());
+    nbd_target = std::move(*t);
   }
-  if (!target.ok()) return ReportError(target.status());
+  BlockDevice& target = file ? file->device() : *nbd_target;
 
+  // Ctrl-C and SIGTERM stop the restore cleanly (the partial file is removed).
+  std::signal(SIGINT, [](int) { g_cancel = true; });
+  std::signal(SIGTERM, [](int) { g_cancel = true; });
   proxy::RestoreCounters counters;
   proxy::RestoreOptions options;
   options.threads = o.threads;
-  options.target_is_zeroed = zeroed;
+  options.target_is_zeroed = file && file->zeroed();
   options.counters = &counters;
+  options.cancel = &g_cancel;
   Result<proxy::RestoreResult> r = Status::Cancelled("not run");
   {
     ProgressBar bar("restore " + *disk, [&] {
       return std::make_pair(counters.done_bytes.load(), counters.total_bytes.load());
     });
-    r = proxy::RestoreDisk(**ds, *snap, *disk, **target, options);
+    r = proxy::RestoreDisk(**ds, *snap, *disk, target, options);
+  }
+  if (r.ok() && file) {
+    Status published = file->Publish();
+    if (!published.ok()) r = published;
   }
   if (!r.ok()) {
-    target->reset();
-    if (is_file) {
-      ::unlink(o.to.c_str());  // never leave a file that looks like a good restore
-      std::cerr << "offhost: removed the incomplete restore target " << o.to << "\n";
+    if (file) {
+      std::cerr << "offhost: removed the incomplete restore target " << o.to
+                << ".partial; " << o.to << " was not written\n";
     }
+    if (!file) std::cerr << "offhost: the restore did not complete; the NBD target holds a partial disk\n";
     return ReportError(r.status());
   }
   double secs = r->seconds > 0 ? r->seconds : 1e-9;

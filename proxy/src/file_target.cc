@@ -45,8 +45,9 @@ class FileTarget final : public BlockDevice {
 
 }  // namespace
 
-Result<std::unique_ptr<BlockDevice>> CreateFileTarget(const std::string& path, uint64_t size,
-                                                      bool overwrite, bool* is_zeroed) {
+Result<std::unique_ptr<FileRestoreTarget>> FileRestoreTarget::Create(const std::string& path,
+                                                                     uint64_t size,
+                                                                     bool overwrite) {
   struct stat st;
   bool exists = ::stat(path.c_str(), &st) == 0;
   if (exists && !overwrite) {
@@ -56,22 +57,43 @@ Result<std::unique_ptr<BlockDevice>> CreateFileTarget(const std::string& path, u
   if (exists && S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument("restore target " + path + " is a directory; give a file name");
   }
+  std::unique_ptr<FileRestoreTarget> t(new FileRestoreTarget());
+  t->path_ = path;
   bool block = exists && S_ISBLK(st.st_mode);
-  int flags = O_WRONLY | O_CLOEXEC | (block ? 0 : O_CREAT | O_TRUNC) | (exists ? 0 : O_EXCL);
-  int fd = ::open(path.c_str(), flags, 0644);
-  if (fd < 0) return Status::FromErrno("create restore target " + path, errno);
+  // A stale PATH.partial is an earlier interrupted restore of ours: start it again.
+  t->partial_ = block ? path : path + ".partial";
+  int flags = O_WRONLY | O_CLOEXEC | (block ? 0 : O_CREAT | O_TRUNC);
+  int fd = ::open(t->partial_.c_str(), flags, 0644);
+  if (fd < 0) return Status::FromErrno("create restore target " + t->partial_, errno);
   uint64_t target_size = size;
   if (!block && ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     ::close(fd);
-    return Status::FromErrno("size restore target " + path, err);
+    ::unlink(t->partial_.c_str());
+    return Status::FromErrno("size restore target " + t->partial_, err);
   }
   if (block) {
     off_t end = ::lseek(fd, 0, SEEK_END);
     target_size = end < 0 ? 0 : static_cast<uint64_t>(end);
   }
-  *is_zeroed = !block;  // a fresh sparse file reads as zeroes; a device must be written
-  return std::unique_ptr<BlockDevice>(new FileTarget(fd, path, target_size));
+  t->zeroed_ = !block;  // a fresh sparse file reads as zeroes; a device must be written
+  t->device_.reset(new FileTarget(fd, t->partial_, target_size));
+  return t;
+}
+
+FileRestoreTarget::~FileRestoreTarget() {
+  device_.reset();
+  if (!published_ && partial_ != path_) ::unlink(partial_.c_str());
+}
+
+Status FileRestoreTarget::Publish() {
+  OFFHOST_RETURN_IF_ERROR(device_->Flush());
+  device_.reset();
+  if (partial_ != path_ && ::rename(partial_.c_str(), path_.c_str()) != 0) {
+    return Status::FromErrno("rename " + partial_ + " to " + path_, errno);
+  }
+  published_ = true;
+  return Status::OK();
 }
 
 }  // namespace offhost::proxy

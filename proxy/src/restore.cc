@@ -32,6 +32,7 @@ class DiskRestore {
     for (int i = 0; i < threads; ++i) workers.emplace_back([&] { WorkerLoop(queue); });
     Status st = ds_.ForEachManifestEntry(snap_, disk_, [&](const ManifestEntry& e) {
       if (Failed()) return Status::Cancelled("stopped");
+      if (options_.cancel && options_.cancel->load()) return Status::Cancelled("restore cancelled");
       if (e.kind == ManifestEntryKind::kChunk) {
         queue.Push(e);
         return Status::OK();

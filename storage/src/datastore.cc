@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <rocksdb/write_batch.h>
@@ -289,7 +290,9 @@ Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::stri
     rec.id = FormatUtc(t);
     OFFHOST_ASSIGN_OR_RETURN(auto done, index->Get(SnapshotKey(vm, rec.id)));
     OFFHOST_ASSIGN_OR_RETURN(auto running, index->Get(RunningKey(vm, rec.id)));
-    if (!done && !running) break;
+    std::error_code ec;
+    bool staged = fs::exists(dir_ + "/tmp/" + vm + "@" + rec.id, ec);  // killed before its marker
+    if (!done && !running && !staged) break;
   }
   std::string staging = dir_ + "/tmp/" + vm + "@" + rec.id;
   if (::mkdir(staging.c_str(), 0755) != 0) {
@@ -311,18 +314,30 @@ Result<int> Datastore::CleanupInterrupted() {
   OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
   std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
   rocksdb::WriteBatch batch;
+  std::set<std::string> live;  // staging directories of backups that may still run
   int removed = 0;
   std::string host = HostName();
   for (it->Seek("r/"); it->Valid() && it->key().starts_with("r/"); it->Next()) {
     nlohmann::json m = nlohmann::json::parse(it->value().ToString(), nullptr, false);
     if (m.is_discarded()) continue;
-    if (m.value("host", "") != host || ProcessAlive(m.value("pid", int64_t{0}))) continue;
-    std::error_code ec;
-    fs::remove_all(m.value("staging", ""), ec);
+    std::string staging = fs::path(m.value("staging", "")).filename().string();
+    if (m.value("host", "") != host || ProcessAlive(m.value("pid", int64_t{0}))) {
+      live.insert(staging);
+      continue;
+    }
     batch.Delete(it->key());
     ++removed;
   }
+  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list running backups in " + dir_));
   if (removed > 0) OFFHOST_RETURN_IF_ERROR(index->WriteSynced(&batch));
+  // Every other staging directory is dead: its marker was just removed, or its backup died
+  // between creating it and writing the marker (both happen under the index lock, which we
+  // hold), or after committing.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_ + "/tmp", ec)) {
+    if (live.count(entry.path().filename().string())) continue;
+    fs::remove_all(entry.path(), ec);
+  }
   return removed;
 }
 

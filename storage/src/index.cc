@@ -35,10 +35,19 @@ Status Index::Create(const std::string& dir) {
 }
 
 Result<std::unique_ptr<Index>> Index::OpenReadOnly(const std::string& dir) {
-  rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::OpenForReadOnly(IndexOptions(), dir, &raw);
-  OFFHOST_RETURN_IF_ERROR(FromRocks(s, "open index " + dir));
-  return std::unique_ptr<Index>(new Index(dir, std::unique_ptr<rocksdb::DB>(raw)));
+  rocksdb::Options options = IndexOptions();
+  // Open every table file now: a writer in another process may compact and delete files
+  // later, which must not disturb a listing or restore that is under way.
+  options.max_open_files = -1;
+  for (int attempt = 0;; ++attempt) {
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
+    if (s.ok()) return std::unique_ptr<Index>(new Index(dir, std::unique_ptr<rocksdb::DB>(raw)));
+    // A writer replaced files between our reading the MANIFEST and opening them: try again.
+    bool raced = s.ToString().find("No such file") != std::string::npos;
+    if (!raced || attempt >= 100) return FromRocks(s, "open index " + dir);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Result<std::unique_ptr<Index>> Index::OpenWritable(const std::string& dir) {

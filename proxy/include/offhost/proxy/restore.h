@@ -23,6 +23,7 @@ struct RestoreOptions {
   // skipped, so they stay holes.
   bool target_is_zeroed = false;
   RestoreCounters* counters = nullptr;
+  const std::atomic<bool>* cancel = nullptr;  // optional; set to stop the restore
 };
 
 struct RestoreResult {
@@ -37,9 +38,26 @@ Result<RestoreResult> RestoreDisk(storage::Datastore& ds, const storage::Snapsho
                                   const std::string& disk, BlockDevice& target,
                                   const RestoreOptions& options);
 
-// A new sparse file of `size` bytes as a restore target. Refuses an existing path unless
-// `overwrite`; a block device is written in place.
-Result<std::unique_ptr<BlockDevice>> CreateFileTarget(const std::string& path, uint64_t size,
-                                                      bool overwrite, bool* is_zeroed);
+// A file as a restore target. The disk is written to PATH.partial, a new sparse file, and
+// renamed to PATH only by Publish(), so an interrupted restore never leaves a file under the
+// target's name that looks complete. A block device is written in place.
+class FileRestoreTarget {
+ public:
+  // Refuses an existing PATH unless `overwrite`.
+  static Result<std::unique_ptr<FileRestoreTarget>> Create(const std::string& path,
+                                                           uint64_t size, bool overwrite);
+  ~FileRestoreTarget();  // removes PATH.partial unless published
+
+  BlockDevice& device() { return *device_; }
+  bool zeroed() const { return zeroed_; }  // reads as zeroes before the restore writes
+  Status Publish();                          // fsync, then rename PATH.partial to PATH
+
+ private:
+  FileRestoreTarget() = default;
+  std::string path_, partial_;
+  std::unique_ptr<BlockDevice> device_;
+  bool zeroed_ = false;
+  bool published_ = false;
+};
 
 }  // namespace offhost::proxy

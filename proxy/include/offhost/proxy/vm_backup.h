@@ -1,0 +1,29 @@
+// A whole VM backup through a snapshot driver: identify the VM, find its previous snapshot
+// (the base for incrementals), take the point-in-time view, back up its disks, commit, and
+// release the view — always, whatever happened.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "offhost/proxy/backup.h"
+#include "offhost/snapshot-drivers/driver.h"
+
+namespace offhost::proxy {
+
+struct VmBackupRequest {
+  std::string driver = "nbd";
+  snapshot_drivers::SnapshotRequest snapshot;  // vm, settings, full, work_dir
+  std::string vm_name;  // offhost's name for the VM; empty = the driver's name for it
+  BackupOptions options;  // previous and meta are filled in here
+};
+
+struct VmBackupResult {
+  BackupResult backup;
+  std::vector<snapshot_drivers::ExcludedDisk> excluded;
+  std::string release_warning;  // the view could not be fully released (the backup is fine)
+};
+
+Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest request);
+
+}  // namespace offhost::proxy

@@ -1,0 +1,74 @@
+#include "offhost/proxy/vm_backup.h"
+
+#include <filesystem>
+
+#include "offhost/snapshot-drivers/nbd_block_device.h"
+
+namespace offhost::proxy {
+namespace {
+
+// The latest snapshot of this VM, if it is the same VM (same UUID when both are known).
+Result<std::optional<storage::SnapshotRecord>> FindPrevious(storage::Datastore& ds,
+                                                            const snapshot_drivers::VmIdentity& id) {
+  OFFHOST_ASSIGN_OR_RETURN(auto all, ds.ListSnapshots(id.name));
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (id.uuid.empty() || it->meta.vm_uuid.empty() || it->meta.vm_uuid == id.uuid) {
+      return std::optional<storage::SnapshotRecord>(*it);
+    }
+  }
+  return std::optional<storage::SnapshotRecord>();
+}
+
+}  // namespace
+
+Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
+  OFFHOST_ASSIGN_OR_RETURN(auto driver, snapshot_drivers::MakeDriver(req.driver));
+  OFFHOST_ASSIGN_OR_RETURN(snapshot_drivers::VmIdentity id, driver->Identify(req.snapshot));
+  if (!req.vm_name.empty()) id.name = req.vm_name;
+  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", id.name).WithContext(
+      "use --vm NAME to give the VM a name offhost accepts"));
+  OFFHOST_ASSIGN_OR_RETURN(auto previous, FindPrevious(ds, id));
+  req.snapshot.parent_checkpoint = previous ? previous->meta.checkpoint : "";
+  if (req.snapshot.work_dir.empty()) {
+    req.snapshot.work_dir = ds.dir() + "/tmp";
+  }
+
+  OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(req.snapshot));
+  auto run = [&]() -> Result<BackupResult> {
+    std::vector<BackupDisk> disks;
+    for (const auto& d : view->disks) {
+      snapshot_drivers::NbdOpenOptions nbd;
+      nbd.dirty_bitmap = d.dirty_bitmap;
+      auto dev = snapshot_drivers::OpenNbd(d.uri, nbd);
+      if (!dev.ok()) return dev.status().WithContext("disk " + d.name);
+      disks.push_back({d.name, std::move(*dev), d.full_reason});
+    }
+    BackupOptions options = req.options;
+    options.previous = previous ? &*previous : nullptr;
+    options.force_full = options.force_full || req.snapshot.full;
+    options.meta.vm_uuid = id.uuid.empty() ? view->vm_uuid : id.uuid;
+    options.meta.driver = req.driver;
+    options.meta.consistency = view->consistency;
+    options.meta.consistency_reason = view->consistency_reason;
+    options.meta.checkpoint = view->checkpoint;
+    options.meta.vm_config = view->vm_config;
+    return RunBackup(ds, id.name, disks, options);
+  };
+  Result<BackupResult> backup = run();
+  // The view is released whatever happened; a failed release does not undo a good backup.
+  Status released = view->Release(backup.ok());
+  if (!backup.ok()) {
+    if (!released.ok()) {
+      return backup.status().WithContext("(and releasing the snapshot failed: " +
+                                         released.message() + ")");
+    }
+    return backup.status();
+  }
+  VmBackupResult result;
+  result.backup = std::move(*backup);
+  result.excluded = view->excluded;
+  if (!released.ok()) result.release_warning = released.message();
+  return result;
+}
+
+}  // namespace offhost::proxy

@@ -1,0 +1,89 @@
+// Snapshot drivers: how offhost gets a read-only, point-in-time view of a VM's disks from a
+// hypervisor (or a SAN, or disk images). A driver is one folder snapshot-drivers/<name>/ whose
+// .cc ends with OFFHOST_REGISTER_DRIVER; nothing else changes when one is added.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "offhost/common/status.h"
+
+namespace offhost::snapshot_drivers {
+
+struct ViewDisk {
+  std::string name;  // the hypervisor's name for the disk ("vda")
+  std::string uri;   // read-only NBD export of the point-in-time view
+  uint64_t size = 0;
+  // NBD meta context listing what changed since the request's parent checkpoint
+  // ("qemu:dirty-bitmap:backup-vda"); empty when this disk needs a full backup.
+  std::string dirty_bitmap;
+  std::string full_reason;  // why dirty_bitmap is empty
+};
+
+struct ExcludedDisk {
+  std::string name;
+  std::string reason;  // e.g. "pass-through LUN: back it up from the SAN"
+};
+
+struct SnapshotRequest {
+  std::string vm;                               // name or UUID, as the driver understands it
+  std::map<std::string, std::string> settings;  // driver settings: connect=, qmp=, disk.vda=, ...
+  // The checkpoint of the datastore's latest snapshot of this VM; empty for the first backup.
+  std::string parent_checkpoint;
+  bool full = false;     // do not offer dirty bitmaps
+  std::string work_dir;  // a private directory for sockets and scratch files
+};
+
+// A point-in-time view of a VM. Release() always runs: on success, failure and cancel (the
+// destructor releases as failed if nobody did); a proxy that crashed leaves names the driver
+// recognises and removes at its next Take().
+class PointInTimeView {
+ public:
+  virtual ~PointInTimeView() = default;
+
+  std::string vm_name;
+  std::string vm_uuid;
+  std::string vm_config;  // the hypervisor's definition of the VM (domain XML, QEMU command)
+  std::string consistency = "crash";  // or "application"
+  std::string consistency_reason;     // why not application-consistent, when it is not
+  std::string checkpoint;             // created with this view: the next backup's parent
+  std::vector<ViewDisk> disks;
+  std::vector<ExcludedDisk> excluded;
+
+  // `committed`: the backup of this view is durable in the datastore, so `checkpoint` becomes
+  // the chain's head and older checkpoints can go. Otherwise the view's checkpoint is dropped
+  // and the parent stays valid for the next run.
+  virtual Status Release(bool committed) = 0;
+};
+
+struct VmIdentity {
+  std::string name;  // offhost's name for the VM (datastore key)
+  std::string uuid;  // the hypervisor's UUID, when it has one
+};
+
+class SnapshotDriver {
+ public:
+  virtual ~SnapshotDriver() = default;
+  // Which VM the request means, before anything is done to it.
+  virtual Result<VmIdentity> Identify(const SnapshotRequest& request) = 0;
+  virtual Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& request) = 0;
+};
+
+using DriverFactory = std::unique_ptr<SnapshotDriver> (*)();
+
+// Registry (filled by OFFHOST_REGISTER_DRIVER at start-up).
+bool RegisterDriver(const char* name, const char* summary, DriverFactory factory);
+Result<std::unique_ptr<SnapshotDriver>> MakeDriver(const std::string& name);
+// "name: summary" lines, sorted.
+std::vector<std::string> DescribeDrivers();
+
+}  // namespace offhost::snapshot_drivers
+
+#define OFFHOST_REGISTER_DRIVER(name, summary, Class)                                  \
+  static const bool offhost_driver_registered_##Class =                               \
+      ::offhost::snapshot_drivers::RegisterDriver(name, summary, []() {                \
+        return std::unique_ptr<::offhost::snapshot_drivers::SnapshotDriver>(new Class()); \
+      })
