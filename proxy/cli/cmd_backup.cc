@@ -51,10 +51,6 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   if (!o.qmp.empty()) s["qmp"] = o.qmp;
   if (!o.qga.empty()) s["qga"] = o.qga;
   s["freeze-timeout"] = std::to_string(o.freeze_timeout);
-  if (req.snapshot.vm.empty()) {
-    return Status::InvalidArgument(o.driver == "libvirt" ? "give the domain with --domain NAME|UUID"
-                                                         : "give the VM's name with --vm NAME");
-  }
   return req;
 }
 

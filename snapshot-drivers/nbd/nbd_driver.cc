@@ -15,7 +15,10 @@ class NbdView final : public PointInTimeView {
 
 class NbdDriver final : public SnapshotDriver {
  public:
-  Result<VmIdentity> Identify(const SnapshotRequest& req) override { return VmIdentity{req.vm, ""}; }
+  Result<VmIdentity> Identify(const SnapshotRequest& req) override {
+    if (req.vm.empty()) return Status::InvalidArgument("give the VM's name with --vm NAME");
+    return VmIdentity{req.vm, ""};
+  }
 
   Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& req) override {
     auto view = std::make_unique<NbdView>();
