@@ -1,6 +1,10 @@
 #include "offhost/proxy/vm_backup.h"
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 
@@ -19,6 +23,19 @@ Result<std::optional<storage::SnapshotRecord>> FindPrevious(storage::Datastore& 
   return std::optional<storage::SnapshotRecord>();
 }
 
+// Test hook: with OFFHOST_TEST_HOLD_VIEW=PATH set, a backup creates PATH.ready once the
+// point-in-time view exists and waits (up to 2 minutes) for PATH to appear before reading it.
+// Tests use it to write into a running VM at a known moment.
+void HoldViewForTests() {
+  const char* path = std::getenv("OFFHOST_TEST_HOLD_VIEW");
+  if (!path || !*path) return;
+  std::FILE* f = std::fopen((std::string(path) + ".ready").c_str(), "w");
+  if (f) std::fclose(f);
+  for (int i = 0; i < 1200 && !std::filesystem::exists(path); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 }  // namespace
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
@@ -34,6 +51,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   }
 
   OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(req.snapshot));
+  HoldViewForTests();
   auto run = [&]() -> Result<BackupResult> {
     std::vector<BackupDisk> disks;
     for (const auto& d : view->disks) {

@@ -40,13 +40,17 @@ struct DiskState {
   bool use_parent = false;  // the parent bitmap was frozen for this incremental
 };
 
+// Unique per backup: the time to the millisecond, and this process.
 std::string CheckpointName() {
-  char buf[40];
-  time_t t = std::time(nullptr);
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  time_t t = static_cast<time_t>(ms / 1000);
   struct tm tm;
   gmtime_r(&t, &tm);
-  strftime(buf, sizeof buf, "offhost-%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+  char buf[64];
+  strftime(buf, sizeof buf, "offhost-%Y%m%dT%H%M%S", &tm);
+  return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z-" +
+         std::to_string(::getpid());
 }
 
 std::string DeviceName(const json& dev) {
@@ -70,8 +74,11 @@ const json* FindBitmap(const QemuDisk& d, const std::string& name) {
 
 class QemuView final : public PointInTimeView {
  public:
-  QemuView(std::unique_ptr<QmpClient> qmp, std::string parent)
-      : qmp_(std::move(qmp)), parent_(std::move(parent)) {}
+  QemuView(std::unique_ptr<QmpClient> qmp, std::string qmp_path, std::string parent)
+      : qmp_(std::move(qmp)), qmp_path_(std::move(qmp_path)), parent_(std::move(parent)) {}
+
+  // QEMU serves one QMP client at a time: the monitor is let go while the disks are read.
+  void Disconnect() { qmp_.reset(); }
   ~QemuView() override {
     if (!released_) Release(false).IgnoreError();
   }
@@ -79,6 +86,14 @@ class QemuView final : public PointInTimeView {
   Status Release(bool committed) override {
     if (released_) return Status::OK();
     released_ = true;
+    if (!qmp_) {
+      auto qmp = QmpClient::Connect(qmp_path_);
+      if (!qmp.ok()) {
+        return qmp.status().WithContext("releasing the QEMU snapshot of " + vm_name +
+                                        " (the next backup removes what is left)");
+      }
+      qmp_ = std::move(*qmp);
+    }
     Status first;
     auto note = [&](const Status& st) {
       if (!st.ok() && first.ok()) first = st;
@@ -113,6 +128,7 @@ class QemuView final : public PointInTimeView {
   Status PrepareDisk(DiskState& s, const SnapshotRequest& req, const std::string& work_dir);
 
   std::unique_ptr<QmpClient> qmp_;
+  std::string qmp_path_;
   std::unique_ptr<GuestAgentClient> agent_;
   std::string parent_;
   std::vector<DiskState> disks_;
@@ -314,7 +330,8 @@ class QemuDriver final : public SnapshotDriver {
     OFFHOST_ASSIGN_OR_RETURN(auto qmp, ConnectQmp(req));
     OFFHOST_RETURN_IF_ERROR(RemoveLeftovers(*qmp));
     OFFHOST_ASSIGN_OR_RETURN(VmIdentity id, IdentifyWith(*qmp, req));
-    auto view = std::make_unique<QemuView>(std::move(qmp), req.parent_checkpoint);
+    auto view = std::make_unique<QemuView>(std::move(qmp), req.settings.at("qmp"),
+                                           req.parent_checkpoint);
     view->vm_name = id.name;
     view->vm_uuid = id.uuid;
     OFFHOST_RETURN_IF_ERROR(ListDisks(*view));
@@ -323,6 +340,7 @@ class QemuDriver final : public SnapshotDriver {
     }
     // On failure ~QemuView releases whatever was created.
     OFFHOST_RETURN_IF_ERROR(view->Build(req));
+    view->Disconnect();
     return std::unique_ptr<PointInTimeView>(std::move(view));
   }
 
