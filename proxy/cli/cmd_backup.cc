@@ -37,7 +37,7 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   auto& s = req.snapshot.settings;
   for (const auto& spec : o.disks) {
     auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0) {
+    if (eq == std::string::npos || eq == 0 || spec.substr(0, eq).find("://") != std::string::npos) {
       return Status::InvalidArgument("--disk '" + snapshot_drivers::MaskUri(spec) +
                                      "' must be NAME=URI, e.g. --disk vda=nbd+unix:///vda?socket=/run/vda.sock");
     }

@@ -77,7 +77,14 @@ serve_nbdkit() {
   rm -f "$WORK/$name.ready"
   nbdkit --unix "$WORK/$name.sock" -P "$WORK/$name.ready" "$@" >"$WORK/$name.nbdkit.log" 2>&1 ||
     fail "nbdkit $name did not start: $(cat "$WORK/$name.nbdkit.log")"
-  pid=$(cat "$WORK/$name.ready")
+  # the daemon writes the pidfile after its parent has returned
+  local i
+  for i in $(seq 1 100); do
+    [ -s "$WORK/$name.ready" ] && grep -q . "$WORK/$name.ready" && break
+    sleep 0.05
+  done
+  pid=$(cat "$WORK/$name.ready" 2>/dev/null) || true
+  [[ $pid =~ ^[0-9]+$ ]] || fail "nbdkit $name wrote no pidfile: $(cat "$WORK/$name.nbdkit.log")"
   track_server "$name" "$pid"
   echo "nbd+unix:///?socket=$WORK/$name.sock"
 }

@@ -1,0 +1,334 @@
+// `libvirt` driver: pull-mode backup through the libvirt C API (plain KVM hosts, OpenStack,
+// oVirt, OpenNebula). virDomainBackupBegin starts the point-in-time view and, in the same
+// call, a checkpoint; QEMU then exports each disk read-only over NBD (a unix socket here, or
+// the host's backup-network address — never a wildcard) with "qemu:dirty-bitmap:backup-DISK"
+// listing what changed since the parent checkpoint. Checkpoints are named offhost-*, so a run
+// after a proxy crash recognises what an earlier one left.
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+
+#include "domain_xml.h"
+#include "offhost/snapshot-drivers/driver.h"
+
+namespace offhost::snapshot_drivers {
+namespace {
+
+constexpr char kPrefix[] = "offhost-";
+
+std::string LastError() {
+  const char* m = virGetLastErrorMessage();
+  return m ? m : "unknown libvirt error";
+}
+
+struct ConnCloser {
+  void operator()(virConnectPtr c) const { virConnectClose(c); }
+};
+struct DomainFree {
+  void operator()(virDomainPtr d) const { virDomainFree(d); }
+};
+using ConnPtr = std::unique_ptr<virConnect, ConnCloser>;
+using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
+
+std::string CheckpointName() {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch()).count();
+  time_t t = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof buf, "offhost-%Y%m%dT%H%M%S", &tm);
+  return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
+}
+
+std::string XmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '&') out += "&amp;";
+    else if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '\'') out += "&apos;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+Result<ConnPtr> Connect(const SnapshotRequest& req) {
+  auto it = req.settings.find("connect");
+  std::string uri = it == req.settings.end() ? "" : it->second;
+  if (uri.empty()) {
+    return Status::InvalidArgument("the libvirt driver needs --connect URI, e.g. qemu:///system");
+  }
+  virConnectPtr c = virConnectOpenAuth(uri.c_str(), virConnectAuthPtrDefault, 0);
+  if (!c) {
+    return Status::Unavailable("cannot connect to libvirt at " + uri + ": " + LastError() +
+                               "; check the URI and that libvirtd runs there");
+  }
+  return ConnPtr(c);
+}
+
+Result<DomainPtr> LookupDomain(virConnectPtr conn, const std::string& ref) {
+  if (ref.empty()) return Status::InvalidArgument("give the domain with --domain NAME|UUID");
+  virDomainPtr d = virDomainLookupByUUIDString(conn, ref.c_str());
+  if (!d) d = virDomainLookupByName(conn, ref.c_str());
+  if (!d) {
+    return Status::NotFound("libvirt has no domain '" + ref + "' (by name or UUID); list them "
+                            "with: virsh list --all");
+  }
+  return DomainPtr(d);
+}
+
+std::vector<std::string> OurCheckpoints(virDomainPtr dom) {
+  std::vector<std::string> out;
+  virDomainCheckpointPtr* cps = nullptr;
+  int n = virDomainListAllCheckpoints(dom, &cps, 0);
+  for (int i = 0; i < n; ++i) {
+    std::string name = virDomainCheckpointGetName(cps[i]);
+    if (name.starts_with(kPrefix)) out.push_back(name);
+    virDomainCheckpointFree(cps[i]);
+  }
+  free(cps);
+  return out;
+}
+
+Status DeleteCheckpoint(virDomainPtr dom, const std::string& name) {
+  virDomainCheckpointPtr cp = virDomainCheckpointLookupByName(dom, name.c_str(), 0);
+  if (!cp) return Status::OK();
+  // A plain delete merges the checkpoint's changes into its parent, keeping the chain valid.
+  int rc = virDomainCheckpointDelete(cp, 0);
+  virDomainCheckpointFree(cp);
+  if (rc < 0) return Status::IOError("delete checkpoint " + name + ": " + LastError());
+  return Status::OK();
+}
+
+bool BackupJobRunning(virDomainPtr dom) {
+  char* xml = virDomainBackupGetXMLDesc(dom, 0);
+  if (!xml) return false;
+  bool ours = std::string(xml).find("offhost-") != std::string::npos;
+  free(xml);
+  return ours;
+}
+
+class LibvirtView final : public PointInTimeView {
+ public:
+  LibvirtView(ConnPtr conn, DomainPtr dom) : conn_(std::move(conn)), dom_(std::move(dom)) {}
+  ~LibvirtView() override {
+    if (!released_) Release(false).IgnoreError();
+  }
+
+  Status Release(bool committed) override {
+    if (released_) return Status::OK();
+    released_ = true;
+    Status first;
+    auto note = [&](const Status& st) {
+      if (!st.ok() && first.ok()) first = st;
+    };
+    if (frozen_ && virDomainFSThaw(dom_.get(), nullptr, 0, 0) < 0) {
+      note(Status::IOError("thaw the guest's file systems: " + LastError()));
+    }
+    if (job_started_ && BackupJobRunning(dom_.get()) && virDomainAbortJob(dom_.get()) < 0) {
+      note(Status::IOError("end the backup job: " + LastError()));
+    }
+    for (const auto& f : scratch_) std::filesystem::remove(f);
+    if (checkpoint_created_) {
+      if (committed) {
+        // The chain now starts at this view's checkpoint; older ones of ours are not needed.
+        for (const auto& name : OurCheckpoints(dom_.get())) {
+          if (name != checkpoint) note(DeleteCheckpoint(dom_.get(), name));
+        }
+      } else {
+        note(DeleteCheckpoint(dom_.get(), checkpoint));
+      }
+    }
+    return first.ok() ? first
+                      : first.WithContext("releasing the libvirt backup of " + vm_name +
+                                          " (the next backup retries the clean-up)");
+  }
+
+  Status Build(const SnapshotRequest& req);
+
+ private:
+  void Freeze(const SnapshotRequest& req);
+  std::string BackupXml(const std::vector<DomainDisk>& disks, const std::string& parent,
+                        const std::string& server);
+  std::string CheckpointXml(const std::vector<DomainDisk>& disks);
+
+  ConnPtr conn_;
+  DomainPtr dom_;
+  std::vector<std::string> scratch_;
+  std::string work_dir_;
+  bool frozen_ = false, job_started_ = false, checkpoint_created_ = false, released_ = false;
+};
+
+void LibvirtView::Freeze(const SnapshotRequest& req) {
+  int timeout = 10;
+  if (auto t = req.settings.find("freeze-timeout"); t != req.settings.end()) {
+    timeout = std::max(1, std::atoi(t->second.c_str()));
+  }
+  virDomainAgentSetResponseTimeout(dom_.get(), timeout, 0);
+  if (virDomainFSFreeze(dom_.get(), nullptr, 0, 0) < 0) {
+    consistency_reason = "guest agent: " + LastError();
+    // It may have frozen some file systems before failing: thaw regardless.
+    virDomainFSThaw(dom_.get(), nullptr, 0, 0);
+    return;
+  }
+  frozen_ = true;
+  consistency = "application";
+}
+
+std::string LibvirtView::CheckpointXml(const std::vector<DomainDisk>& domain_disks) {
+  std::string x = "<domaincheckpoint><name>" + checkpoint +
+                  "</name><description>offhost backup</description><disks>";
+  for (const auto& d : domain_disks) {
+    x += "<disk name='" + XmlEscape(d.target) + "' checkpoint='" +
+         (d.exclude.empty() && d.format == "qcow2" ? "bitmap" : "no") + "'/>";
+  }
+  return x + "</disks></domaincheckpoint>";
+}
+
+std::string LibvirtView::BackupXml(const std::vector<DomainDisk>& domain_disks,
+                                   const std::string& parent, const std::string& server) {
+  std::string x = "<domainbackup mode='pull'>";
+  if (!parent.empty()) x += "<incremental>" + XmlEscape(parent) + "</incremental>";
+  x += server + "<disks>";
+  for (const auto& d : domain_disks) {
+    if (!d.exclude.empty()) {
+      x += "<disk name='" + XmlEscape(d.target) + "' backup='no'/>";
+      continue;
+    }
+    std::string scratch = work_dir_ + "/offhost-scratch-" + vm_name + "-" + d.target + ".qcow2";
+    scratch_.push_back(scratch);
+    x += "<disk name='" + XmlEscape(d.target) + "' backup='yes' type='file'><scratch file='" +
+         XmlEscape(scratch) + "'/></disk>";
+  }
+  return x + "</disks></domainbackup>";
+}
+
+Status LibvirtView::Build(const SnapshotRequest& req) {
+  work_dir_ = std::filesystem::absolute(req.work_dir).string();
+  if (virDomainIsActive(dom_.get()) != 1) {
+    return Status::FailedPrecondition("domain " + vm_name + " is not running: pull-mode backup "
+                                      "needs a running VM (back up a powered-off VM's disk "
+                                      "images with --driver image)");
+  }
+  char* xml = virDomainGetXMLDesc(dom_.get(), 0);
+  if (!xml) return Status::IOError("get the XML of domain " + vm_name + ": " + LastError());
+  vm_config = xml;
+  free(xml);
+  OFFHOST_ASSIGN_OR_RETURN(auto all, ParseDomainDisks(vm_config));
+
+  // A backup job of ours still running is a proxy that died: end it, and drop its checkpoint.
+  if (BackupJobRunning(dom_.get())) virDomainAbortJob(dom_.get());
+  for (const auto& name : OurCheckpoints(dom_.get())) {
+    if (name != req.parent_checkpoint) OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom_.get(), name));
+  }
+
+  std::string no_incremental;
+  if (req.full) no_incremental = "full backup requested";
+  else if (req.parent_checkpoint.empty()) no_incremental = "no previous backup of this VM";
+  else if (!virDomainCheckpointLookupByName(dom_.get(), req.parent_checkpoint.c_str(), 0)) {
+    no_incremental = "checkpoint " + req.parent_checkpoint +
+                     " is not known to libvirt (deleted, VM re-created or restored)";
+  }
+  std::vector<DomainDisk> domain_disks;
+  for (auto& d : all) {
+    if (!d.exclude.empty()) {
+      excluded.push_back({d.target, d.exclude});
+    } else {
+      if (d.format != "qcow2" && no_incremental.empty()) {
+        no_incremental = "disk " + d.target + " is " + d.format +
+                         ", which cannot hold checkpoints; the VM is backed up in full";
+      }
+    }
+    domain_disks.push_back(d);
+  }
+  if (domain_disks.size() == excluded.size()) {
+    return Status::NotFound("domain " + vm_name + " has no disk offhost can back up");
+  }
+  std::string parent = no_incremental.empty() ? req.parent_checkpoint : "";
+
+  std::string server;
+  std::function<std::string(const std::string&)> uri_for;
+  if (auto it = req.settings.find("nbd-address"); it != req.settings.end() && !it->second.empty()) {
+    std::string host = it->second, port = "10809";
+    if (host == "0.0.0.0" || host == "::" || host == "[::]" || host == "*") {
+      return Status::InvalidArgument("--nbd-address " + host + " is a wildcard; give the host's "
+                                     "backup-network address");
+    }
+    if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
+      port = host.substr(colon + 1);
+      host = host.substr(0, colon);
+    }
+    server = "<server transport='tcp' name='" + XmlEscape(host) + "' port='" + XmlEscape(port) + "'/>";
+    uri_for = [=](const std::string& disk) { return "nbd://" + host + ":" + port + "/" + disk; };
+  } else {
+    std::string sock = work_dir_ + "/offhost-nbd-" + std::to_string(::getpid()) + ".sock";
+    std::filesystem::remove(sock);
+    server = "<server transport='unix' socket='" + XmlEscape(sock) + "'/>";
+    uri_for = [=](const std::string& disk) { return "nbd+unix:///" + disk + "?socket=" + sock; };
+  }
+
+  checkpoint = CheckpointName();
+  std::string backup_xml = BackupXml(domain_disks, parent, server);
+  std::string checkpoint_xml = CheckpointXml(domain_disks);
+  Freeze(req);
+  int rc = virDomainBackupBegin(dom_.get(), backup_xml.c_str(), checkpoint_xml.c_str(), 0);
+  std::string begin_error = rc < 0 ? LastError() : "";
+  if (frozen_) {
+    if (virDomainFSThaw(dom_.get(), nullptr, 0, 0) >= 0) frozen_ = false;
+  }
+  if (rc < 0) return Status::IOError("start the pull-mode backup of " + vm_name + ": " + begin_error);
+  job_started_ = checkpoint_created_ = true;
+
+  for (const auto& d : domain_disks) {
+    if (!d.exclude.empty()) continue;
+    ViewDisk v;
+    v.name = d.target;
+    v.uri = uri_for(d.target);
+    if (parent.empty()) v.full_reason = no_incremental;
+    else v.dirty_bitmap = "qemu:dirty-bitmap:backup-" + d.target;
+    disks.push_back(v);
+  }
+  return Status::OK();
+}
+
+class LibvirtDriver final : public SnapshotDriver {
+ public:
+  Result<VmIdentity> Identify(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
+    return IdentityOf(dom.get());
+  }
+
+  Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
+    VmIdentity id = IdentityOf(dom.get());
+    auto view = std::make_unique<LibvirtView>(std::move(conn), std::move(dom));
+    view->vm_name = id.name;
+    view->vm_uuid = id.uuid;
+    OFFHOST_RETURN_IF_ERROR(view->Build(req));  // on failure ~LibvirtView releases
+    return std::unique_ptr<PointInTimeView>(std::move(view));
+  }
+
+ private:
+  static VmIdentity IdentityOf(virDomainPtr dom) {
+    VmIdentity id;
+    id.name = virDomainGetName(dom);
+    char uuid[VIR_UUID_STRING_BUFLEN] = {};
+    if (virDomainGetUUIDString(dom, uuid) == 0) id.uuid = uuid;
+    return id;
+  }
+};
+
+OFFHOST_REGISTER_DRIVER("libvirt", "a libvirt domain, pull-mode backup (--connect URI --domain NAME|UUID)",
+                        LibvirtDriver);
+
+}  // namespace
+}  // namespace offhost::snapshot_drivers
