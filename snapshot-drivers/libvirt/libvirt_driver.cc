@@ -8,6 +8,7 @@
 #include <libvirt/virterror.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -59,7 +60,17 @@ std::string XmlEscape(const std::string& s) {
   return out;
 }
 
+// libvirt prints every error to stderr by default; offhost reports them itself.
+void SilenceLibvirt() {
+  static const bool once = [] {
+    virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});
+    return true;
+  }();
+  (void)once;
+}
+
 Result<ConnPtr> Connect(const SnapshotRequest& req) {
+  SilenceLibvirt();
   auto it = req.settings.find("connect");
   std::string uri = it == req.settings.end() ? "" : it->second;
   if (uri.empty()) {
@@ -75,7 +86,8 @@ Result<ConnPtr> Connect(const SnapshotRequest& req) {
 
 Result<DomainPtr> LookupDomain(virConnectPtr conn, const std::string& ref) {
   if (ref.empty()) return Status::InvalidArgument("give the domain with --domain NAME|UUID");
-  virDomainPtr d = virDomainLookupByUUIDString(conn, ref.c_str());
+  bool uuid_like = ref.size() == 36 && std::count(ref.begin(), ref.end(), '-') == 4;
+  virDomainPtr d = uuid_like ? virDomainLookupByUUIDString(conn, ref.c_str()) : nullptr;
   if (!d) d = virDomainLookupByName(conn, ref.c_str());
   if (!d) {
     return Status::NotFound("libvirt has no domain '" + ref + "' (by name or UUID); list them "
