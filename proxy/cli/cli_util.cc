@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -62,6 +63,27 @@ std::string FormatTime(int64_t unix_seconds) {
 }
 
 bool StdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
+
+void PrintTable(const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows, const std::vector<size_t>& right) {
+  std::vector<size_t> width(headers.size());
+  for (size_t c = 0; c < headers.size(); ++c) width[c] = headers[c].size();
+  for (const auto& r : rows) {
+    for (size_t c = 0; c < r.size() && c < width.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  }
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string out;
+    for (size_t c = 0; c < width.size(); ++c) {
+      const std::string cell = c < r.size() ? r[c] : "";
+      std::string pad(width[c] - cell.size(), ' ');
+      bool is_right = std::find(right.begin(), right.end(), c) != right.end();
+      out += (c ? "  " : "") + (is_right ? pad + cell : cell + (c + 1 < width.size() ? pad : ""));
+    }
+    std::cout << out << "\n";
+  };
+  line(headers);
+  for (const auto& r : rows) line(r);
+}
 
 ProgressBar::ProgressBar(std::string label, std::function<std::pair<uint64_t, uint64_t>()> read)
     : label_(std::move(label)), read_(std::move(read)), start_(Now()) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "offhost/common/status.h"
 
@@ -28,6 +29,10 @@ std::string HumanDuration(double seconds);        // "0:03:21" or "5.8 s"
 std::string FormatTime(int64_t unix_seconds);     // "2026-11-25 01:30:49 UTC"
 
 bool StdoutIsTerminal();
+
+// Prints rows under headers with columns aligned; columns in `right` are right-aligned.
+void PrintTable(const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows, const std::vector<size_t>& right);
 
 // A one-line progress bar on stdout, redrawn a few times a second while it lives, shown
 // only when stdout is a terminal. `read` returns (done, total) bytes.

@@ -13,8 +13,27 @@ namespace {
 struct SnapshotsOptions {
   std::string datastore;
   std::string vm;
+  std::string config;  // VM@SNAPSHOT whose stored VM configuration to print
   bool json = false;
 };
+
+int PrintConfig(storage::Datastore& ds, const std::string& ref) {
+  auto at = ref.rfind('@');
+  if (at == std::string::npos || at == 0) {
+    return ReportError(Status::InvalidArgument("--config '" + ref + "' is not VM@SNAPSHOT"));
+  }
+  auto snap = ds.FindSnapshot(ref.substr(0, at), ref.substr(at + 1));
+  if (!snap.ok()) return ReportError(snap.status());
+  auto config = ds.GetVmConfig(*snap);
+  if (!config.ok()) return ReportError(config.status());
+  if (config->empty()) {
+    return ReportError(Status::NotFound(snap->vm + "@" + snap->id + " has no stored VM "
+                                        "configuration (its driver, " + snap->meta.driver +
+                                        ", has none)"));
+  }
+  std::cout << *config << (config->ends_with("\n") ? "" : "\n");
+  return kExitOk;
+}
 
 nlohmann::json ToJson(const storage::SnapshotRecord& s) {
   nlohmann::json disks = nlohmann::json::array();
@@ -22,9 +41,14 @@ nlohmann::json ToJson(const storage::SnapshotRecord& s) {
     disks.push_back({{"name", d.name}, {"size", d.size}, {"source", d.source},
                      {"bytes_read", d.bytes_read}, {"new_bytes", d.new_bytes},
                      {"chunks", d.chunks}, {"new_chunks", d.new_chunks},
-                     {"zero_bytes", d.zero_bytes}, {"unallocated_bytes", d.unallocated_bytes}});
+                     {"zero_bytes", d.zero_bytes}, {"unallocated_bytes", d.unallocated_bytes},
+                     {"incremental", d.incremental}, {"full_reason", d.full_reason},
+                     {"dirty_bytes", d.dirty_bytes}, {"reused_bytes", d.reused_bytes}});
   }
   return {{"vm", s.vm},           {"snapshot", s.id},
+          {"vm_uuid", s.meta.vm_uuid}, {"driver", s.meta.driver},
+          {"consistency", s.meta.consistency}, {"consistency_reason", s.meta.consistency_reason},
+          {"checkpoint", s.meta.checkpoint}, {"parent", s.meta.parent},
           {"started", s.started}, {"finished", s.finished},
           {"logical_bytes", s.logical_bytes()}, {"bytes_read", s.bytes_read()},
           {"new_bytes", s.new_bytes()}, {"disks", disks}};
@@ -37,6 +61,7 @@ int RunSnapshots(const SnapshotsOptions& o) {
   }
   auto ds = storage::Datastore::Open(o.datastore, false);
   if (!ds.ok()) return ReportError(ds.status());
+  if (!o.config.empty()) return PrintConfig(**ds, o.config);
   auto list = (*ds)->ListSnapshots(o.vm);
   if (!list.ok()) return ReportError(list.status());
   if (o.json) {
@@ -50,19 +75,22 @@ int RunSnapshots(const SnapshotsOptions& o) {
               << o.datastore << "\n";
     return kExitOk;
   }
-  size_t w = 8;
-  for (const auto& s : *list) w = std::max(w, s.vm.size() + 1 + s.id.size());
-  std::cout << std::left << std::setw(static_cast<int>(w)) << "SNAPSHOT" << "  DISKS      SIZE"
-            << "        READ         NEW  DURATION\n";
+  std::vector<std::vector<std::string>> rows;
   for (const auto& s : *list) {
     std::string disks;
-    for (const auto& d : s.disks) disks += (disks.empty() ? "" : ",") + d.name;
-    std::cout << std::left << std::setw(static_cast<int>(w)) << s.vm + "@" + s.id << "  "
-              << std::setw(6) << disks << std::right << std::setw(11)
-              << HumanBytes(s.logical_bytes()) << " " << std::setw(11)
-              << HumanBytes(s.bytes_read()) << " " << std::setw(11) << HumanBytes(s.new_bytes())
-              << "  " << HumanDuration(static_cast<double>(s.finished - s.started)) << "\n";
+    bool any_inc = false, any_full = false;
+    for (const auto& d : s.disks) {
+      disks += (disks.empty() ? "" : ",") + d.name;
+      (d.incremental ? any_inc : any_full) = true;
+    }
+    std::string type = any_inc && any_full ? "mixed" : any_inc ? "incremental" : "full";
+    rows.push_back({s.vm + "@" + s.id, type, s.meta.consistency, disks,
+                    HumanBytes(s.logical_bytes()), HumanBytes(s.bytes_read()),
+                    HumanBytes(s.new_bytes()),
+                    HumanDuration(static_cast<double>(s.finished - s.started))});
   }
+  PrintTable({"SNAPSHOT", "TYPE", "CONSISTENCY", "DISKS", "SIZE", "READ", "NEW", "DURATION"}, rows,
+             {4, 5, 6, 7});
   return kExitOk;
 }
 
@@ -73,6 +101,8 @@ void AddSnapshotsCommand(CLI::App& app, RunFn* run) {
   auto* cmd = app.add_subcommand("snapshots", "List the snapshots in a datastore");
   cmd->add_option("--datastore", o->datastore, "Datastore directory")->required();
   cmd->add_option("--vm", o->vm, "Only this VM");
+  cmd->add_option("--config", o->config,
+                  "Print the VM configuration stored with VM@SNAPSHOT (domain XML, ...)");
   cmd->add_flag("--json", o->json, "Print as JSON");
   cmd->callback([run, o] { *run = [o] { return RunSnapshots(*o); }; });
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -186,6 +187,16 @@ Result<std::vector<SnapshotRecord>> Datastore::ListSnapshots(const std::string& 
 Result<SnapshotRecord> Datastore::FindSnapshot(const std::string& vm, const std::string& id) {
   OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
   OFFHOST_ASSIGN_OR_RETURN(auto all, ListSnapshots(vm));
+  bool uuid_like = vm.size() == 36 && std::count(vm.begin(), vm.end(), '-') == 4;
+  if (all.empty() && uuid_like) {  // a VM may be named by its hypervisor UUID
+    OFFHOST_ASSIGN_OR_RETURN(auto every, ListSnapshots());
+    for (auto& s : every) {
+      if (s.meta.vm_uuid == vm) all.push_back(std::move(s));
+    }
+    std::sort(all.begin(), all.end(), [](const SnapshotRecord& a, const SnapshotRecord& b) {
+      return a.finished < b.finished;
+    });
+  }
   if (all.empty()) {
     return Status::NotFound("VM '" + vm + "' has no snapshots in datastore " + dir_ +
                             "; list them with: offhost snapshots --datastore " + dir_);

@@ -91,6 +91,16 @@ run_expect 0 "$OFFHOST" restore --datastore "$DS" "$DOM@latest" --to "$WORK/r3.r
 expect_identical "$WORK/now.raw" "$WORK/r3.raw"
 run_expect 0 "$OFFHOST" verify --datastore "$DS"
 
+# --- listing, the stored domain XML, lookup by UUID ---------------------------------------
+run_expect 0 "$OFFHOST" snapshots --datastore "$DS" --vm "$DOM"
+expect_output "incremental"
+expect_output "full"
+run_expect 0 "$OFFHOST" snapshots --datastore "$DS" --config "$DOM@latest"
+expect_output "<name>$DOM</name>"
+expect_output "$DISK"
+run_expect 0 "$OFFHOST" restore --datastore "$DS" "$(V domuuid "$DOM")@latest" --to "$WORK/by-uuid.raw"
+expect_identical "$WORK/now.raw" "$WORK/by-uuid.raw"
+
 # --- bad input ----------------------------------------------------------------------------
 run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver libvirt \
   --connect "qemu:///system?socket=$WORK/nowhere.sock" --domain "$DOM"
