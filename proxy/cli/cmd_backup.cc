@@ -36,6 +36,11 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   req.snapshot.vm = !o.domain.empty() ? o.domain : o.vm;
   auto& s = req.snapshot.settings;
   for (const auto& spec : o.disks) {
+    if (o.driver != "nbd" && spec.find('=') == std::string::npos) {
+      // Hypervisor drivers: --disk NAME limits the backup to the named disks.
+      s["only." + spec] = "1";
+      continue;
+    }
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || spec.substr(0, eq).find("://") != std::string::npos) {
       return Status::InvalidArgument("--disk '" + snapshot_drivers::MaskUri(spec) +
@@ -171,7 +176,7 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
   cmd->add_option("--vm", o->vm, "VM name in the datastore (default: the hypervisor's name)");
   cmd->add_option("--disk", o->disks,
                   "nbd driver: NAME=URI of a read-only export (nbd://, nbds://, nbd+unix://); "
-                  "repeat per disk");
+                  "libvirt/qemu drivers: NAME of a disk to back up (default: all). Repeatable");
   cmd->add_option("--bitmap", o->bitmap,
                   "nbd driver: dirty-bitmap context of the exports, e.g. qemu:dirty-bitmap:bm0");
   cmd->add_option("--connect", o->connect, "libvirt driver: connection URI, e.g. qemu:///system");

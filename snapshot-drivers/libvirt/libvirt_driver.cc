@@ -234,6 +234,14 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
   vm_config = xml;
   free(xml);
   OFFHOST_ASSIGN_OR_RETURN(auto all, ParseDomainDisks(vm_config));
+  std::vector<std::string> names;
+  for (const auto& d : all) names.push_back(d.target);
+  OFFHOST_ASSIGN_OR_RETURN(auto selected, SelectDisks(req, names, vm_name));
+  for (auto& d : all) {
+    if (d.exclude.empty() && std::find(selected.begin(), selected.end(), d.target) == selected.end()) {
+      d.exclude = "not selected (--disk)";
+    }
+  }
 
   // A backup job of ours still running is a proxy that died: end it, and drop its checkpoint.
   if (BackupJobRunning(dom_.get())) virDomainAbortJob(dom_.get());

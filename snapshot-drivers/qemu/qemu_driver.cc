@@ -6,6 +6,7 @@
 // offhost-*, so a later run recognises and removes what a crashed proxy left behind.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -335,6 +336,7 @@ class QemuDriver final : public SnapshotDriver {
     view->vm_name = id.name;
     view->vm_uuid = id.uuid;
     OFFHOST_RETURN_IF_ERROR(ListDisks(*view));
+    OFFHOST_RETURN_IF_ERROR(ApplySelection(*view, req));
     if (view->disks_.empty()) {
       return Status::NotFound("QEMU VM " + id.name + " has no disk offhost can back up");
     }
@@ -389,6 +391,22 @@ class QemuDriver final : public SnapshotDriver {
         if (!file.empty()) std::filesystem::remove(file);
       }
     }
+    return Status::OK();
+  }
+
+  static Status ApplySelection(QemuView& view, const SnapshotRequest& req) {
+    std::vector<std::string> names;
+    for (const auto& s : view.disks_) names.push_back(s.disk.name);
+    OFFHOST_ASSIGN_OR_RETURN(auto selected, SelectDisks(req, names, view.vm_name));
+    std::vector<DiskState> kept;
+    for (auto& s : view.disks_) {
+      if (std::find(selected.begin(), selected.end(), s.disk.name) != selected.end()) {
+        kept.push_back(std::move(s));
+      } else {
+        view.excluded.push_back({s.disk.name, "not selected (--disk)"});
+      }
+    }
+    view.disks_ = std::move(kept);
     return Status::OK();
   }
 

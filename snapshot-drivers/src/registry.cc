@@ -39,4 +39,22 @@ std::vector<std::string> DescribeDrivers() {
   return out;
 }
 
+Result<std::vector<std::string>> SelectDisks(const SnapshotRequest& request,
+                                             const std::vector<std::string>& all,
+                                             const std::string& vm) {
+  std::vector<std::string> wanted;
+  for (const auto& [key, value] : request.settings) {
+    if (key.starts_with("only.")) wanted.push_back(key.substr(5));
+  }
+  if (wanted.empty()) return all;
+  for (const auto& w : wanted) {
+    if (std::find(all.begin(), all.end(), w) == all.end()) {
+      std::string names;
+      for (const auto& n : all) names += (names.empty() ? "" : ", ") + n;
+      return Status::NotFound("VM " + vm + " has no disk '" + w + "' (it has: " + names + ")");
+    }
+  }
+  return wanted;
+}
+
 }  // namespace offhost::snapshot_drivers

@@ -109,4 +109,7 @@ run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LI
 expect_output "libvirt has no domain 'no-such-vm'"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI"
 expect_output "--domain"
+run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI" --domain "$DOM" --disk vdz
+expect_output "has no disk 'vdz' (it has: vda, sda)"
+no_leftovers "a bad --disk"
 echo PASS

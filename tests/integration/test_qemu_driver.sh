@@ -113,6 +113,9 @@ run_expect 2 "$OFFHOST" backup --datastore "$DS" --driver qemu --qmp "$WORK/fake
 expect_output "is not a QEMU QMP socket"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --driver qemu
 expect_output "needs --qmp SOCKET"
+run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver qemu --qmp "$WORK/vm1.qmp" --disk vdz
+expect_output "has no disk 'vdz' (it has: vd0)"
+[ "$(qemu_leftovers vm1)" = "jobs=[] exports=[] nodes=[]" ] || fail "leftovers after a bad --disk"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --driver vmware --vm x
 expect_output "unknown driver 'vmware'"
 echo PASS

@@ -72,6 +72,12 @@ class SnapshotDriver {
   virtual Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& request) = 0;
 };
 
+// Applies the request's "only.NAME" settings (--disk NAME): keeps the named disks of `all`,
+// fails naming a disk the VM does not have. No "only." settings keeps every disk.
+Result<std::vector<std::string>> SelectDisks(const SnapshotRequest& request,
+                                             const std::vector<std::string>& all,
+                                             const std::string& vm);
+
 using DriverFactory = std::unique_ptr<SnapshotDriver> (*)();
 
 // Registry (filled by OFFHOST_REGISTER_DRIVER at start-up).
