@@ -21,7 +21,7 @@ struct BackupCliOptions {
   std::string driver = "nbd";
   std::string vm;
   std::vector<std::string> disks;
-  std::string bitmap, connect, domain, qmp, qga;
+  std::string bitmap, connect, domain, qmp, qga, nbd_address, scratch_dir;
   int freeze_timeout = 10;
   bool full = false;
   int threads = 0;
@@ -55,6 +55,8 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   if (!o.connect.empty()) s["connect"] = o.connect;
   if (!o.qmp.empty()) s["qmp"] = o.qmp;
   if (!o.qga.empty()) s["qga"] = o.qga;
+  if (!o.nbd_address.empty()) s["nbd-address"] = o.nbd_address;
+  if (!o.scratch_dir.empty()) s["scratch-dir"] = o.scratch_dir;
   s["freeze-timeout"] = std::to_string(o.freeze_timeout);
   return req;
 }
@@ -181,6 +183,12 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
                   "nbd driver: dirty-bitmap context of the exports, e.g. qemu:dirty-bitmap:bm0");
   cmd->add_option("--connect", o->connect, "libvirt driver: connection URI, e.g. qemu:///system");
   cmd->add_option("--domain", o->domain, "libvirt driver: domain name or UUID");
+  cmd->add_option("--nbd-address", o->nbd_address,
+                  "libvirt driver: the hypervisor's backup-network address[:port] for the NBD "
+                  "export (required for remote hosts; default a local unix socket)");
+  cmd->add_option("--scratch-dir", o->scratch_dir,
+                  "libvirt driver: directory on the hypervisor for scratch files "
+                  "(default: the datastore's tmp locally, /var/tmp on remote hosts)");
   cmd->add_option("--qmp", o->qmp, "qemu driver: the QEMU process's QMP unix socket");
   cmd->add_option("--qga", o->qga, "qemu driver: the guest agent's unix socket (for quiescing)");
   cmd->add_option("--freeze-timeout", o->freeze_timeout,

@@ -15,12 +15,12 @@
 #include <functional>
 
 #include "domain_xml.h"
+#include "checkpoint_name.h"
 #include "offhost/snapshot-drivers/driver.h"
 
 namespace offhost::snapshot_drivers {
 namespace {
 
-constexpr char kPrefix[] = "offhost-";
 
 std::string LastError() {
   const char* m = virGetLastErrorMessage();
@@ -35,17 +35,6 @@ struct DomainFree {
 };
 using ConnPtr = std::unique_ptr<virConnect, ConnCloser>;
 using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
-
-std::string CheckpointName() {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch()).count();
-  time_t t = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "offhost-%Y%m%dT%H%M%S", &tm);
-  return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
-}
 
 std::string XmlEscape(const std::string& s) {
   std::string out;
@@ -102,7 +91,7 @@ std::vector<std::string> OurCheckpoints(virDomainPtr dom) {
   int n = virDomainListAllCheckpoints(dom, &cps, 0);
   for (int i = 0; i < n; ++i) {
     std::string name = virDomainCheckpointGetName(cps[i]);
-    if (name.starts_with(kPrefix)) out.push_back(name);
+    if (name.starts_with(kCheckpointPrefix)) out.push_back(name);
     virDomainCheckpointFree(cps[i]);
   }
   free(cps);
@@ -175,6 +164,7 @@ class LibvirtView final : public PointInTimeView {
   DomainPtr dom_;
   std::vector<std::string> scratch_;
   std::string work_dir_;
+  std::string scratch_dir_;  // on the hypervisor host
   bool frozen_ = false, job_started_ = false, checkpoint_created_ = false, released_ = false;
 };
 
@@ -214,7 +204,7 @@ std::string LibvirtView::BackupXml(const std::vector<DomainDisk>& domain_disks,
       x += "<disk name='" + XmlEscape(d.target) + "' backup='no'/>";
       continue;
     }
-    std::string scratch = work_dir_ + "/offhost-scratch-" + vm_name + "-" + d.target + ".qcow2";
+    std::string scratch = scratch_dir_ + "/offhost-scratch-" + vm_name + "-" + d.target + ".qcow2";
     scratch_.push_back(scratch);
     x += "<disk name='" + XmlEscape(d.target) + "' backup='yes' type='file'><scratch file='" +
          XmlEscape(scratch) + "'/></disk>";
@@ -224,6 +214,20 @@ std::string LibvirtView::BackupXml(const std::vector<DomainDisk>& domain_disks,
 
 Status LibvirtView::Build(const SnapshotRequest& req) {
   work_dir_ = std::filesystem::absolute(req.work_dir).string();
+  const std::string& uri = req.settings.at("connect");
+  auto scheme_end = uri.find("://");
+  bool remote = scheme_end != std::string::npos && scheme_end + 3 < uri.size() && uri[scheme_end + 3] != '/';
+  auto setting = [&](const char* key) {
+    auto it = req.settings.find(key);
+    return it == req.settings.end() ? std::string() : it->second;
+  };
+  scratch_dir_ = setting("scratch-dir");
+  if (scratch_dir_.empty()) scratch_dir_ = remote ? "/var/tmp" : work_dir_;
+  if (remote && setting("nbd-address").empty()) {
+    return Status::InvalidArgument(
+        "libvirt host in " + uri + " is remote: its snapshot must be exported on the backup "
+        "network; give --nbd-address with the host's backup-network address");
+  }
   if (virDomainIsActive(dom_.get()) != 1) {
     return Status::FailedPrecondition("domain " + vm_name + " is not running: pull-mode backup "
                                       "needs a running VM (back up a powered-off VM's disk "
@@ -294,7 +298,7 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
     uri_for = [=](const std::string& disk) { return "nbd+unix:///" + disk + "?socket=" + sock; };
   }
 
-  checkpoint = CheckpointName();
+  checkpoint = NewCheckpointName();
   std::string backup_xml = BackupXml(domain_disks, parent, server);
   std::string checkpoint_xml = CheckpointXml(domain_disks);
   Freeze(req);

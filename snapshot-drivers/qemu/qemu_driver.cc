@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "checkpoint_name.h"
 #include "offhost/snapshot-drivers/driver.h"
 #include "qmp_client.h"
 #include "run_program.h"
@@ -21,9 +22,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kPrefix[] = "offhost-";
 
-bool Ours(const std::string& name) { return name.starts_with(kPrefix); }
+bool Ours(const std::string& name) { return name.starts_with(kCheckpointPrefix); }
 
 struct QemuDisk {
   std::string name;  // the device id ("vd0"), else the node name
@@ -40,19 +40,6 @@ struct DiskState {
   bool fleece_added = false, job_started = false, exported = false, bitmap_added = false;
   bool use_parent = false;  // the parent bitmap was frozen for this incremental
 };
-
-// Unique per backup: the time to the millisecond, and this process.
-std::string CheckpointName() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  time_t t = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "offhost-%Y%m%dT%H%M%S", &tm);
-  return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z-" +
-         std::to_string(::getpid());
-}
 
 std::string DeviceName(const json& dev) {
   std::string qdev = dev.value("qdev", "");
@@ -263,7 +250,7 @@ Status QemuView::PrepareDisk(DiskState& s, const SnapshotRequest& req, const std
 
 Status QemuView::Build(const SnapshotRequest& req) {
   std::string work_dir = req.work_dir;
-  checkpoint = CheckpointName();
+  checkpoint = NewCheckpointName();
   for (auto& s : disks_) OFFHOST_RETURN_IF_ERROR(PrepareDisk(s, req, work_dir));
 
   // One transaction: the point-in-time view and the checkpoint begin at the same instant.

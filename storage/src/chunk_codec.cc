@@ -6,27 +6,14 @@
 
 #include <cstring>
 
+#include "little_endian.h"
+
 namespace offhost::storage {
 namespace {
 
 constexpr char kMagic[4] = {'O', 'H', 'C', 'K'};
 constexpr size_t kCrcOffset = 52;
 
-void PutLe16(char* p, uint16_t v) {
-  p[0] = static_cast<char>(v);
-  p[1] = static_cast<char>(v >> 8);
-}
-void PutLe32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint16_t GetLe16(const char* p) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
-}
-uint32_t GetLe32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
 uint32_t HeaderCrc(const char* header) {
   return static_cast<uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(header), static_cast<uInt>(kCrcOffset)));
@@ -36,12 +23,12 @@ void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t s
                  char* h) {
   std::memset(h, 0, kChunkHeaderSize);
   std::memcpy(h, kMagic, 4);
-  PutLe16(h + 4, kChunkFormatVersion);
-  PutLe16(h + 6, static_cast<uint16_t>(c));
-  PutLe32(h + 8, raw);
-  PutLe32(h + 12, stored);
+  PutLe<uint16_t>(h + 4, kChunkFormatVersion);
+  PutLe<uint16_t>(h + 6, static_cast<uint16_t>(c));
+  PutLe<uint32_t>(h + 8, raw);
+  PutLe<uint32_t>(h + 12, stored);
   std::memcpy(h + 16, id.bytes.data(), 32);
-  PutLe32(h + kCrcOffset, HeaderCrc(h));
+  PutLe<uint32_t>(h + kCrcOffset, HeaderCrc(h));
 }
 
 }  // namespace
@@ -86,23 +73,23 @@ Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {
   }
   const char* h = file.data();
   if (std::memcmp(h, kMagic, 4) != 0) return Status::Corruption("bad chunk magic");
-  if (GetLe32(h + kCrcOffset) != HeaderCrc(h)) {
+  if (GetLe<uint32_t>(h + kCrcOffset) != HeaderCrc(h)) {
     return Status::Corruption("chunk header checksum mismatch");
   }
   ChunkHeader hdr;
-  hdr.version = GetLe16(h + 4);
+  hdr.version = GetLe<uint16_t>(h + 4);
   if (hdr.version != kChunkFormatVersion) {
     return Status::NotSupported("chunk format version " + std::to_string(hdr.version) +
                                 " is newer than this offhost understands (" +
                                 std::to_string(kChunkFormatVersion) + "); upgrade offhost");
   }
-  uint16_t c = GetLe16(h + 6);
+  uint16_t c = GetLe<uint16_t>(h + 6);
   if (c > static_cast<uint16_t>(ChunkCompression::kZstd)) {
     return Status::Corruption("unknown chunk compression " + std::to_string(c));
   }
   hdr.compression = static_cast<ChunkCompression>(c);
-  hdr.raw_size = GetLe32(h + 8);
-  hdr.stored_size = GetLe32(h + 12);
+  hdr.raw_size = GetLe<uint32_t>(h + 8);
+  hdr.stored_size = GetLe<uint32_t>(h + 12);
   std::memcpy(hdr.id.bytes.data(), h + 16, 32);
   if (hdr.raw_size == 0 || hdr.raw_size > kMaxChunkSize) {
     return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) +

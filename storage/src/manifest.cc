@@ -3,26 +3,19 @@
 
 #include <cstring>
 
+#include "little_endian.h"
+
 namespace offhost::storage {
 namespace {
 
 constexpr size_t kFixedPart = 1 + 8 + 8;
 
-void PutLe64(std::string* s, uint64_t v) {
-  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t GetLe64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-
 }  // namespace
 
 void AppendManifestEntry(const ManifestEntry& e, std::string* segment) {
   segment->push_back(static_cast<char>(e.kind));
-  PutLe64(segment, e.offset);
-  PutLe64(segment, e.length);
+  AppendLe<uint64_t>(segment, e.offset);
+  AppendLe<uint64_t>(segment, e.length);
   if (e.kind == ManifestEntryKind::kChunk) {
     segment->append(reinterpret_cast<const char*>(e.chunk.bytes.data()), e.chunk.bytes.size());
   }
@@ -43,8 +36,8 @@ Result<std::vector<ManifestEntry>> DecodeManifestSegment(std::span<const char> s
                                 " has unknown kind " + std::to_string(kind));
     }
     e.kind = static_cast<ManifestEntryKind>(kind);
-    e.offset = GetLe64(segment.data() + pos + 1);
-    e.length = GetLe64(segment.data() + pos + 9);
+    e.offset = GetLe<uint64_t>(segment.data() + pos + 1);
+    e.length = GetLe<uint64_t>(segment.data() + pos + 9);
     pos += kFixedPart;
     if (e.kind == ManifestEntryKind::kChunk) {
       if (segment.size() - pos < 32) return Status::Corruption("manifest entry truncated");

@@ -9,6 +9,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "index.h"
+#include "little_endian.h"
 #include "offhost/storage/datastore.h"
 #include "records.h"
 
@@ -16,15 +17,6 @@ namespace offhost::storage {
 namespace fs = std::filesystem;
 
 namespace {
-
-void PutLe32(std::string* s, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint32_t GetLe32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
 
 Result<std::string> ReadWholeFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -62,8 +54,8 @@ DiskManifestWriter::~DiskManifestWriter() {
 
 Status DiskManifestWriter::WriteSegment(uint32_t index, const std::string& segment) {
   std::string rec;
-  PutLe32(&rec, index);
-  PutLe32(&rec, static_cast<uint32_t>(segment.size()));
+  AppendLe<uint32_t>(&rec, index);
+  AppendLe<uint32_t>(&rec, static_cast<uint32_t>(segment.size()));
   rec += segment;
   size_t done = 0;
   while (done < rec.size()) {
@@ -132,7 +124,7 @@ Result<SnapshotRecord> SnapshotWriter::Commit() {
     size_t pos = 0;
     while (pos < staged.size()) {
       if (staged.size() - pos < 8) return Status::Corruption("truncated staging " + d->path_);
-      uint32_t index = GetLe32(staged.data() + pos), len = GetLe32(staged.data() + pos + 4);
+      uint32_t index = GetLe<uint32_t>(staged.data() + pos), len = GetLe<uint32_t>(staged.data() + pos + 4);
       pos += 8;
       if (staged.size() - pos < len) return Status::Corruption("truncated staging " + d->path_);
       batch.Put(ManifestKey(record_.vm, record_.id, d->name_, index),
