@@ -14,5 +14,6 @@ void AddBackupCommand(CLI::App& app, RunFn* run);
 void AddSnapshotsCommand(CLI::App& app, RunFn* run);
 void AddRestoreCommand(CLI::App& app, RunFn* run);
 void AddVerifyCommand(CLI::App& app, RunFn* run);
+void AddFilesCommands(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

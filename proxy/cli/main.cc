@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   AddSnapshotsCommand(app, &run);
   AddRestoreCommand(app, &run);
   AddVerifyCommand(app, &run);
+  AddFilesCommands(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
