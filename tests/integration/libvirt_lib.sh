@@ -30,6 +30,14 @@ CONF
     >"$WORK/libvirt/libvirtd.log" 2>&1 &
   PIDS+=($!)
   echo "$!" >>"$WORK/.pids"
+  for _ in $(seq 1 100); do
+    [ -S "$WORK/libvirt/libvirt-sock" ] && break
+    if grep -q "Failed to acquire pid file" "$WORK/libvirt/libvirtd.log" 2>/dev/null; then
+      echo "SKIP: another libvirtd runs on this machine with its own sockets"
+      exit 77
+    fi
+    sleep 0.1
+  done
   wait_for_socket "$WORK/libvirt/libvirt-sock"
   LIBVIRT_URI="qemu:///system?socket=$WORK/libvirt/libvirt-sock"
   for _ in $(seq 1 50); do virsh -c "$LIBVIRT_URI" version >/dev/null 2>&1 && return 0; sleep 0.2; done

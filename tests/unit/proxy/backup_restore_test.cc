@@ -38,13 +38,13 @@ class PipelineTest : public ::testing::Test {
 
   Result<BackupResult> Backup(std::unique_ptr<BlockDevice> dev, const std::string& vm = "vm",
                               const std::atomic<bool>* cancel = nullptr) {
-    std::vector<BackupDisk> disks;
-    disks.push_back({"vda", std::move(dev), ""});
+    disks_.clear();  // the previous backup's devices go now, this one's stay for inspection
+    disks_.push_back({"vda", std::move(dev), ""});
     BackupOptions o;
     o.threads = 3;
     o.read_ahead = 2 * kChunk;
     o.cancel = cancel;
-    return RunBackup(*ds_, vm, disks, o);
+    return RunBackup(*ds_, vm, disks_, o);
   }
 
   std::string Restore(const storage::SnapshotRecord& snap, uint64_t size) {
@@ -59,6 +59,7 @@ class PipelineTest : public ::testing::Test {
 
   offhost::testing::TempDir dir_;
   std::unique_ptr<storage::Datastore> ds_;
+  std::vector<BackupDisk> disks_;
 };
 
 TEST_F(PipelineTest, RestoreIsByteIdenticalAndHolesAreNeverRead) {

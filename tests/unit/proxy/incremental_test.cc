@@ -31,13 +31,13 @@ class IncrementalTest : public ::testing::Test {
   Result<BackupResult> Backup(const storage::SnapshotRecord* previous, bool full = false) {
     auto copy = std::make_unique<MemoryDisk>(*disk_);
     last_ = copy.get();
-    std::vector<BackupDisk> disks;
-    disks.push_back({"vda", std::move(copy), ""});
+    disks_.clear();  // the copy stays alive for inspection through last_
+    disks_.push_back({"vda", std::move(copy), ""});
     BackupOptions o;
     o.threads = 2;
     o.previous = previous;
     o.force_full = full;
-    return RunBackup(*ds_, "vm", disks, o);
+    return RunBackup(*ds_, "vm", disks_, o);
   }
 
   std::string Restore(const storage::SnapshotRecord& snap) {
@@ -50,6 +50,7 @@ class IncrementalTest : public ::testing::Test {
   offhost::testing::TempDir dir_;
   std::unique_ptr<storage::Datastore> ds_;
   std::unique_ptr<MemoryDisk> disk_;
+  std::vector<BackupDisk> disks_;
   MemoryDisk* last_ = nullptr;
 };
 
