@@ -47,7 +47,11 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   OFFHOST_ASSIGN_OR_RETURN(auto previous, FindPrevious(ds, id));
   req.snapshot.parent_checkpoint = previous ? previous->meta.checkpoint : "";
   if (req.snapshot.work_dir.empty()) {
-    req.snapshot.work_dir = ds.dir() + "/tmp";
+    // Scratch files and sockets of drivers, apart from the datastore's staging directories.
+    req.snapshot.work_dir = ds.dir() + "/tmp/views";
+    std::error_code ec;
+    std::filesystem::create_directories(req.snapshot.work_dir, ec);
+    if (ec) return Status::IOError("create " + req.snapshot.work_dir + ": " + ec.message());
   }
 
   OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(req.snapshot));

@@ -64,9 +64,12 @@ class NbdBlockDevice final : public BlockDevice {
     }
     return BlockStatus(LIBNBD_CONTEXT_BASE_ALLOCATION, offset, length,
                        [](uint32_t flags) {
-                         return (flags & LIBNBD_STATE_HOLE)   ? ExtentType::kHole
-                                : (flags & LIBNBD_STATE_ZERO) ? ExtentType::kZero
-                                                              : ExtentType::kData;
+                         // A hole without the zero flag has unknown contents (NBD spec):
+                         // only hole+zero may be skipped as unallocated.
+                         bool zero = flags & LIBNBD_STATE_ZERO, hole = flags & LIBNBD_STATE_HOLE;
+                         return zero && hole ? ExtentType::kHole
+                                : zero       ? ExtentType::kZero
+                                             : ExtentType::kData;
                        });
   }
 

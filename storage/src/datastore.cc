@@ -346,7 +346,9 @@ Result<int> Datastore::CleanupInterrupted() {
   // hold), or after committing.
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_ + "/tmp", ec)) {
-    if (live.count(entry.path().filename().string())) continue;
+    std::string name = entry.path().filename().string();
+    // Only staging directories (VM@ID); other entries belong to running snapshot drivers.
+    if (name.find('@') == std::string::npos || live.count(name)) continue;
     fs::remove_all(entry.path(), ec);
   }
   return removed;

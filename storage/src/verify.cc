@@ -53,6 +53,9 @@ Status CheckAllChunks(ChunkStore& store, const std::vector<ChunkId>& ids, int th
 Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options) {
   int threads = options.threads > 0 ? options.threads
                                     : std::max(1u, std::thread::hardware_concurrency());
+  // Snapshots first: a snapshot committed after this listing is not checked, but every chunk
+  // a listed snapshot uses was durable before the listing, so it is in the chunk scan below.
+  OFFHOST_ASSIGN_OR_RETURN(auto snapshots, ds.ListSnapshots());
   std::vector<ChunkId> ids;
   OFFHOST_RETURN_IF_ERROR(ds.chunks().ForEach([&](const ChunkId& id) {
     ids.push_back(id);
@@ -65,7 +68,6 @@ Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options
   ids = {};
 
   // Map damage to its users; a chunk a manifest names but the store lacks is damage too.
-  OFFHOST_ASSIGN_OR_RETURN(auto snapshots, ds.ListSnapshots());
   for (const auto& snap : snapshots) {
     ++report.snapshots_checked;
     for (const auto& disk : snap.disks) {

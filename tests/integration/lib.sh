@@ -176,4 +176,4 @@ expect_identical() {
 allocated_bytes() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 
 # staging_entries DS: what is left in the datastore's staging directory.
-staging_entries() { ls -A "$1/tmp"; }
+staging_entries() { ls -A "$1/tmp" | grep '@' || true; }  # staging dirs are VM@ID

@@ -25,7 +25,7 @@ disk_now() { domain_write "$DOM" "flush"; qemu-img convert -U -f qcow2 -O raw "$
 checkpoints() { V checkpoint-list "$DOM" --name | sort | tr '\n' ' ' | sed 's/ $//'; }
 no_leftovers() {
   V domjobinfo "$DOM" | grep -q "Job type: *None" || fail "a job is still running after $1: $(V domjobinfo "$DOM")"
-  ls "$DS/tmp" | grep -q offhost-scratch && fail "scratch file left after $1: $(ls "$DS/tmp")"
+  ls "$DS/tmp/views" | grep -q offhost-scratch && fail "scratch file left after $1: $(ls "$DS/tmp/views")"
   return 0
 }
 

@@ -21,7 +21,7 @@ no_leftovers() {
   local l
   l=$(qemu_leftovers vm1)
   [ "$l" = "jobs=[] exports=[] nodes=[]" ] || fail "QEMU has leftovers after $1: $l"
-  ls "$DS/tmp" | grep -q offhost-fleece && fail "scratch file left in $DS/tmp after $1"
+  ls "$DS/tmp/views" | grep -q offhost-fleece && fail "scratch file left in $DS/tmp/views after $1"
   return 0
 }
 one_checkpoint() {
