@@ -23,7 +23,7 @@ nlohmann::json ToJson(const storage::VerifyReport& r) {
                       {"offsets", u.offsets}, {"count", u.count}});
     }
     damaged.push_back({{"chunk", d.id.Hex()}, {"path", d.path}, {"reason", d.reason},
-                       {"used_by", uses}});
+                       {"moved_to", d.moved_to}, {"used_by", uses}});
   }
   return {{"ok", r.ok()},
           {"chunks_checked", r.chunks_checked},
@@ -37,6 +37,8 @@ int RunVerify(const VerifyCliOptions& o) {
   if (!ds.ok()) return ReportError(ds.status());
   std::atomic<uint64_t> done{0}, total{0};
   storage::VerifyOptions options;
+  // Damaged chunks are moved aside when this user may write, so backups can repair them.
+  options.quarantine = storage::Datastore::Open(o.datastore, true).ok();
   options.progress = [&](uint64_t d, uint64_t t) {
     done = d;
     total = t;
@@ -55,6 +57,10 @@ int RunVerify(const VerifyCliOptions& o) {
   for (const auto& d : r.damaged) {
     std::cout << "DAMAGED chunk " << d.id.Hex() << ": " << d.reason << "\n"
               << "  file: " << d.path << "\n";
+    if (!d.moved_to.empty()) {
+      std::cout << "  moved aside to " << d.moved_to
+                << "; the next backup that reads the same data stores it again\n";
+    }
     if (d.uses.empty()) std::cout << "  used by no snapshot\n";
     for (const auto& u : d.uses) {
       std::cout << "  used by " << u.vm << "@" << u.snapshot << " disk " << u.disk

@@ -233,14 +233,21 @@ class DiskBackup {
       {
         std::lock_guard<std::mutex> lock(stats_mu_);
         record_.dirty_bytes += dirty_len;
-        if (dirty.empty()) record_.reused_bytes += range.length;
       }
-      if (dirty.empty()) return Reuse(job.seq, base);
-      job.has_base = true;
-      job.base = base;
-      job.data = data;
-      for (const Extent& d : dirty) job.fresh.push_back({d.offset - range.offset, d.length, d.type});
-      to_read = Intersect(dirty, data);
+      bool base_present = true;
+      if (base.kind == ManifestEntryKind::kChunk) {
+        // The chunk must still be in the store (and durable before this snapshot commits).
+        OFFHOST_ASSIGN_OR_RETURN(base_present, ds_.chunks().Contains(base.chunk));
+      }
+      if (dirty.empty() && base_present) return Reuse(job.seq, base);
+      if (base_present) {
+        job.has_base = true;
+        job.base = base;
+        job.data = data;
+        for (const Extent& d : dirty) job.fresh.push_back({d.offset - range.offset, d.length, d.type});
+        to_read = Intersect(dirty, data);
+      }
+      // else: the previous chunk is gone (moved aside as damaged): read the whole chunk again.
     }
     job.buffer = pool_->Acquire();
     std::memset(job.buffer, 0, range.length);  // unread ranges are zeroes (or the base's bytes)
@@ -256,18 +263,10 @@ class DiskBackup {
   Status Reuse(uint64_t seq, const ManifestEntry& base) {
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
+      record_.reused_bytes += base.length;
       if (base.kind == ManifestEntryKind::kChunk) ++record_.chunks;
       if (base.kind == ManifestEntryKind::kZero) record_.zero_bytes += base.length;
       if (base.kind == ManifestEntryKind::kUnallocated) record_.unallocated_bytes += base.length;
-    }
-    if (base.kind == ManifestEntryKind::kChunk) {
-      // The chunk must still be in the store, and durable before this snapshot commits.
-      OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().Contains(base.chunk));
-      if (!present) {
-        return Status::Corruption("chunk " + base.chunk.Hex() + " of the previous snapshot (disk offset " +
-                                  std::to_string(base.offset) +
-                                  ") is missing from the datastore; run 'offhost verify' and a full backup (--full)");
-      }
     }
     return Complete(seq, base);
   }
@@ -327,6 +326,7 @@ class DiskBackup {
       std::memcpy(job.buffer + pos, base->data() + pos, job.length - pos);
       return Status::OK();
     }
+    if (file.ok()) ds_.chunks().Quarantine(job.base.chunk).status().IgnoreError();  // damaged
     std::vector<ReadRequest> reads;
     std::memset(job.buffer, 0, job.length);
     for (const Extent& d : job.data) {

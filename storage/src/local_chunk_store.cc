@@ -164,6 +164,15 @@ class LocalChunkStore final : public ChunkStore {
     return data;
   }
 
+  Result<std::string> Quarantine(const ChunkId& id) override {
+    std::string path = Locate(id), moved = path + ".damaged";
+    if (::rename(path.c_str(), moved.c_str()) != 0) {
+      return Status::FromErrno("move damaged chunk " + path + " aside", errno);
+    }
+    MarkDirty(SubdirOf(id));
+    return moved;
+  }
+
   Status ForEach(const std::function<Status(const ChunkId&)>& fn) override {
     DIR* top = ::opendir(dir_.c_str());
     if (!top) return Status::FromErrno("open chunk directory " + dir_, errno);

@@ -94,7 +94,13 @@ Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options
       }
     }
   }
-  for (auto& [id, d] : damaged) report.damaged.push_back(std::move(d));
+  for (auto& [id, d] : damaged) {
+    if (options.quarantine && d.reason != "missing") {
+      auto moved = ds.chunks().Quarantine(id);
+      if (moved.ok()) d.moved_to = *moved;
+    }
+    report.damaged.push_back(std::move(d));
+  }
   std::sort(report.damaged.begin(), report.damaged.end(),
             [](const DamagedChunk& a, const DamagedChunk& b) { return a.id < b.id; });
   return report;

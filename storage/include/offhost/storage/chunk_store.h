@@ -29,6 +29,10 @@ class ChunkStore {
   virtual Result<std::string> Get(const ChunkId& id) = 0;
   // Where a chunk lives, for messages ("chunks/3fa2/3fa2…").
   virtual std::string Locate(const ChunkId& id) const = 0;
+  // Moves a chunk proven damaged out of the way (kept as evidence, no longer listed), so that
+  // the next backup that meets the same data stores it again, repairing every snapshot that
+  // uses it. Returns where it went.
+  virtual Result<std::string> Quarantine(const ChunkId& id) = 0;
   // Calls fn for every stored chunk. Stops and returns the callback's error if it fails.
   virtual Status ForEach(const std::function<Status(const ChunkId&)>& fn) = 0;
 };

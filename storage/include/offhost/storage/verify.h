@@ -25,6 +25,7 @@ struct DamagedChunk {
   ChunkId id;
   std::string path;
   std::string reason;  // "missing", or what failed when decoding
+  std::string moved_to;  // where a damaged chunk was moved aside (empty: not moved)
   std::vector<ChunkUse> uses;
 };
 
@@ -38,6 +39,8 @@ struct VerifyReport {
 
 struct VerifyOptions {
   int threads = 0;  // 0 = one per core
+  // Move damaged chunks aside (needs a writable datastore) so later backups store them again.
+  bool quarantine = false;
   // Called now and then with (chunks checked, chunks total).
   std::function<void(uint64_t, uint64_t)> progress;
 };
