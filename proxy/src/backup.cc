@@ -16,6 +16,9 @@ static std::string FullReason(const BackupDisk& disk, const BackupOptions& optio
   if (!options.previous) return "no previous backup of this VM";
   for (const auto& d : options.previous->disks) {
     if (d.name != disk.name) continue;
+    if (!d.identity.empty() && !disk.identity.empty() && d.identity != disk.identity) {
+      return "disk now holds " + disk.identity + " (the previous backup read " + d.identity + ")";
+    }
     if (d.size != disk.device->size()) {
       return "disk was resized from " + std::to_string(d.size) + " to " +
              std::to_string(disk.device->size()) + " bytes";
@@ -52,6 +55,7 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
       return record.status().WithContext("backup of " + vm + " disk " + disk.name);
     }
     record->full_reason = full_reason;
+    record->identity = disk.identity;
     OFFHOST_RETURN_IF_ERROR(manifest->Finish(*record));
   }
   BackupResult result;

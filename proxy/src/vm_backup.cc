@@ -63,7 +63,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
       nbd.dirty_bitmap = d.dirty_bitmap;
       auto dev = snapshot_drivers::OpenNbd(d.uri, nbd);
       if (!dev.ok()) return dev.status().WithContext("disk " + d.name);
-      disks.push_back({d.name, std::move(*dev), d.full_reason});
+      disks.push_back({d.name, std::move(*dev), d.full_reason, d.identity});
     }
     BackupOptions options = req.options;
     options.previous = previous ? &*previous : nullptr;

@@ -57,6 +57,10 @@ Result<std::vector<DomainDisk>> ParseDomainDisks(const std::string& xml) {
     d.target = Attr(Child(c, "target"), "dev");
     d.format = Attr(Child(c, "driver"), "type");
     d.exclude = ExcludeReason(c);
+    xmlNode* src = Child(c, "source");
+    for (const char* attr : {"file", "dev", "volume", "name"}) {
+      if (d.source.empty()) d.source = Attr(src, attr);
+    }
     if (!d.target.empty()) out.push_back(d);
   }
   return out;

@@ -12,6 +12,7 @@ struct DomainDisk {
   std::string target;   // "vda"
   std::string format;   // driver type: "qcow2", "raw", ...
   std::string exclude;  // non-empty: why this disk cannot be in a backup
+  std::string source;   // the file, device or volume behind it
 };
 
 Result<std::vector<DomainDisk>> ParseDomainDisks(const std::string& xml);

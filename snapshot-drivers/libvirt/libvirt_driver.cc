@@ -315,6 +315,7 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
     ViewDisk v;
     v.name = d.target;
     v.uri = uri_for(d.target);
+    v.identity = d.source;
     if (parent.empty()) v.full_reason = no_incremental;
     else v.dirty_bitmap = "qemu:dirty-bitmap:backup-" + d.target;
     disks.push_back(v);

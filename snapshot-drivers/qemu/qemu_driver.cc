@@ -31,6 +31,7 @@ struct QemuDisk {
   std::string format;
   uint64_t size = 0;
   json bitmaps = json::array();
+  std::string identity;  // the image file behind the node
 };
 
 // What this view created on one disk, so Release undoes exactly that.
@@ -291,6 +292,7 @@ Status QemuView::Build(const SnapshotRequest& req) {
     v.name = s.disk.name;
     v.uri = "nbd+unix:///" + s.disk.name + "?socket=" + sock;
     v.size = s.disk.size;
+    v.identity = s.disk.identity;
     if (s.use_parent) {
       v.dirty_bitmap = "qemu:dirty-bitmap:" + parent_;
     } else if (req.full) {
@@ -410,6 +412,7 @@ class QemuDriver final : public SnapshotDriver {
       d.node = ins.value("node-name", "");
       d.format = ins.value("drv", "");
       d.size = ins["image"].value("virtual-size", uint64_t{0});
+      d.identity = ins.value("file", ins["image"].value("filename", ""));
       d.bitmaps = ins.value("dirty-bitmaps", json::array());
       if (ins.value("ro", false)) {
         view.excluded.push_back({d.name, "read-only medium (CD-ROM or image); not backed up"});

@@ -30,7 +30,8 @@ json ToJson(const SnapshotRecord& s) {
                      {"incremental", d.incremental},
                      {"full_reason", d.full_reason},
                      {"dirty_bytes", d.dirty_bytes},
-                     {"reused_bytes", d.reused_bytes}});
+                     {"reused_bytes", d.reused_bytes},
+                     {"identity", d.identity}});
   }
   return {{"vm", s.vm},
           {"id", s.id},
@@ -68,6 +69,7 @@ Result<SnapshotRecord> SnapshotFromJson(const std::string& text, const std::stri
       r.full_reason = d.value("full_reason", "");
       r.dirty_bytes = d.value("dirty_bytes", uint64_t{0});
       r.reused_bytes = d.value("reused_bytes", uint64_t{0});
+      r.identity = d.value("identity", "");
       s.disks.push_back(std::move(r));
     }
     s.meta.vm_uuid = j.value("vm_uuid", "");

@@ -141,6 +141,29 @@ TEST_F(IncrementalTest, FullWhenForcedResizedOrWithoutMap) {
   EXPECT_NE(resized->snapshot.disks[0].full_reason.find("resized"), std::string::npos);
 }
 
+TEST_F(IncrementalTest, AnotherImageBehindTheDiskGetsAFull) {
+  auto backup_with_identity = [&](const storage::SnapshotRecord* previous, const std::string& id) {
+    auto copy = std::make_unique<MemoryDisk>(*disk_);
+    disks_.clear();
+    disks_.push_back({"vda", std::move(copy), "", id});
+    BackupOptions o;
+    o.previous = previous;
+    return RunBackup(*ds_, "vm", disks_, o);
+  };
+  auto first = backup_with_identity(nullptr, "/images/a.qcow2");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->snapshot.disks[0].identity, "/images/a.qcow2");
+  disk_->SetDirty({});
+  auto same = backup_with_identity(&first->snapshot, "/images/a.qcow2");
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same->snapshot.disks[0].incremental);
+  auto swapped = backup_with_identity(&same->snapshot, "/images/b.qcow2");
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_FALSE(swapped->snapshot.disks[0].incremental);
+  EXPECT_NE(swapped->snapshot.disks[0].full_reason.find("disk now holds /images/b.qcow2"),
+            std::string::npos);
+}
+
 TEST_F(IncrementalTest, MissingUnchangedChunkIsReadAgainFromTheSource) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());

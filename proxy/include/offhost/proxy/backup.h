@@ -19,6 +19,8 @@ struct BackupDisk {
   std::unique_ptr<BlockDevice> device;
   // Why the device has no changed-block map (shown and stored when the disk gets a full).
   std::string no_dirty_map_reason;
+  // The image or volume behind the disk, when the driver knows it (see ViewDisk::identity).
+  std::string identity;
 };
 
 // Live counters a progress display may poll from another thread.

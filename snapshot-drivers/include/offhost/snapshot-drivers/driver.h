@@ -21,6 +21,10 @@ struct ViewDisk {
   // ("qemu:dirty-bitmap:backup-vda"); empty when this disk needs a full backup.
   std::string dirty_bitmap;
   std::string full_reason;  // why dirty_bitmap is empty
+  // What the hypervisor has behind the disk (image file, device, volume). An incremental is
+  // only taken against a previous backup of the same disk identity: a disk whose image was
+  // swapped gets a full backup.
+  std::string identity;
 };
 
 struct ExcludedDisk {

@@ -44,6 +44,7 @@ struct DiskRecord {
   std::string full_reason;      // why a full backup when an incremental was not possible
   uint64_t dirty_bytes = 0;     // bytes the changed-block map marked as changed
   uint64_t reused_bytes = 0;    // bytes taken unchanged from the previous snapshot
+  std::string identity;         // image/volume behind the disk, when the driver knows it
 };
 
 // What the snapshot driver knew about the VM and how consistent the view was.
