@@ -40,6 +40,7 @@ struct DiskState {
   std::string scratch, fleece, job, export_id;
   bool fleece_added = false, job_started = false, exported = false, bitmap_added = false;
   bool use_parent = false;  // the parent bitmap was frozen for this incremental
+  std::string parent_lost_reason;
 };
 
 std::string DeviceName(const json& dev) {
@@ -155,10 +156,12 @@ Status QemuView::DeleteNode(QmpClient& qmp, const std::string& node) {
   return last;
 }
 
+// The guest stays marked frozen until a thaw succeeds, so Release tries again.
 Status QemuView::Thaw() {
   if (!frozen_) return Status::OK();
-  frozen_ = false;
-  return agent_->Execute("guest-fsfreeze-thaw", agent_timeout_ms_).status();
+  Status st = agent_->Execute("guest-fsfreeze-thaw", agent_timeout_ms_).status();
+  if (st.ok()) frozen_ = false;
+  return st;
 }
 
 // Committed: the new bitmap is the chain's head, the parent is no longer needed. Not
@@ -167,7 +170,7 @@ Status QemuView::Thaw() {
 Status QemuView::SettleBitmaps(DiskState& s, bool committed) {
   if (!s.bitmap_added) return Status::OK();
   const std::string& node = s.disk.node;
-  bool parent_exists = !parent_.empty() && FindBitmap(s.disk, parent_);
+  bool parent_exists = !parent_.empty() && FindBitmap(s.disk, parent_) && s.parent_lost_reason.empty();
   if (committed) {
     if (parent_exists) {
       return qmp_->Execute("block-dirty-bitmap-remove", {{"node", node}, {"name", parent_}}).status();
@@ -218,6 +221,14 @@ Status QemuView::PrepareDisk(DiskState& s, const SnapshotRequest& req, const std
   // Bitmaps of ours that are not the parent are leftovers of a crashed run. If the parent
   // was left frozen (disabled), what those saw since is merged back before they go.
   const json* parent = parent_.empty() ? nullptr : FindBitmap(d, parent_);
+  if (parent && parent->value("inconsistent", false)) {
+    // QEMU stopped without saving it (crash): it may miss changes, so it cannot be a base.
+    OFFHOST_RETURN_IF_ERROR(
+        qmp_->Execute("block-dirty-bitmap-remove", {{"node", d.node}, {"name", parent_}}).status());
+    s.parent_lost_reason = "checkpoint " + parent_ + " on disk " + d.name +
+                           " is inconsistent (QEMU or the host crashed)";
+    parent = nullptr;
+  }
   for (const auto& b : d.bitmaps) {
     std::string name = b.value("name", "");
     if (!Ours(name) || name == parent_) continue;
@@ -277,7 +288,16 @@ Status QemuView::Build(const SnapshotRequest& req) {
 
   std::string sock = work_dir + "/offhost-nbd-" + std::to_string(::getpid()) + ".sock";
   std::filesystem::remove(sock);
-  auto started = qmp_->Execute("nbd-server-start", {{"addr", {{"type", "unix"}, {"data", {{"path", sock}}}}}});
+  json addr = {{"addr", {{"type", "unix"}, {"data", {{"path", sock}}}}}};
+  auto started = qmp_->Execute("nbd-server-start", addr);
+  if (!started.ok() && started.status().message().find("already running") != std::string::npos) {
+    // A server with no export at all is what a proxy that died after starting it leaves.
+    auto exports = qmp_->Execute("query-block-exports");
+    if (exports.ok() && exports->empty()) {
+      qmp_->Execute("nbd-server-stop").status().IgnoreError();
+      started = qmp_->Execute("nbd-server-start", addr);
+    }
+  }
   if (!started.ok()) {
     return started.status().WithContext("start QEMU's NBD server (is another tool's NBD export running in this VM?)");
   }
@@ -299,6 +319,8 @@ Status QemuView::Build(const SnapshotRequest& req) {
       v.full_reason = "full backup requested";
     } else if (parent_.empty()) {
       v.full_reason = "no previous backup of this VM";
+    } else if (!s.parent_lost_reason.empty()) {
+      v.full_reason = s.parent_lost_reason;
     } else {
       v.full_reason = "checkpoint " + parent_ + " is not on disk " + s.disk.name +
                       " (lost after a VM restart, a host crash, or the disk is new)";

@@ -7,8 +7,10 @@ QMP_PY="$(dirname "${BASH_SOURCE[0]}")/qmp.py"
 # socket at $WORK/NAME.qmp; sets QEMU_PID.
 start_qemu() {
   local name=$1 disk=$2
+  # The same VM keeps its UUID across restarts.
+  [ -e "$WORK/$name.uuid" ] || cat /proc/sys/kernel/random/uuid >"$WORK/$name.uuid"
   qemu-system-x86_64 -machine q35 -accel tcg -nodefaults -display none -m 64 -name "$name" \
-    -uuid "$(cat /proc/sys/kernel/random/uuid)" \
+    -uuid "$(cat "$WORK/$name.uuid")" \
     -blockdev "driver=file,filename=$disk,node-name=file0" \
     -blockdev driver=qcow2,file=file0,node-name=disk0 \
     -device virtio-blk-pci,drive=disk0,id=vd0 \

@@ -100,6 +100,30 @@ run_expect 0 "$OFFHOST" restore --datastore "$DS" vm1@latest --to "$WORK/r3.raw"
 expect_identical "$WORK/now.raw" "$WORK/r3.raw"
 run_expect 0 "$OFFHOST" verify --datastore "$DS"
 
+# --- the VM restarts cleanly: its persistent checkpoint survives, the chain goes on --------
+restart_qemu() {  # restart_qemu clean|crash
+  if [ "$1" = clean ]; then qmp vm1 quit >/dev/null || true; else kill -9 "$QEMU_PID"; fi
+  wait "$QEMU_PID" 2>/dev/null || true
+  rm -f "$WORK/vm1.qmp"
+  start_qemu vm1 "$WORK/vm1.qcow2"
+}
+restart_qemu clean
+guest_write vm1 "write -P 0x77 60M 64k"
+J=$(backup) || fail "backup after a VM restart failed: $J"
+[ "$(json_field "$J" 'j["disks"][0]["incremental"]')" = True ] || fail "persistent checkpoint lost on restart: $J"
+[ "$(json_field "$J" 'j["bytes_read"]')" -eq $((64 << 10)) ] || fail "after a restart, read: $J"
+
+# --- QEMU crashes: its loaded bitmap is inconsistent → full with the reason, then incremental
+restart_qemu clean   # the checkpoint of the last backup is now stored in the image
+restart_qemu crash
+J=$(backup) || fail "backup after a QEMU crash failed: $J"
+[ "$(json_field "$J" 'j["disks"][0]["incremental"]')" = False ] || fail "after a QEMU crash: must be full: $J"
+json_field "$J" 'j["disks"][0]["full_reason"]' | grep -q "inconsistent" || fail "reason: $J"
+guest_write vm1 "write -P 0x78 61M 64k"
+J=$(backup) || fail "backup after the crash fallback failed: $J"
+[ "$(json_field "$J" 'j["disks"][0]["incremental"]')" = True ] || fail "chain must resume after a QEMU crash: $J"
+no_leftovers "the backups after QEMU restarts"
+
 # --- bad input ----------------------------------------------------------------------------
 run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver qemu --qmp "$WORK/nope.qmp"
 expect_output "cannot connect to QMP socket $WORK/nope.qmp"
