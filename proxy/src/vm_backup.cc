@@ -3,6 +3,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <thread>
 
@@ -36,6 +41,30 @@ void HoldViewForTests() {
   }
 }
 
+// One backup of a VM at a time on this proxy, whatever the datastore: a second one would take
+// the first one's view for a crashed run's leftovers and tear it down.
+class VmLock {
+ public:
+  static Result<std::unique_ptr<VmLock>> Take(const snapshot_drivers::VmIdentity& id) {
+    std::string dir = ::access("/run/lock", W_OK) == 0 ? "/run/lock" : "/tmp";
+    std::string path = dir + "/offhost-vm-" + (id.uuid.empty() ? id.name : id.uuid) + ".lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FromErrno("open lock " + path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Status::FailedPrecondition("another offhost backup of VM " + id.name +
+                                        " is running on this proxy (lock " + path +
+                                        "); wait for it to finish");
+    }
+    return std::unique_ptr<VmLock>(new VmLock(fd));
+  }
+  ~VmLock() { ::close(fd_); }
+
+ private:
+  explicit VmLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 }  // namespace
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
@@ -44,6 +73,10 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   if (!req.vm_name.empty()) id.name = req.vm_name;
   OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", id.name).WithContext(
       "use --vm NAME to give the VM a name offhost accepts"));
+  std::unique_ptr<VmLock> lock;
+  if (driver->one_backup_per_vm()) {
+    OFFHOST_ASSIGN_OR_RETURN(lock, VmLock::Take(id));
+  }
   OFFHOST_ASSIGN_OR_RETURN(auto previous, FindPrevious(ds, id));
   req.snapshot.parent_checkpoint = previous ? previous->meta.checkpoint : "";
   if (req.snapshot.work_dir.empty()) {

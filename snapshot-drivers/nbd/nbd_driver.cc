@@ -15,6 +15,8 @@ class NbdView final : public PointInTimeView {
 
 class NbdDriver final : public SnapshotDriver {
  public:
+  bool one_backup_per_vm() const override { return false; }  // the exports are not ours
+
   Result<VmIdentity> Identify(const SnapshotRequest& req) override {
     if (req.vm.empty()) return Status::InvalidArgument("give the VM's name with --vm NAME");
     return VmIdentity{req.vm, ""};

@@ -296,8 +296,19 @@ Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::stri
   SnapshotRecord rec;
   rec.vm = vm;
   rec.started = static_cast<int64_t>(std::time(nullptr));
-  // Ids are the start time; a later second is taken when this VM already has that id.
-  for (int64_t t = rec.started;; ++t) {
+  // Ids are the start time, strictly increasing per VM even if the clock steps back, so the
+  // newest snapshot always sorts last ("latest", the base of the next incremental).
+  int64_t first = rec.started;
+  for (const std::string& prefix : {SnapshotPrefix(vm), "r/" + vm + "/"}) {
+    std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
+    it->SeekForPrev(prefix + "\xff");
+    if (it->Valid() && it->key().starts_with(prefix)) {
+      struct tm tm = {};
+      std::string last = it->key().ToString().substr(prefix.size());
+      if (strptime(last.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) first = std::max<int64_t>(first, timegm(&tm) + 1);
+    }
+  }
+  for (int64_t t = first;; ++t) {
     rec.id = FormatUtc(t);
     OFFHOST_ASSIGN_OR_RETURN(auto done, index->Get(SnapshotKey(vm, rec.id)));
     OFFHOST_ASSIGN_OR_RETURN(auto running, index->Get(RunningKey(vm, rec.id)));

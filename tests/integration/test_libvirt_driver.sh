@@ -73,7 +73,8 @@ J=$(backup) || fail "backup after the fallback failed: $J"
 # --- proxy killed with -9 while it holds the view -----------------------------------------
 rm -f "$WORK/go" "$WORK/go.ready"
 domain_write "$DOM" "write -P 0x55 40M 1M"
-OFFHOST_TEST_HOLD_VIEW=$WORK/go backup >/dev/null 2>&1 &
+# (offhost itself in the background, so that $! is its pid, not a subshell's)
+OFFHOST_TEST_HOLD_VIEW=$WORK/go "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI" --domain "$DOM" >/dev/null 2>&1 &
 BACKUP=$!
 for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
 kill -9 "$BACKUP"

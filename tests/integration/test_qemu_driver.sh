@@ -14,6 +14,7 @@ qemu-io -f qcow2 -c "write -q -P 0x11 0 8M" -c "write -q -P 0x12 64M 3M" -c "wri
 start_qemu vm1 "$WORK/vm1.qcow2"
 DS=$WORK/ds
 "$OFFHOST" datastore init "$DS" >/dev/null
+"$OFFHOST" datastore init "$WORK/other-ds" >/dev/null
 
 backup() { "$OFFHOST" backup --datastore "$DS" --driver qemu --qmp "$WORK/vm1.qmp" --json "$@"; }
 disk_now() { guest_write vm1 "flush"; export_disk_copy vm1 "$1"; }
@@ -51,6 +52,8 @@ BACKUP=$!
 for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
 [ -e "$WORK/go.ready" ] || fail "the backup never took its view: $(cat "$WORK/inc.err")"
 disk_now "$WORK/at-view.raw"
+run_expect 1 "$OFFHOST" backup --datastore "$WORK/other-ds" --driver qemu --qmp "$WORK/vm1.qmp"
+expect_output "another offhost backup of VM vm1 is running"
 guest_write vm1 "write -P 0xee 10M 4M"   # after the view: must not be in this backup
 touch "$WORK/go"
 wait "$BACKUP" || fail "incremental failed: $(cat "$WORK/inc.err")"
@@ -81,7 +84,8 @@ J=$(backup) || fail "backup after the fallback failed: $J"
 # --- proxy killed with -9 while it holds the view -----------------------------------------
 rm -f "$WORK/go" "$WORK/go.ready"
 guest_write vm1 "write -P 0x55 40M 128k"
-OFFHOST_TEST_HOLD_VIEW=$WORK/go backup >/dev/null 2>&1 &
+# (offhost itself in the background, so that $! is its pid, not a subshell's)
+OFFHOST_TEST_HOLD_VIEW=$WORK/go "$OFFHOST" backup --datastore "$DS" --driver qemu --qmp "$WORK/vm1.qmp" >/dev/null 2>&1 &
 BACKUP=$!
 for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
 kill -9 "$BACKUP"

@@ -73,6 +73,9 @@ class SnapshotDriver {
   virtual ~SnapshotDriver() = default;
   // Which VM the request means, before anything is done to it.
   virtual Result<VmIdentity> Identify(const SnapshotRequest& request) = 0;
+  // Whether two backups of one VM must not overlap on this proxy (true for drivers that
+  // create hypervisor-side objects and clean up a crashed run's leftovers by name).
+  virtual bool one_backup_per_vm() const { return true; }
   virtual Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& request) = 0;
 };
 
