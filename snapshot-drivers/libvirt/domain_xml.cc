@@ -66,4 +66,19 @@ Result<std::vector<DomainDisk>> ParseDomainDisks(const std::string& xml) {
   return out;
 }
 
+std::vector<std::string> CheckpointBitmapDisks(const std::string& xml) {
+  std::vector<std::string> out;
+  std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc(
+      xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "checkpoint.xml", nullptr,
+                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
+      xmlFreeDoc);
+  if (!doc) return out;
+  xmlNode* disks = Child(xmlDocGetRootElement(doc.get()), "disks");
+  for (xmlNode* c = disks ? disks->children : nullptr; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "disk")) continue;
+    if (Attr(c, "checkpoint") == "bitmap") out.push_back(Attr(c, "name"));
+  }
+  return out;
+}
+
 }  // namespace offhost::snapshot_drivers

@@ -13,8 +13,12 @@ struct DomainDisk {
   std::string format;   // driver type: "qcow2", "raw", ...
   std::string exclude;  // non-empty: why this disk cannot be in a backup
   std::string source;   // the file, device or volume behind it
+  std::string full_reason;  // set by the driver: why this disk is not incremental
 };
 
 Result<std::vector<DomainDisk>> ParseDomainDisks(const std::string& xml);
+
+// The disks a checkpoint XML tracks with a bitmap (checkpoint='bitmap').
+std::vector<std::string> CheckpointBitmapDisks(const std::string& xml);
 
 }  // namespace offhost::snapshot_drivers

@@ -206,8 +206,10 @@ std::string LibvirtView::BackupXml(const std::vector<DomainDisk>& domain_disks,
     }
     std::string scratch = scratch_dir_ + "/offhost-scratch-" + vm_name + "-" + d.target + ".qcow2";
     scratch_.push_back(scratch);
-    x += "<disk name='" + XmlEscape(d.target) + "' backup='yes' type='file'><scratch file='" +
-         XmlEscape(scratch) + "'/></disk>";
+    // In an incremental backup, a disk the parent does not cover is read in full.
+    std::string mode = !parent.empty() && !d.full_reason.empty() ? " backupmode='full'" : "";
+    x += "<disk name='" + XmlEscape(d.target) + "' backup='yes'" + mode +
+         " type='file'><scratch file='" + XmlEscape(scratch) + "'/></disk>";
   }
   return x + "</disks></domainbackup>";
 }
@@ -253,29 +255,45 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
     if (name != req.parent_checkpoint) OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom_.get(), name));
   }
 
-  std::string no_incremental;
-  if (req.full) no_incremental = "full backup requested";
-  else if (req.parent_checkpoint.empty()) no_incremental = "no previous backup of this VM";
-  else if (!virDomainCheckpointLookupByName(dom_.get(), req.parent_checkpoint.c_str(), 0)) {
-    no_incremental = "checkpoint " + req.parent_checkpoint +
-                     " is not known to libvirt (deleted, VM re-created or restored)";
+  // Chains are per disk: a disk the parent checkpoint does not track (added since, raw, or
+  // not selected then) gets a full (backupmode='full') while the others stay incremental.
+  std::string vm_reason;
+  std::vector<std::string> tracked;
+  if (req.full) {
+    vm_reason = "full backup requested";
+  } else if (req.parent_checkpoint.empty()) {
+    vm_reason = "no previous backup of this VM";
+  } else if (virDomainCheckpointPtr cp =
+                 virDomainCheckpointLookupByName(dom_.get(), req.parent_checkpoint.c_str(), 0)) {
+    if (char* cp_xml = virDomainCheckpointGetXMLDesc(cp, 0)) {
+      tracked = CheckpointBitmapDisks(cp_xml);
+      free(cp_xml);
+    }
+    virDomainCheckpointFree(cp);
+  } else {
+    vm_reason = "checkpoint " + req.parent_checkpoint +
+                " is not known to libvirt (deleted, VM re-created or restored)";
   }
   std::vector<DomainDisk> domain_disks;
   for (auto& d : all) {
     if (!d.exclude.empty()) {
       excluded.push_back({d.target, d.exclude});
-    } else {
-      if (d.format != "qcow2" && no_incremental.empty()) {
-        no_incremental = "disk " + d.target + " is " + d.format +
-                         ", which cannot hold checkpoints; the VM is backed up in full";
-      }
+    } else if (!vm_reason.empty()) {
+      d.full_reason = vm_reason;
+    } else if (d.format != "qcow2") {
+      d.full_reason = "disk " + d.target + " is " + d.format + ", which cannot hold checkpoints";
+    } else if (std::find(tracked.begin(), tracked.end(), d.target) == tracked.end()) {
+      d.full_reason = "disk " + d.target + " is not in checkpoint " + req.parent_checkpoint +
+                      " (added since, or not selected then)";
     }
     domain_disks.push_back(d);
   }
   if (domain_disks.size() == excluded.size()) {
     return Status::NotFound("domain " + vm_name + " has no disk offhost can back up");
   }
-  std::string parent = no_incremental.empty() ? req.parent_checkpoint : "";
+  bool any_incremental = false;
+  for (const auto& d : domain_disks) any_incremental |= d.exclude.empty() && d.full_reason.empty();
+  std::string parent = any_incremental ? req.parent_checkpoint : "";
 
   std::string server;
   std::function<std::string(const std::string&)> uri_for;
@@ -316,7 +334,7 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
     v.name = d.target;
     v.uri = uri_for(d.target);
     v.identity = d.source;
-    if (parent.empty()) v.full_reason = no_incremental;
+    if (!d.full_reason.empty()) v.full_reason = d.full_reason;
     else v.dirty_bitmap = "qemu:dirty-bitmap:backup-" + d.target;
     disks.push_back(v);
   }

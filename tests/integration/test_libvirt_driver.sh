@@ -92,6 +92,22 @@ run_expect 0 "$OFFHOST" restore --datastore "$DS" "$DOM@latest" --to "$WORK/r3.r
 expect_identical "$WORK/now.raw" "$WORK/r3.raw"
 run_expect 0 "$OFFHOST" verify --datastore "$DS"
 
+# --- a disk hot-added to the running VM: its first backup is full, vda stays incremental ---
+qemu-img create -q -f qcow2 "$WORK/vdb.qcow2" 64M
+qemu-io -f qcow2 -c "write -q -P 0x21 0 2M" "$WORK/vdb.qcow2" >/dev/null
+V attach-disk "$DOM" "$WORK/vdb.qcow2" vdb --driver qemu --subdriver qcow2 --targetbus virtio --live >/dev/null ||
+  fail "could not hot-add vdb"
+domain_write "$DOM" "write -P 0x31 70M 1M"
+J=$(backup) || fail "backup after adding a disk failed: $J"
+[ "$(json_field "$J" '[d["name"] for d in j["disks"] if d["incremental"]]')" = "['vda']" ] ||
+  fail "vda must stay incremental and vdb be full: $J"
+json_field "$J" '[d["full_reason"] for d in j["disks"] if d["name"]=="vdb"][0]' | grep -q "is not in checkpoint" ||
+  fail "reason for vdb: $J"
+J=$(backup) || fail "second backup with vdb failed: $J"
+[ "$(json_field "$J" 'all(d["incremental"] for d in j["disks"])')" = True ] || fail "both disks incremental now: $J"
+no_leftovers "backups with a hot-added disk"
+disk_now "$WORK/now.raw"
+
 # --- listing, the stored domain XML, lookup by UUID ---------------------------------------
 run_expect 0 "$OFFHOST" snapshots --datastore "$DS" --vm "$DOM"
 expect_output "incremental"
@@ -99,7 +115,7 @@ expect_output "full"
 run_expect 0 "$OFFHOST" snapshots --datastore "$DS" --config "$DOM@latest"
 expect_output "<name>$DOM</name>"
 expect_output "$DISK"
-run_expect 0 "$OFFHOST" restore --datastore "$DS" "$(V domuuid "$DOM")@latest" --to "$WORK/by-uuid.raw"
+run_expect 0 "$OFFHOST" restore --datastore "$DS" "$(V domuuid "$DOM")@latest" --disk vda --to "$WORK/by-uuid.raw"
 expect_identical "$WORK/now.raw" "$WORK/by-uuid.raw"
 
 # --- bad input ----------------------------------------------------------------------------
@@ -111,6 +127,6 @@ expect_output "libvirt has no domain 'no-such-vm'"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI"
 expect_output "--domain"
 run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI" --domain "$DOM" --disk vdz
-expect_output "has no disk 'vdz' (it has: vda, sda)"
+expect_output "has no disk 'vdz' (it has: vda, sda, vdb)"
 no_leftovers "a bad --disk"
 echo PASS
