@@ -127,6 +127,6 @@ expect_output "libvirt has no domain 'no-such-vm'"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI"
 expect_output "--domain"
 run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI" --domain "$DOM" --disk vdz
-expect_output "has no disk 'vdz' (it has: vda, sda, vdb)"
+expect_output "has no disk 'vdz' (it has: vda, vdb, sda)"
 no_leftovers "a bad --disk"
 echo PASS
