@@ -236,8 +236,8 @@ class DiskBackup {
       }
       bool base_present = true;
       if (base.kind == ManifestEntryKind::kChunk) {
-        // The chunk must still be in the store (and durable before this snapshot commits).
-        OFFHOST_ASSIGN_OR_RETURN(base_present, ds_.chunks().Contains(base.chunk));
+        // The chunk must still be in the store; the previous commit already made it durable.
+        OFFHOST_ASSIGN_OR_RETURN(base_present, ds_.chunks().IsStored(base.chunk));
       }
       if (dirty.empty() && base_present) return Reuse(job.seq, base);
       if (base_present) {

@@ -87,6 +87,13 @@ class LocalChunkStore final : public ChunkStore {
     return Status::FromErrno("stat " + Locate(id), errno);
   }
 
+  Result<bool> IsStored(const ChunkId& id) override {
+    struct stat st;
+    if (::stat(Locate(id).c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    return Status::FromErrno("stat " + Locate(id), errno);
+  }
+
   Result<bool> Put(const ChunkId& id, std::span<const char> encoded) override {
     OFFHOST_ASSIGN_OR_RETURN(bool present, Contains(id));
     if (present) return false;

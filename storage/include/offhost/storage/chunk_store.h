@@ -21,6 +21,9 @@ class ChunkStore {
   virtual std::string description() const = 0;
   // True when the chunk is present and durable (a crash cannot lose it).
   virtual Result<bool> Contains(const ChunkId& id) = 0;
+  // Existence only, for a chunk a committed snapshot references (hence already durable): no
+  // directory is queued for the next Sync().
+  virtual Result<bool> IsStored(const ChunkId& id) = 0;
   // Stores an encoded chunk. Returns true if this call wrote it, false if it was already there.
   // The chunk is durable once Sync() has returned.
   virtual Result<bool> Put(const ChunkId& id, std::span<const char> encoded) = 0;
