@@ -250,7 +250,11 @@ class DiskBackup {
       // else: the previous chunk is gone (moved aside as damaged): read the whole chunk again.
     }
     job.buffer = pool_->Acquire();
-    std::memset(job.buffer, 0, range.length);  // unread ranges are zeroes (or the base's bytes)
+    uint64_t covered = 0;
+    for (const Extent& d : to_read) covered += d.length;
+    if (covered != range.length || job.has_base) {
+      std::memset(job.buffer, 0, range.length);  // unread ranges are zeroes (or the base's bytes)
+    }
     for (const Extent& d : to_read) {
       reads->push_back({d.offset, {job.buffer + (d.offset - range.offset), d.length}});
       CountRead(d.length);

@@ -45,7 +45,7 @@ Result<std::unique_ptr<Index>> Index::OpenReadOnly(const std::string& dir) {
     if (s.ok()) return std::unique_ptr<Index>(new Index(dir, std::unique_ptr<rocksdb::DB>(raw)));
     // A writer replaced files between our reading the MANIFEST and opening them: try again.
     bool raced = s.ToString().find("No such file") != std::string::npos;
-    if (!raced || attempt >= 100) return FromRocks(s, "open index " + dir);
+    if (!raced || attempt >= 500) return FromRocks(s, "open index " + dir);  // ~5 s
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
