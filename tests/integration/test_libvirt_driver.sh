@@ -45,7 +45,7 @@ no_leftovers "the full backup"
 domain_write "$DOM" "write -P 0xab 100M 4M"
 OFFHOST_TEST_HOLD_VIEW=$WORK/go backup >"$WORK/inc.json" 2>"$WORK/inc.err" &
 BACKUP=$!
-for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
 [ -e "$WORK/go.ready" ] || fail "the backup never took its view: $(cat "$WORK/inc.err")"
 disk_now "$WORK/at-view.raw"
 domain_write "$DOM" "write -P 0xee 100M 1M"   # after the view
@@ -76,7 +76,8 @@ domain_write "$DOM" "write -P 0x55 40M 1M"
 # (offhost itself in the background, so that $! is its pid, not a subshell's)
 OFFHOST_TEST_HOLD_VIEW=$WORK/go "$OFFHOST" backup --datastore "$DS" --driver libvirt --connect "$LIBVIRT_URI" --domain "$DOM" >/dev/null 2>&1 &
 BACKUP=$!
-for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
+[ -e "$WORK/go.ready" ] || fail "the backup to be killed never took its view"
 kill -9 "$BACKUP"
 wait "$BACKUP" 2>/dev/null || true
 V domjobinfo "$DOM" | grep -q "Backup" || fail "expected the killed proxy's backup job to remain"

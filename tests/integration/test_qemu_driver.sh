@@ -49,7 +49,7 @@ guest_write vm1 "write -P 0xab 10M 1M"
 guest_write vm1 "write -P 0xcd 200M 64k"
 OFFHOST_TEST_HOLD_VIEW=$WORK/go backup >"$WORK/inc.json" 2>"$WORK/inc.err" &
 BACKUP=$!
-for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
 [ -e "$WORK/go.ready" ] || fail "the backup never took its view: $(cat "$WORK/inc.err")"
 disk_now "$WORK/at-view.raw"
 run_expect 1 "$OFFHOST" backup --datastore "$WORK/other-ds" --driver qemu --qmp "$WORK/vm1.qmp"
@@ -87,7 +87,8 @@ guest_write vm1 "write -P 0x55 40M 128k"
 # (offhost itself in the background, so that $! is its pid, not a subshell's)
 OFFHOST_TEST_HOLD_VIEW=$WORK/go "$OFFHOST" backup --datastore "$DS" --driver qemu --qmp "$WORK/vm1.qmp" >/dev/null 2>&1 &
 BACKUP=$!
-for _ in $(seq 1 300); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
+[ -e "$WORK/go.ready" ] || fail "the backup to be killed never took its view"
 kill -9 "$BACKUP"
 wait "$BACKUP" 2>/dev/null || true
 [ "$(qemu_leftovers vm1)" != "jobs=[] exports=[] nodes=[]" ] || fail "expected leftovers right after kill -9"
