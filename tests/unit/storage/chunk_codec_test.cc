@@ -37,6 +37,18 @@ TEST(ChunkCodec, IncompressibleDataIsStoredRaw) {
   EXPECT_EQ(back, data);
 }
 
+TEST(ChunkCodec, LargeIncompressibleChunkWithACompressibleTailIsStillCompressed) {
+  std::string data = testing::RandomBytes(2 << 20, 9) + std::string(2 << 20, 't');
+  std::string file = Encode(data);
+  EXPECT_EQ(DecodeChunkHeader(file)->compression, ChunkCompression::kZstd);
+  EXPECT_LT(file.size(), data.size() * 3 / 4);
+  std::string random = testing::RandomBytes(4 << 20, 10);
+  EXPECT_EQ(DecodeChunkHeader(Encode(random))->compression, ChunkCompression::kNone);
+  std::string back;
+  ASSERT_TRUE(DecodeChunk(ChunkId::Of(data), file, &back).ok());
+  EXPECT_EQ(back, data);
+}
+
 TEST(ChunkCodec, EveryFlippedPayloadByteIsDetected) {
   for (const std::string& data :
        {std::string(300000, 'z') + "tail", testing::RandomBytes(70000, 3)}) {
