@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <rocksdb/write_batch.h>
 
@@ -270,7 +272,17 @@ Result<std::unique_ptr<ManifestReader>> Datastore::OpenManifest(const SnapshotRe
                             "' (it has: " + names + ")");
   }
   auto impl = std::make_unique<ManifestReader::Impl>();
-  OFFHOST_ASSIGN_OR_RETURN(impl->index, Index::OpenReadOnly(dir_ + "/index"));
+  // A read-only open can race a writer's memtable flush and see an older state; the snapshot
+  // record and its manifest are one batch, so seeing the record means the manifest is whole.
+  for (int attempt = 0;; ++attempt) {
+    OFFHOST_ASSIGN_OR_RETURN(impl->index, Index::OpenReadOnly(dir_ + "/index"));
+    OFFHOST_ASSIGN_OR_RETURN(auto record, impl->index->Get(SnapshotKey(snap.vm, snap.id)));
+    if (record) break;
+    if (attempt >= 500) {
+      return Status::NotFound("snapshot " + snap.vm + "@" + snap.id + " is no longer in " + dir_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   impl->prefix = ManifestPrefix(snap.vm, snap.id, disk);
   impl->where = "manifest of " + snap.vm + "@" + snap.id + " disk " + disk;
   impl->disk_size = rec->size;
