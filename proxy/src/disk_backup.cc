@@ -99,29 +99,32 @@ class ExtentWindow {
   uint64_t from_ = 0;
 };
 
-// The previous snapshot's manifest, walked in step with the chunks of this backup.
+// The previous snapshot's manifest, walked in step with the ranges of this backup.
 class PreviousManifest {
  public:
   explicit PreviousManifest(std::unique_ptr<storage::ManifestReader> reader)
       : reader_(std::move(reader)) {}
 
-  // What the previous snapshot holds for exactly [offset, offset+length).
-  Result<ManifestEntry> At(uint64_t offset, uint32_t length) {
-    while (!have_ || cur_.offset + cur_.length <= offset) {
-      OFFHOST_ASSIGN_OR_RETURN(bool more, reader_->Next(&cur_));
-      if (!more) return Status::Corruption("previous manifest ends before offset " + std::to_string(offset));
-      have_ = true;
+  // What the previous snapshot holds for [offset, offset+length), clipped to it. Ranges must
+  // be asked for in increasing order.
+  Result<std::vector<ManifestEntry>> Range(uint64_t offset, uint64_t length) {
+    std::vector<ManifestEntry> out;
+    const uint64_t end = offset + length;
+    uint64_t pos = offset;
+    while (pos < end) {
+      if (!have_ || cur_.offset + cur_.length <= pos) {
+        OFFHOST_ASSIGN_OR_RETURN(bool more, reader_->Next(&cur_));
+        if (!more) {
+          return Status::Corruption("the previous snapshot's manifest ends before disk offset " +
+                                    std::to_string(pos) + "; run a full backup (--full)");
+        }
+        have_ = true;
+        continue;
+      }
+      out.push_back(storage::ClipManifestEntry(cur_, offset, length));
+      pos = out.back().offset + out.back().length;
     }
-    bool fits = cur_.offset <= offset && cur_.offset + cur_.length >= offset + length;
-    if (!fits || (cur_.kind == ManifestEntryKind::kChunk && cur_.offset != offset)) {
-      return Status::FailedPrecondition(
-          "the previous snapshot's chunk layout does not match at disk offset " +
-          std::to_string(offset) + "; run a full backup (--full)");
-    }
-    ManifestEntry e = cur_;
-    e.offset = offset;
-    e.length = length;
-    return e;
+    return out;
   }
 
  private:
@@ -130,17 +133,72 @@ class PreviousManifest {
   bool have_ = false;
 };
 
+// How an incremental stores a chunk-size range with changes (docs/chunking.md):
+//   kWhole — read the range from the source and store it as one chunk (fulls; lost base);
+//   kPatch — store only the changed runs as small chunks; the rest stays slices of the
+//            previous snapshot's chunks;
+//   kMerge — rebuild the range from the previous snapshot plus the changes and store it as one
+//            chunk, when patching would leave it too fragmented.
+enum class JobKind { kWhole, kPatch, kMerge };
+
+// A patched range is rebuilt once it would need more pieces than this, or once more than half
+// of its data no longer comes from its main chunk: this bounds restore reads per range and
+// the bytes an old chunk keeps alive for a few slices.
+constexpr size_t kMaxPatchPieces = 16;
+
+struct Piece {
+  ManifestEntry entry;  // for a fresh piece only offset and length matter
+  bool fresh = false;   // bytes are in the job's buffer, to be stored as a new chunk
+};
+
 struct Job {
   uint64_t seq;
   uint64_t offset;
   uint32_t length;
   char* buffer;
-  // Incrementals: bytes outside `fresh` (relative ranges) come from `base`.
-  bool has_base = false;
-  ManifestEntry base;
-  std::vector<Extent> fresh;
-  std::vector<Extent> data;  // allocated ranges of the chunk, to re-read if `base` is unusable
+  JobKind kind = JobKind::kWhole;
+  std::vector<Piece> pieces;         // kPatch
+  std::vector<ManifestEntry> base;   // kMerge: the previous snapshot's entries for the range
+  std::vector<Extent> fresh;         // kMerge: changed ranges, relative to `offset`
+  std::vector<Extent> data;          // kMerge: allocated ranges, to re-read if `base` is unusable
 };
+
+// The pieces of a range after its changed runs replace the previous snapshot's bytes.
+std::vector<Piece> PatchPieces(const std::vector<ManifestEntry>& base,
+                               const std::vector<Extent>& dirty) {
+  std::vector<Piece> out;
+  auto keep = [&](uint64_t from, uint64_t to) {
+    for (const ManifestEntry& e : base) {
+      if (e.offset + e.length <= from || e.offset >= to) continue;
+      out.push_back({storage::ClipManifestEntry(e, from, to - from), false});
+    }
+  };
+  uint64_t pos = base.front().offset;
+  const uint64_t end = base.back().offset + base.back().length;
+  for (const Extent& d : dirty) {
+    if (d.offset > pos) keep(pos, d.offset);
+    ManifestEntry fresh;
+    fresh.offset = d.offset;
+    fresh.length = d.length;
+    out.push_back({fresh, true});
+    pos = d.offset + d.length;
+  }
+  if (pos < end) keep(pos, end);
+  return out;
+}
+
+bool TooFragmented(const std::vector<Piece>& pieces, uint64_t length) {
+  if (pieces.size() > kMaxPatchPieces) return true;
+  std::map<ChunkId, uint64_t> kept;
+  uint64_t chunk_bytes = 0, main_chunk = 0;
+  for (const Piece& p : pieces) {
+    if (p.fresh || p.entry.kind == ManifestEntryKind::kChunk) chunk_bytes += p.entry.length;
+    if (!p.fresh && p.entry.kind == ManifestEntryKind::kChunk) {
+      main_chunk = std::max(main_chunk, kept[p.entry.chunk] += p.entry.length);
+    }
+  }
+  return 2 * (chunk_bytes - main_chunk) > length;
+}
 
 class DiskBackup {
  public:
@@ -217,42 +275,16 @@ class DiskBackup {
         std::lock_guard<std::mutex> lock(stats_mu_);
         (any_zero ? record_.zero_bytes : record_.unallocated_bytes) += range.length;
       }
-      return Complete(seq_++, {range.offset, range.length, kind, {}});
+      return Complete(seq_++, {{range.offset, range.length, kind, {}}});
     }
     Job job{seq_++, range.offset, range.length, nullptr};
     std::vector<Extent> to_read = data;
-    if (previous_) {
-      OFFHOST_ASSIGN_OR_RETURN(auto dirty_map, dirty_.Cover(range.offset, end));
-      std::vector<Extent> dirty;
-      for (const Extent& e : dirty_map) {
-        if (e.type == ExtentType::kData) dirty.push_back(e);
-      }
-      OFFHOST_ASSIGN_OR_RETURN(ManifestEntry base, previous_->At(range.offset, range.length));
-      uint64_t dirty_len = 0;
-      for (const Extent& d : dirty) dirty_len += d.length;
-      {
-        std::lock_guard<std::mutex> lock(stats_mu_);
-        record_.dirty_bytes += dirty_len;
-      }
-      bool base_present = true;
-      if (base.kind == ManifestEntryKind::kChunk) {
-        // The chunk must still be in the store; the previous commit already made it durable.
-        OFFHOST_ASSIGN_OR_RETURN(base_present, ds_.chunks().IsStored(base.chunk));
-      }
-      if (dirty.empty() && base_present) return Reuse(job.seq, base);
-      if (base_present) {
-        job.has_base = true;
-        job.base = base;
-        job.data = data;
-        for (const Extent& d : dirty) job.fresh.push_back({d.offset - range.offset, d.length, d.type});
-        to_read = Intersect(dirty, data);
-      }
-      // else: the previous chunk is gone (moved aside as damaged): read the whole chunk again.
-    }
+    if (previous_) OFFHOST_RETURN_IF_ERROR(PlanIncremental(range, data, &job, &to_read));
+    if (job.kind == JobKind::kPatch && job.pieces.empty()) return Reuse(job.seq, job.base);
     job.buffer = pool_->Acquire();
     uint64_t covered = 0;
     for (const Extent& d : to_read) covered += d.length;
-    if (covered != range.length || job.has_base) {
+    if (covered != range.length || job.kind != JobKind::kWhole) {
       std::memset(job.buffer, 0, range.length);  // unread ranges are zeroes (or the base's bytes)
     }
     for (const Extent& d : to_read) {
@@ -263,16 +295,61 @@ class DiskBackup {
     return Status::OK();
   }
 
-  // An unchanged chunk: the previous snapshot's entry, counted like a fresh one.
-  Status Reuse(uint64_t seq, const ManifestEntry& base) {
+  // Decides how an incremental stores `range` (see JobKind) and what it reads. An unchanged
+  // range comes back as kPatch with no pieces and `base` set: nothing to read.
+  Status PlanIncremental(const storage::ChunkRange& range, const std::vector<Extent>& data,
+                         Job* job, std::vector<Extent>* to_read) {
+    const uint64_t end = range.offset + range.length;
+    OFFHOST_ASSIGN_OR_RETURN(auto dirty_map, dirty_.Cover(range.offset, end));
+    std::vector<Extent> dirty;
+    uint64_t dirty_len = 0;
+    for (const Extent& e : dirty_map) {
+      if (e.type != ExtentType::kData) continue;
+      dirty.push_back(e);
+      dirty_len += e.length;
+    }
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
-      record_.reused_bytes += base.length;
-      if (base.kind == ManifestEntryKind::kChunk) ++record_.chunks;
-      if (base.kind == ManifestEntryKind::kZero) record_.zero_bytes += base.length;
-      if (base.kind == ManifestEntryKind::kUnallocated) record_.unallocated_bytes += base.length;
+      record_.dirty_bytes += dirty_len;
     }
+    OFFHOST_ASSIGN_OR_RETURN(auto base, previous_->Range(range.offset, range.length));
+    for (const ManifestEntry& e : base) {
+      if (e.kind != ManifestEntryKind::kChunk) continue;
+      // The chunk must still be in the store; the previous commit already made it durable.
+      OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().IsStored(e.chunk));
+      if (!present) return Status::OK();  // moved aside as damaged: read the whole range again
+    }
+    if (dirty.empty()) {
+      job->kind = JobKind::kPatch;
+      job->base = std::move(base);
+      return Status::OK();
+    }
+    *to_read = Intersect(dirty, data);
+    auto pieces = PatchPieces(base, dirty);
+    if (!TooFragmented(pieces, range.length)) {
+      job->kind = JobKind::kPatch;
+      job->pieces = std::move(pieces);
+      return Status::OK();
+    }
+    job->kind = JobKind::kMerge;
+    job->base = std::move(base);
+    job->data = data;
+    for (const Extent& d : dirty) job->fresh.push_back({d.offset - range.offset, d.length, d.type});
+    return Status::OK();
+  }
+
+  // An unchanged range: the previous snapshot's entries, counted like fresh ones.
+  Status Reuse(uint64_t seq, const std::vector<ManifestEntry>& base) {
+    for (const ManifestEntry& e : base) CountKept(e);
     return Complete(seq, base);
+  }
+
+  void CountKept(const ManifestEntry& e) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    record_.reused_bytes += e.length;
+    if (e.kind == ManifestEntryKind::kChunk) ++record_.chunks;
+    if (e.kind == ManifestEntryKind::kZero) record_.zero_bytes += e.length;
+    if (e.kind == ManifestEntryKind::kUnallocated) record_.unallocated_bytes += e.length;
   }
 
   static std::vector<Extent> Intersect(const std::vector<Extent>& a, const std::vector<Extent>& b) {
@@ -307,30 +384,51 @@ class DiskBackup {
 
   void WorkerLoop(BoundedQueue<Job>& queue) {
     storage::ChunkEncoder encoder(ds_.config().zstd_level);
-    std::string encoded, base;
+    std::string encoded;
     while (auto job = queue.Pop()) {
-      Status st = Failed() ? Status::OK() : Process(*job, encoder, &encoded, &base);
+      Status st = Failed() ? Status::OK() : Process(*job, encoder, &encoded);
       pool_->Release(job->buffer);
       if (!st.ok()) Fail(st);
     }
   }
 
-  // Fills the unchanged parts of an incremental chunk from the previous snapshot. A base
-  // chunk that is missing or damaged is not trusted: the whole chunk is read from the source.
-  Status MergeBase(const Job& job, std::string* base) {
-    if (job.base.kind != ManifestEntryKind::kChunk) return Status::OK();  // zeroes already
-    auto file = ds_.chunks().Get(job.base.chunk);
-    Status st = file.ok() ? storage::DecodeChunk(job.base.chunk, *file, base) : file.status();
-    if (st.ok() && base->size() == job.length) {
-      uint64_t pos = 0;
-      for (const Extent& f : job.fresh) {
-        std::memcpy(job.buffer + pos, base->data() + pos, f.offset - pos);
-        pos = f.offset + f.length;
+  // Fills the unchanged parts of a range from the previous snapshot. A base chunk that is
+  // missing or damaged is not trusted: the whole range is read from the source.
+  Status MergeBase(const Job& job) {
+    std::map<ChunkId, std::string> chunks;
+    for (const ManifestEntry& e : job.base) {
+      if (e.kind != ManifestEntryKind::kChunk) continue;  // zeroes already
+      std::string& bytes = chunks[e.chunk];
+      if (bytes.empty()) {
+        auto file = ds_.chunks().Get(e.chunk);
+        Status st = file.ok() ? storage::DecodeChunk(e.chunk, *file, &bytes) : file.status();
+        if (st.ok() && bytes.size() < uint64_t{e.chunk_offset} + e.length) {
+          st = Status::Corruption("too short");
+        }
+        if (!st.ok()) {
+          if (file.ok()) ds_.chunks().Quarantine(e.chunk).status().IgnoreError();  // damaged
+          return ReadWholeRange(job);
+        }
       }
-      std::memcpy(job.buffer + pos, base->data() + pos, job.length - pos);
-      return Status::OK();
+      uint64_t pos = e.offset - job.offset;  // copy the parts of e outside the fresh ranges
+      const uint64_t e_end = pos + e.length;
+      auto copy = [&](uint64_t from, uint64_t to) {
+        from = std::max(from, pos);
+        to = std::min(to, e_end);
+        if (from >= to) return;
+        std::memcpy(job.buffer + from, bytes.data() + e.chunk_offset + (from - pos), to - from);
+      };
+      uint64_t clean = 0;
+      for (const Extent& f : job.fresh) {
+        copy(clean, f.offset);
+        clean = f.offset + f.length;
+      }
+      copy(clean, job.length);
     }
-    if (file.ok()) ds_.chunks().Quarantine(job.base.chunk).status().IgnoreError();  // damaged
+    return Status::OK();
+  }
+
+  Status ReadWholeRange(const Job& job) {
     std::vector<ReadRequest> reads;
     std::memset(job.buffer, 0, job.length);
     for (const Extent& d : job.data) {
@@ -340,14 +438,36 @@ class DiskBackup {
     return dev_.Read(reads);
   }
 
-  Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded,
-                 std::string* base) {
-    if (job.has_base) OFFHOST_RETURN_IF_ERROR(MergeBase(job, base));
-    std::span<const char> data(job.buffer, job.length);
-    if (AllZero(job.buffer, job.length)) {
+  Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded) {
+    std::vector<ManifestEntry> out;
+    if (job.kind == JobKind::kPatch) {
+      for (const Piece& p : job.pieces) {
+        if (!p.fresh) {
+          CountKept(p.entry);
+          out.push_back(p.entry);
+          continue;
+        }
+        OFFHOST_ASSIGN_OR_RETURN(
+            ManifestEntry e,
+            StoreRange(p.entry.offset, {job.buffer + (p.entry.offset - job.offset), p.entry.length},
+                       encoder, encoded));
+        out.push_back(e);
+      }
+      return Complete(job.seq, out);
+    }
+    if (job.kind == JobKind::kMerge) OFFHOST_RETURN_IF_ERROR(MergeBase(job));
+    OFFHOST_ASSIGN_OR_RETURN(ManifestEntry e, StoreRange(job.offset, {job.buffer, job.length},
+                                                         encoder, encoded));
+    return Complete(job.seq, {e});
+  }
+
+  // Stores the bytes of [offset, offset+data.size()) as one chunk, or says they are zeroes.
+  Result<ManifestEntry> StoreRange(uint64_t offset, std::span<const char> data,
+                                   storage::ChunkEncoder& encoder, std::string* encoded) {
+    if (AllZero(data.data(), data.size())) {
       std::lock_guard<std::mutex> lock(stats_mu_);
-      record_.zero_bytes += job.length;
-      return Complete(job.seq, {job.offset, job.length, ManifestEntryKind::kZero, {}});
+      record_.zero_bytes += data.size();
+      return ManifestEntry{offset, data.size(), ManifestEntryKind::kZero, {}};
     }
     ChunkId id = ChunkId::Of(data);
     OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().Contains(id));
@@ -365,23 +485,23 @@ class DiskBackup {
         if (options_.counters) options_.counters->new_bytes += encoded->size();
       }
     }
-    return Complete(job.seq, {job.offset, job.length, ManifestEntryKind::kChunk, id});
+    return ManifestEntry{offset, data.size(), ManifestEntryKind::kChunk, id};
   }
 
-  // Puts a chunk's manifest entry back into disk order.
-  Status Complete(uint64_t seq, const ManifestEntry& e) {
+  // Puts a range's manifest entries back into disk order.
+  Status Complete(uint64_t seq, std::vector<ManifestEntry> entries) {
     std::lock_guard<std::mutex> lock(order_mu_);
-    pending_.emplace(seq, e);
+    pending_.emplace(seq, std::move(entries));
     while (!pending_.empty() && pending_.begin()->first == next_seq_) {
-      const ManifestEntry& next = pending_.begin()->second;
-      OFFHOST_RETURN_IF_ERROR(manifest_.Add(next));
-      if (options_.counters) options_.counters->done_bytes += next.length;
+      for (const ManifestEntry& next : pending_.begin()->second) {
+        OFFHOST_RETURN_IF_ERROR(manifest_.Add(next));
+        if (options_.counters) options_.counters->done_bytes += next.length;
+      }
       pending_.erase(pending_.begin());
       ++next_seq_;
     }
     return Status::OK();
   }
-
   bool Failed() {
     std::lock_guard<std::mutex> lock(stats_mu_);
     return !failure_.ok();
@@ -410,7 +530,7 @@ class DiskBackup {
   Status failure_;
 
   std::mutex order_mu_;
-  std::map<uint64_t, ManifestEntry> pending_;
+  std::map<uint64_t, std::vector<ManifestEntry>> pending_;
   uint64_t next_seq_ = 0;
 };
 

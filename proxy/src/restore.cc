@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <string_view>
 #include <mutex>
 #include <thread>
 
@@ -27,14 +29,23 @@ class DiskRestore {
     int threads = options_.threads > 0
                       ? options_.threads
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    BoundedQueue<ManifestEntry> queue(2 * static_cast<size_t>(threads));
+    BoundedQueue<std::vector<ManifestEntry>> queue(2 * static_cast<size_t>(threads));
     std::vector<std::thread> workers;
     for (int i = 0; i < threads; ++i) workers.emplace_back([&] { WorkerLoop(queue); });
+    // The chunk entries of one chunk-size range go to one worker together: after incremental
+    // patches they are slices of a few chunks, each decoded once.
+    const uint64_t range = ds_.chunker().max_chunk_size();
+    std::vector<ManifestEntry> job;
+    auto flush = [&] {
+      if (!job.empty()) queue.Push(std::move(job));
+      job.clear();
+    };
     Status st = ds_.ForEachManifestEntry(snap_, disk_, [&](const ManifestEntry& e) {
       if (Failed()) return Status::Cancelled("stopped");
       if (options_.cancel && options_.cancel->load()) return Status::Cancelled("restore cancelled");
+      if (!job.empty() && job.front().offset / range != e.offset / range) flush();
       if (e.kind == ManifestEntryKind::kChunk) {
-        queue.Push(e);
+        job.push_back(e);
         return Status::OK();
       }
       if (!options_.target_is_zeroed) {
@@ -43,6 +54,7 @@ class DiskRestore {
       if (options_.counters) options_.counters->done_bytes += e.length;
       return Status::OK();
     });
+    if (st.ok()) flush();
     queue.Close();
     for (auto& w : workers) w.join();
     if (!failure_.ok()) return failure_;
@@ -52,19 +64,23 @@ class DiskRestore {
   }
 
  private:
-  void WorkerLoop(BoundedQueue<ManifestEntry>& queue) {
-    std::string data;
-    while (auto e = queue.Pop()) {
-      if (Failed()) continue;
-      Status st = RestoreChunk(*e, &data);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (failure_.ok()) failure_ = st;
+  void WorkerLoop(BoundedQueue<std::vector<ManifestEntry>>& queue) {
+    std::map<storage::ChunkId, std::string> decoded;
+    while (auto job = queue.Pop()) {
+      decoded.clear();
+      for (const ManifestEntry& e : *job) {
+        if (Failed()) break;
+        Status st = RestoreEntry(e, &decoded[e.chunk]);
+        if (!st.ok()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (failure_.ok()) failure_ = st;
+        }
       }
     }
   }
 
-  Status RestoreChunk(const ManifestEntry& e, std::string* data) {
+  // `data` is the chunk's bytes when an earlier entry of the same job decoded it, else empty.
+  Status RestoreEntry(const ManifestEntry& e, std::string* data) {
     auto damaged = [&](const Status& why) {
       return Status::Corruption("chunk " + e.chunk.Hex() + " (" + ds_.chunks().Locate(e.chunk) +
                                 ") for disk offset " + std::to_string(e.offset) + " of " +
@@ -73,19 +89,25 @@ class DiskRestore {
                                 "; nothing wrong was written — run 'offhost verify --datastore " +
                                 ds_.dir() + "'");
     };
-    auto file = ds_.chunks().Get(e.chunk);
-    if (!file.ok()) {
-      if (file.status().code() == StatusCode::kNotFound) return damaged(file.status());
-      return file.status();
+    if (data->empty()) {
+      auto file = ds_.chunks().Get(e.chunk);
+      if (!file.ok()) {
+        if (file.status().code() == StatusCode::kNotFound) return damaged(file.status());
+        return file.status();
+      }
+      Status st = storage::DecodeChunk(e.chunk, *file, data);
+      if (!st.ok()) {
+        data->clear();
+        return damaged(st);
+      }
     }
-    Status st = storage::DecodeChunk(e.chunk, *file, data);
-    if (!st.ok()) return damaged(st);
-    if (data->size() != e.length) {
+    if (data->size() < uint64_t{e.chunk_offset} + e.length) {
       return damaged(Status::Corruption("chunk holds " + std::to_string(data->size()) +
-                                        " bytes, the manifest expects " +
-                                        std::to_string(e.length)));
+                                        " bytes, the manifest needs " +
+                                        std::to_string(uint64_t{e.chunk_offset} + e.length)));
     }
-    OFFHOST_ASSIGN_OR_RETURN(uint64_t written, WriteData(e.offset, *data));
+    OFFHOST_ASSIGN_OR_RETURN(uint64_t written,
+                             WriteData(e.offset, {data->data() + e.chunk_offset, e.length}));
     std::lock_guard<std::mutex> lock(mu_);
     result_.bytes_written += written;
     ++result_.chunks;
@@ -98,7 +120,7 @@ class DiskRestore {
 
   // Writes a chunk's bytes; on a zeroed target, runs of zero blocks are skipped so the
   // restored file is as sparse as the source was.
-  Result<uint64_t> WriteData(uint64_t offset, const std::string& data) {
+  Result<uint64_t> WriteData(uint64_t offset, std::string_view data) {
     if (!options_.target_is_zeroed) {
       OFFHOST_RETURN_IF_ERROR(target_.Write(offset, data));
       return static_cast<uint64_t>(data.size());

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "offhost/storage/chunk_store.h"
@@ -27,6 +28,13 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = other.release();
+    }
+    return *this;
+  }
   int get() const { return fd_; }
   int release() {
     int f = fd_;
@@ -64,9 +72,25 @@ bool IsHexName(const char* name, size_t len) {
   return name[len] == '\0';
 }
 
+// Chunks are written to temporary names without an fsync each; a flush makes a whole batch
+// durable with one syncfs() and only then renames the batch into place. A chunk therefore
+// never appears under its name before its bytes are on disk, and a crash leaves only
+// temporary files (docs/datastore-format.md, "Chunk store rules").
+constexpr size_t kFlushChunks = 1024;
+constexpr size_t kFlushBytes = 256u << 20;
+
+struct PendingChunk {
+  std::string tmp, path, subdir;
+};
+
 class LocalChunkStore final : public ChunkStore {
  public:
-  explicit LocalChunkStore(std::string dir) : dir_(std::move(dir)) {}
+  LocalChunkStore(std::string dir, int dir_fd) : dir_(std::move(dir)), dir_fd_(dir_fd) {}
+  // Chunks never made durable by a Sync() (a backup that failed) are dropped, not named: their
+  // space is given back, which matters most when the failure was a full file system.
+  ~LocalChunkStore() override {
+    for (const auto& [id, c] : pending_) ::unlink(c.tmp.c_str());
+  }
 
   std::string description() const override { return "chunk store " + dir_; }
 
@@ -76,6 +100,10 @@ class LocalChunkStore final : public ChunkStore {
   }
 
   Result<bool> Contains(const ChunkId& id) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pending_.count(id)) return true;  // durable and named by the next Sync()
+    }
     struct stat st;
     if (::stat(Locate(id).c_str(), &st) == 0) {
       // Another writer may not have synced this directory yet; our Sync() must cover it
@@ -105,33 +133,27 @@ class LocalChunkStore final : public ChunkStore {
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (fd.get() < 0) return Status::FromErrno("create " + tmp, errno);
     Status st = WriteAll(fd.get(), encoded, tmp);
-    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::FromErrno("fsync " + tmp, errno);
     if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno("close " + tmp, errno);
-    bool won = true;
-    if (st.ok()) {
-      // A concurrent writer of the same chunk wrote the same bytes: whoever renames first
-      // wins and the other just drops its copy, so "new bytes" are counted once.
-      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
-        if (errno == EEXIST) {
-          won = false;
-          ::unlink(tmp.c_str());
-        } else if ((errno == EINVAL || errno == ENOSYS) &&
-                   ::rename(tmp.c_str(), path.c_str()) == 0) {
-          // file system without RENAME_NOREPLACE: plain rename is atomic and just as safe
-        } else {
-          st = Status::FromErrno("rename " + tmp, errno);
-        }
-      }
-    }
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st.WithContext("store chunk " + id.ShortHex() + " in " + dir_);
     }
-    MarkDirty(subdir);
-    return won;
+    bool flush;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!pending_.emplace(id, PendingChunk{tmp, path, subdir}).second) {
+        ::unlink(tmp.c_str());  // another thread wrote the same chunk meanwhile
+        return false;
+      }
+      pending_bytes_ += encoded.size();
+      flush = pending_.size() >= kFlushChunks || pending_bytes_ >= kFlushBytes;
+    }
+    if (flush) OFFHOST_RETURN_IF_ERROR(Flush());
+    return true;
   }
 
   Status Sync() override {
+    OFFHOST_RETURN_IF_ERROR(Flush());
     std::set<std::string> dirs;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -151,6 +173,11 @@ class LocalChunkStore final : public ChunkStore {
   Result<std::string> Get(const ChunkId& id) override {
     std::string path = Locate(id);
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0 && errno == ENOENT) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pending_.find(id);
+      if (it != pending_.end()) fd = Fd(::open(it->second.tmp.c_str(), O_RDONLY | O_CLOEXEC));
+    }
     if (fd.get() < 0) {
       if (errno == ENOENT) return Status::NotFound("chunk " + id.Hex() + " is missing");
       return Status::FromErrno("open " + path, errno);
@@ -217,15 +244,47 @@ class LocalChunkStore final : public ChunkStore {
     return Status::FromErrno("create chunk directory " + subdir, errno);
   }
 
+  // Makes every pending chunk durable (one syncfs for the batch), then gives it its name.
+  Status Flush() {
+    std::lock_guard<std::mutex> flushing(flush_mu_);
+    std::vector<std::pair<ChunkId, PendingChunk>> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch.assign(pending_.begin(), pending_.end());
+      pending_bytes_ = 0;
+    }
+    if (batch.empty()) return Status::OK();
+    if (::syncfs(dir_fd_.get()) != 0) return Status::FromErrno("sync the datastore's file system under " + dir_, errno);
+    for (const auto& [id, c] : batch) {
+      // Whoever renames first wins (another process, or another thread here, wrote the same
+      // bytes); the others drop their copy.
+      if (::renameat2(AT_FDCWD, c.tmp.c_str(), AT_FDCWD, c.path.c_str(), RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST) {
+          ::unlink(c.tmp.c_str());
+        } else if (!((errno == EINVAL || errno == ENOSYS) && ::rename(c.tmp.c_str(), c.path.c_str()) == 0)) {
+          return Status::FromErrno("rename " + c.tmp, errno);
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty_.insert(c.subdir);
+      pending_.erase(id);
+    }
+    return Status::OK();
+  }
+
   void MarkDirty(const std::string& d) {
     std::lock_guard<std::mutex> lock(mu_);
     dirty_.insert(d);
   }
 
   std::string dir_;
+  Fd dir_fd_;
   std::atomic<uint64_t> counter_{0};
+  std::mutex flush_mu_;  // one flush at a time
   std::mutex mu_;
   std::set<std::string> dirty_;
+  std::unordered_map<ChunkId, PendingChunk, ChunkIdHash> pending_;
+  size_t pending_bytes_ = 0;
 };
 
 }  // namespace
@@ -235,7 +294,9 @@ Result<std::unique_ptr<ChunkStore>> OpenLocalChunkStore(const std::string& dir) 
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Status::NotFound("chunk directory " + dir + " is missing");
   }
-  return std::unique_ptr<ChunkStore>(new LocalChunkStore(dir));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open chunk directory " + dir, errno);
+  return std::unique_ptr<ChunkStore>(new LocalChunkStore(dir, fd));
 }
 
 }  // namespace offhost::storage

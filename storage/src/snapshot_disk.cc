@@ -92,7 +92,14 @@ class SnapshotDisk final : public BlockDevice {
         }
       }
     }
-    std::memcpy(dst, data->data() + within, n);
+    if (data->size() < uint64_t{e.chunk_offset} + e.length) {
+      return Status::Corruption("chunk " + e.chunk.Hex() + " holds " +
+                                std::to_string(data->size()) + " bytes, but the manifest of " +
+                                description() + " needs " +
+                                std::to_string(uint64_t{e.chunk_offset} + e.length) +
+                                " at offset " + std::to_string(e.offset));
+    }
+    std::memcpy(dst, data->data() + e.chunk_offset + within, n);
     return Status::OK();
   }
 
@@ -100,10 +107,6 @@ class SnapshotDisk final : public BlockDevice {
     auto file = ds_.chunks().Get(e.chunk);
     auto data = std::make_shared<std::string>();
     Status st = file.ok() ? DecodeChunk(e.chunk, *file, data.get()) : file.status();
-    if (st.ok() && data->size() != e.length) {
-      st = Status::Corruption("holds " + std::to_string(data->size()) + " bytes, expected " +
-                              std::to_string(e.length));
-    }
     if (!st.ok()) {
       return Status::Corruption("chunk " + e.chunk.Hex() + " for offset " +
                                 std::to_string(e.offset) + " of " + description() +

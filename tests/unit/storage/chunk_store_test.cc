@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <fstream>
 #include <thread>
 
@@ -74,6 +76,24 @@ TEST(LocalChunkStore, ConcurrentWritersOfTheSameChunkAreHarmless) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(LocalChunkStore, AChunkGetsItsNameOnlyWhenSyncMadeItDurable) {
+  testing::TempDir dir;
+  auto store = OpenLocalChunkStore(dir.path());
+  std::string data = testing::RandomBytes(1000, 7);
+  ChunkId id = ChunkId::Of(data);
+  ASSERT_EQ(*(*store)->Put(id, EncodeFor(data)), true);
+  EXPECT_FALSE(std::filesystem::exists((*store)->Locate(id)));  // a crash now leaves a .tmp only
+  EXPECT_TRUE(*(*store)->Contains(id));  // yet this process dedupes against it and can read it
+  EXPECT_EQ(*(*store)->Put(id, EncodeFor(data)), false);
+  auto got = (*store)->Get(id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, EncodeFor(data));
+  ASSERT_TRUE((*store)->Sync().ok());
+  EXPECT_TRUE(std::filesystem::exists((*store)->Locate(id)));
+  auto reopened = OpenLocalChunkStore(dir.path());
+  EXPECT_TRUE(*(*reopened)->IsStored(id));
+}
+
 TEST(LocalChunkStore, ForEachListsChunksAndSkipsTemporaryFiles) {
   testing::TempDir dir;
   auto store = OpenLocalChunkStore(dir.path());
@@ -83,6 +103,7 @@ TEST(LocalChunkStore, ForEachListsChunksAndSkipsTemporaryFiles) {
     ids.push_back(ChunkId::Of(data));
     ASSERT_TRUE((*store)->Put(ids.back(), EncodeFor(data)).ok());
   }
+  ASSERT_TRUE((*store)->Sync().ok());
   std::string sub = dir.path() + "/" + ids[0].Hex().substr(0, 4);
   std::ofstream(sub + "/" + ids[0].Hex() + ".tmp.123.0") << "partial";
   std::vector<ChunkId> seen;

@@ -50,6 +50,31 @@ TEST(Manifest, MergesRunsOfZeroesAndHolesButNotChunks) {
   EXPECT_EQ(c.All(), want);
 }
 
+TEST(Manifest, SlicesRoundTripAndContiguousSlicesOfOneChunkMerge) {
+  Collected c;
+  ManifestBuilder b(c.Sink());
+  ManifestEntry whole = Chunk(0, 100, 'a');
+  ASSERT_TRUE(b.Add(ClipManifestEntry(whole, 0, 30)).ok());
+  ASSERT_TRUE(b.Add(Chunk(30, 10, 'b')).ok());
+  ASSERT_TRUE(b.Add(ClipManifestEntry(whole, 40, 20)).ok());
+  ASSERT_TRUE(b.Add(ClipManifestEntry(whole, 60, 40)).ok());  // continues the previous slice
+  ASSERT_TRUE(b.Finish().ok());
+  ManifestEntry tail = whole;
+  tail.offset = 40;
+  tail.length = 60;
+  tail.chunk_offset = 40;
+  std::vector<ManifestEntry> want = {Chunk(0, 30, 'a'), Chunk(30, 10, 'b'), tail};
+  EXPECT_EQ(c.All(), want);
+}
+
+TEST(Manifest, DecodeRejectsASliceBeyondTheLargestChunk) {
+  ManifestEntry e = Chunk(0, 4096, 'a');
+  e.chunk_offset = static_cast<uint32_t>(kMaxChunkBytes - 100);
+  std::string seg;
+  AppendManifestEntry(e, &seg);
+  EXPECT_EQ(DecodeManifestSegment(seg).status().code(), StatusCode::kCorruption);
+}
+
 TEST(Manifest, RejectsGapsAndOverlaps) {
   Collected c;
   ManifestBuilder b(c.Sink());

@@ -19,13 +19,15 @@ class ChunkStore {
   virtual ~ChunkStore() = default;
 
   virtual std::string description() const = 0;
-  // True when the chunk is present and durable (a crash cannot lose it).
+  // True when the chunk is present, or was Put() by this store and is made durable by the next
+  // Sync() (until then, only this store sees it).
   virtual Result<bool> Contains(const ChunkId& id) = 0;
   // Existence only, for a chunk a committed snapshot references (hence already durable): no
   // directory is queued for the next Sync().
   virtual Result<bool> IsStored(const ChunkId& id) = 0;
   // Stores an encoded chunk. Returns true if this call wrote it, false if it was already there.
-  // The chunk is durable once Sync() has returned.
+  // The chunk is durable, and visible to other processes, once Sync() has returned; a store
+  // destroyed before that drops it.
   virtual Result<bool> Put(const ChunkId& id, std::span<const char> encoded) = 0;
   // Makes every Put() that returned so far durable.
   virtual Status Sync() = 0;
@@ -41,7 +43,8 @@ class ChunkStore {
 };
 
 // Chunks as files: DIR/<first 4 hex digits>/<64 hex digits>. Each is written to a temporary
-// sibling, fsynced and renamed into place; Sync() fsyncs the directories that changed.
+// sibling; batches are made durable with one syncfs() and then renamed into place; Sync() also
+// fsyncs the directories that changed.
 Result<std::unique_ptr<ChunkStore>> OpenLocalChunkStore(const std::string& dir);
 
 }  // namespace offhost::storage

@@ -1,5 +1,5 @@
-// Snapshot manifest of one disk: ordered, contiguous (offset, length) → chunk | zero |
-// unallocated. A restore needs only the manifest and the chunks. Byte layout in
+// Snapshot manifest of one disk: ordered, contiguous (offset, length) → (a slice of) a chunk |
+// zero | unallocated. A restore needs only the manifest and the chunks. Byte layout in
 // docs/datastore-format.md ("Manifest segment").
 #pragma once
 
@@ -15,7 +15,7 @@
 namespace offhost::storage {
 
 enum class ManifestEntryKind : uint8_t {
-  kChunk = 0,        // bytes are the chunk `chunk`
+  kChunk = 0,        // bytes are chunk `chunk` from byte `chunk_offset` on
   kZero = 1,         // allocated on the source, all zeroes
   kUnallocated = 2,  // a hole on the source (reads as zeroes)
 };
@@ -24,7 +24,8 @@ struct ManifestEntry {
   uint64_t offset = 0;
   uint64_t length = 0;
   ManifestEntryKind kind = ManifestEntryKind::kUnallocated;
-  ChunkId chunk;  // only for kChunk
+  ChunkId chunk;          // only for kChunk
+  uint32_t chunk_offset = 0;  // only for kChunk: where in the chunk the entry's bytes start
 
   bool operator==(const ManifestEntry&) const = default;
 };
@@ -36,7 +37,15 @@ void AppendManifestEntry(const ManifestEntry& e, std::string* segment);
 // Decodes a segment, checking that entries are well formed and contiguous from the first.
 Result<std::vector<ManifestEntry>> DecodeManifestSegment(std::span<const char> segment);
 
-// Builds a manifest entry by entry, merging adjacent zero / unallocated runs, and checking
+// Entries name whole chunks, or slices of chunks when an incremental backup stored only the
+// changed part of a chunk's range (docs/chunking.md, "Incremental patches").
+inline constexpr uint64_t kMaxChunkBytes = 64ull << 20;
+
+// The part of `e` that lies in [offset, offset+length), which must overlap it.
+ManifestEntry ClipManifestEntry(const ManifestEntry& e, uint64_t offset, uint64_t length);
+
+// Builds a manifest entry by entry, merging adjacent zero / unallocated runs and adjacent
+// slices of one chunk, and checking
 // that entries are contiguous. Full segments are handed to `sink` as they fill up, so memory
 // does not grow with the disk.
 class ManifestBuilder {
