@@ -26,6 +26,7 @@ struct BackupCliOptions {
   bool full = false;
   int threads = 0;
   bool json = false;
+  bool no_catalog = false;
 };
 
 Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
@@ -105,6 +106,12 @@ nlohmann::json ToJson(const proxy::VmBackupResult& r) {
   }
   for (const auto& e : r.excluded) j["excluded"].push_back({{"name", e.name}, {"reason", e.reason}});
   if (!r.release_warning.empty()) j["release_warning"] = r.release_warning;
+  const auto& c = r.backup.catalog;
+  j["catalog"] = {{"files", c.files},
+                  {"directories", c.directories},
+                  {"skipped_names", c.skipped_names},
+                  {"not_indexed", c.not_indexed},
+                  {"seconds", c.seconds}};
   return j;
 }
 
@@ -130,6 +137,12 @@ void PrintSummary(const proxy::VmBackupResult& r) {
   for (const auto& e : r.excluded) {
     std::cout << "  NOT INCLUDED: disk " << e.name << ": " << e.reason << "\n";
   }
+  const auto& c = r.backup.catalog;
+  if (c.files + c.directories > 0) {
+    std::cout << "  catalog: " << c.files << " files in " << c.directories << " folders ("
+              << HumanDuration(c.seconds) << ")\n";
+  }
+  for (const auto& v : c.not_indexed) std::cout << "  not indexed: " << v << "\n";
   if (!r.release_warning.empty()) {
     std::cerr << "offhost: warning: releasing the snapshot: " << r.release_warning << "\n";
   }
@@ -146,6 +159,7 @@ int RunBackupCommand(const BackupCliOptions& o) {
   std::signal(SIGTERM, [](int) { g_cancel = true; });
   proxy::BackupCounters counters;
   req->options.threads = o.threads;
+  req->options.catalog = !o.no_catalog;
   req->options.counters = &counters;
   req->options.cancel = &g_cancel;
   Result<proxy::VmBackupResult> result = Status::Cancelled("not run");
@@ -195,6 +209,8 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
                   "Seconds to wait for the guest agent to freeze file systems (default 10)");
   cmd->add_flag("--full", o->full, "Read every disk in full even when an incremental is possible");
   cmd->add_option("--threads", o->threads, "Hashing/compression threads (default: one per core)");
+  cmd->add_flag("--no-catalog", o->no_catalog,
+                "Do not catalog the guest's files (no 'offhost find' for this backup)");
   cmd->add_flag("--json", o->json, "Print the result as JSON");
   cmd->callback([run, o] { *run = [o] { return RunBackupCommand(*o); }; });
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "disk_backup.h"
+#include "offhost/proxy/catalog.h"
 
 namespace offhost::proxy {
 
@@ -59,6 +60,18 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     OFFHOST_RETURN_IF_ERROR(manifest->Finish(*record));
   }
   BackupResult result;
+  if (options.catalog) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<mount::GuestDisk> guest;
+    for (auto& disk : disks) guest.push_back({disk.name, disk.device.get()});
+    OFFHOST_ASSIGN_OR_RETURN(IndexStats stats, IndexGuestFiles(guest, *writer));
+    result.catalog.files = stats.files;
+    result.catalog.directories = stats.directories;
+    result.catalog.skipped_names = stats.skipped_names;
+    result.catalog.not_indexed = stats.not_indexed;
+    result.catalog.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   OFFHOST_ASSIGN_OR_RETURN(result.snapshot, writer->Commit());
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -89,6 +89,12 @@ std::string SnapshotPrefix(const std::string& vm) { return vm.empty() ? "s/" : "
 std::string ConfigKey(const std::string& vm, const std::string& id) {
   return "c/" + vm + "/" + id;
 }
+std::string CatalogKey(const std::string& vm, const std::string& id) {
+  return "f/" + vm + "/" + id;
+}
+std::string TreeKey(const ChunkId& id) {
+  return "t/" + std::string(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+}
 std::string RunningKey(const std::string& vm, const std::string& id) {
   return "r/" + vm + "/" + id;
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "offhost/common/status.h"
+#include "offhost/storage/chunk_id.h"
 
 namespace offhost::storage {
 
@@ -37,6 +38,8 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what);
 std::string SnapshotKey(const std::string& vm, const std::string& id);
 std::string SnapshotPrefix(const std::string& vm);  // vm may be empty: every snapshot
 std::string ConfigKey(const std::string& vm, const std::string& id);
+std::string CatalogKey(const std::string& vm, const std::string& id);
+std::string TreeKey(const ChunkId& id);
 std::string RunningKey(const std::string& vm, const std::string& id);
 std::string ManifestPrefix(const std::string& vm, const std::string& id, const std::string& disk);
 std::string ManifestKey(const std::string& vm, const std::string& id, const std::string& disk,

@@ -8,6 +8,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include "catalog_store.h"
 #include "index.h"
 #include "little_endian.h"
 #include "offhost/storage/datastore.h"
@@ -90,6 +91,7 @@ SnapshotWriter::SnapshotWriter(Datastore* ds, SnapshotRecord record, std::string
 
 SnapshotWriter::~SnapshotWriter() {
   if (!done_) Abort();
+  if (trees_fd_ >= 0) ::close(trees_fd_);
 }
 
 Result<DiskManifestWriter*> SnapshotWriter::AddDisk(const std::string& name,
@@ -132,6 +134,13 @@ Result<SnapshotRecord> SnapshotWriter::Commit() {
       pos += len;
     }
   }
+  std::string trees;
+  if (trees_fd_ >= 0) {
+    OFFHOST_ASSIGN_OR_RETURN(trees, ReadWholeFile(CatalogStagingPath(staging_dir_)));
+  }
+  OFFHOST_RETURN_IF_ERROR(
+      AddStagedCatalog(staging_dir_, trees, catalog_, record_.vm, record_.id, &batch));
+  stored_trees_.reset();  // a read-only handle must not outlive the write below
   record_.finished = static_cast<int64_t>(std::time(nullptr));
   if (!record_.meta.vm_config.empty()) {
     batch.Put(ConfigKey(record_.vm, record_.id), record_.meta.vm_config);

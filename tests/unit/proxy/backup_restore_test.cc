@@ -42,6 +42,7 @@ class PipelineTest : public ::testing::Test {
     disks_.push_back({"vda", std::move(dev), ""});
     BackupOptions o;
     o.threads = 3;
+    o.catalog = false;  // these tests count the device reads of the image backup alone
     o.read_ahead = 2 * kChunk;
     o.cancel = cancel;
     return RunBackup(*ds_, vm, disks_, o);

@@ -35,6 +35,7 @@ class IncrementalTest : public ::testing::Test {
     disks_.push_back({"vda", std::move(copy), ""});
     BackupOptions o;
     o.threads = 2;
+    o.catalog = false;  // these tests count the device reads of the image backup alone
     o.previous = previous;
     o.force_full = full;
     return RunBackup(*ds_, "vm", disks_, o);

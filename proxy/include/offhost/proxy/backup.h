@@ -43,11 +43,21 @@ struct BackupOptions {
   storage::SnapshotMeta meta;  // stored with the snapshot
   // Forces a full read of every disk even when an incremental is possible.
   bool force_full = false;
+  // Catalogs every guest file (docs/catalog-format.md) once the disks are read, from the same
+  // point-in-time view, reading only file-system metadata.
+  bool catalog = true;
+};
+
+struct CatalogSummary {
+  uint64_t files = 0, directories = 0, skipped_names = 0;
+  std::vector<std::string> not_indexed;  // "VOLUME: reason"
+  double seconds = 0;
 };
 
 struct BackupResult {
   storage::SnapshotRecord snapshot;
   double seconds = 0;
+  CatalogSummary catalog;
 };
 
 Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,

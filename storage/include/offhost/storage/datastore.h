@@ -13,9 +13,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "offhost/common/status.h"
+#include "offhost/storage/catalog.h"
 #include "offhost/storage/chunk_store.h"
 #include "offhost/storage/chunker.h"
 #include "offhost/storage/manifest.h"
@@ -75,6 +77,7 @@ struct SnapshotRecord {
 Status ValidateName(const std::string& what, const std::string& name);
 
 class SnapshotWriter;
+class Index;
 
 // Reads one disk's manifest in disk order, one segment in memory at a time.
 class ManifestReader {
@@ -117,6 +120,9 @@ class Datastore {
   Status ForEachManifestEntry(const SnapshotRecord& snap, const std::string& disk,
                               const std::function<Status(const ManifestEntry&)>& fn);
 
+  // Reads the file catalogs of snapshots (docs/catalog-format.md).
+  Result<std::unique_ptr<CatalogReader>> OpenCatalog();
+
   // Starts a new snapshot of `vm`, invisible until SnapshotWriter::Commit.
   Result<std::unique_ptr<SnapshotWriter>> BeginSnapshot(const std::string& vm);
 
@@ -145,8 +151,14 @@ class SnapshotWriter {
   // Adds a disk; entries are then added in order through the returned writer.
   Result<DiskManifestWriter*> AddDisk(const std::string& name, const std::string& source,
                                       uint64_t size);
-  // Makes every chunk durable, then publishes the snapshot and all its manifests in one synced
-  // RocksDB write. Every disk must be finished.
+  // Stages one directory of the snapshot's file catalog and returns its id. A directory
+  // already stored (by this or an earlier snapshot) is not stored again.
+  Result<TreeId> AddCatalogTree(std::vector<CatalogEntry> entries);
+  // The catalog's volumes and their root trees, published with the snapshot.
+  void SetCatalog(CatalogRecord catalog) { catalog_ = std::move(catalog); }
+
+  // Makes every chunk durable, then publishes the snapshot, its manifests and its catalog in
+  // one synced RocksDB write. Every disk must be finished.
   Result<SnapshotRecord> Commit();
 
  private:
@@ -159,6 +171,10 @@ class SnapshotWriter {
   std::string staging_dir_;
   std::vector<std::unique_ptr<DiskManifestWriter>> disks_;
   bool done_ = false;
+  int trees_fd_ = -1;                       // staging file of catalog trees
+  std::unique_ptr<Index> stored_trees_;     // the committed index, to skip trees it has
+  std::unordered_set<TreeId, ChunkIdHash> staged_trees_;
+  std::optional<CatalogRecord> catalog_;
 };
 
 class DiskManifestWriter {

@@ -1,0 +1,201 @@
+// offhost find PATTERN --datastore DIR [--vm NAME] [--since DATE] [-i] [--limit N] [--json]
+// offhost history VM:/PATH --datastore DIR [--json]
+// Both read the file catalog only: no backup is opened, no chunk is read.
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "offhost/proxy/catalog.h"
+
+namespace offhost::cli {
+namespace {
+
+struct FindCliOptions {
+  std::string datastore, pattern, vm, since;
+  bool ignore_case = false, json = false;
+  size_t limit = 1000;
+};
+
+struct HistoryCliOptions {
+  std::string datastore, ref;
+  bool json = false;
+};
+
+// "2026-11-20", "2026-11-20 13:00", "2026-11-20T13:00:00Z" (UTC), or "7d" / "12h" ago.
+Result<int64_t> ParseSince(const std::string& text) {
+  if (!text.empty() && (text.back() == 'd' || text.back() == 'h')) {
+    char* end = nullptr;
+    long n = std::strtol(text.c_str(), &end, 10);
+    if (end == text.c_str() + text.size() - 1 && n >= 0) {
+      return static_cast<int64_t>(std::time(nullptr)) - n * (text.back() == 'd' ? 86400 : 3600);
+    }
+  }
+  for (const char* fmt : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"}) {
+    std::tm tm{};
+    const char* end = ::strptime(text.c_str(), fmt, &tm);
+    if (end && *end == '\0') return static_cast<int64_t>(::timegm(&tm));
+  }
+  return Status::InvalidArgument("--since '" + text +
+                                 "' is not a date: use YYYY-MM-DD, 'YYYY-MM-DD HH:MM' (UTC), or "
+                                 "an age such as 7d or 12h");
+}
+
+std::string TypeChar(storage::CatalogFileType t) {
+  switch (t) {
+    case storage::CatalogFileType::kDirectory: return "d";
+    case storage::CatalogFileType::kSymlink: return "l";
+    case storage::CatalogFileType::kRegular: return "-";
+    default: return "?";
+  }
+}
+
+// Guest names are shown escaped: a hostile name must not drive the operator's terminal.
+std::string Printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+nlohmann::json EntryJson(const storage::CatalogEntry& e) {
+  nlohmann::json j = {{"name", e.name},   {"type", TypeChar(e.type)}, {"size", e.size},
+                      {"mode", e.mode},   {"uid", e.uid},             {"gid", e.gid},
+                      {"mtime", e.mtime}, {"ctime", e.ctime}};
+  if (!e.link_target.empty()) j["link_target"] = e.link_target;
+  return j;
+}
+
+int RunFind(const FindCliOptions& o) {
+  proxy::FindQuery q;
+  q.pattern = o.pattern;
+  q.vm = o.vm;
+  q.ignore_case = o.ignore_case;
+  q.limit = o.limit;
+  if (!o.since.empty()) {
+    auto since = ParseSince(o.since);
+    if (!since.ok()) {
+      std::cerr << "offhost: error: " << since.status().message() << "\n";
+      return kExitUsage;
+    }
+    q.since = *since;
+  }
+  auto ds = storage::Datastore::Open(o.datastore, false);
+  if (!ds.ok()) return ReportError(ds.status());
+  auto found = proxy::FindFiles(**ds, q);
+  if (!found.ok()) return ReportError(found.status());
+  if (o.json) {
+    nlohmann::json hits = nlohmann::json::array();
+    for (const auto& h : found->hits) {
+      nlohmann::json j = EntryJson(h.entry);
+      j["vm"] = h.vm;
+      j["path"] = h.path;
+      j["newest"] = h.newest;
+      j["oldest"] = h.oldest;
+      j["snapshots"] = h.snapshots;
+      hits.push_back(std::move(j));
+    }
+    std::cout << nlohmann::json{{"hits", hits},
+                                {"truncated", found->truncated},
+                                {"snapshots_searched", found->snapshots_searched},
+                                {"snapshots_without_catalog", found->snapshots_without_catalog}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& h : found->hits) {
+    std::string in = h.snapshots == 1 ? "" : " (+" + std::to_string(h.snapshots - 1) + " older, since " + h.oldest + ")";
+    rows.push_back({h.vm + "@" + h.newest + in, TypeChar(h.entry.type),
+                    h.entry.type == storage::CatalogFileType::kDirectory ? "" : HumanBytes(h.entry.size),
+                    FormatTime(h.entry.mtime), Printable(h.path)});
+  }
+  if (!rows.empty()) PrintTable({"SNAPSHOT", "T", "SIZE", "MODIFIED", "PATH"}, rows, {2});
+  std::cerr << found->hits.size() << " match" << (found->hits.size() == 1 ? "" : "es") << " in "
+            << found->snapshots_searched << " snapshots";
+  if (found->snapshots_without_catalog) {
+    std::cerr << " (" << found->snapshots_without_catalog << " without a catalog not searched)";
+  }
+  if (found->truncated) std::cerr << "; more not shown, raise --limit";
+  std::cerr << "\n";
+  return found->hits.empty() ? kExitFailed : kExitOk;
+}
+
+int RunHistory(const HistoryCliOptions& o) {
+  size_t colon = o.ref.find(':');
+  if (colon == std::string::npos || colon == 0) {
+    std::cerr << "offhost: error: expected VM:/PATH, e.g. web01:/vda1/etc/fstab\n";
+    return kExitUsage;
+  }
+  std::string vm = o.ref.substr(0, colon), path = o.ref.substr(colon + 1);
+  auto ds = storage::Datastore::Open(o.datastore, false);
+  if (!ds.ok()) return ReportError(ds.status());
+  auto history = proxy::PathHistory(**ds, vm, path);
+  if (!history.ok()) return ReportError(history.status());
+  if (o.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& v : *history) {
+      nlohmann::json j = {{"snapshot", v.snapshot}, {"changed", v.changed}, {"no_catalog", v.no_catalog}};
+      if (v.entry) j["entry"] = EntryJson(*v.entry);
+      out.push_back(std::move(j));
+    }
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  bool any = false;
+  for (size_t i = 0; i < history->size(); ++i) {
+    const auto& v = (*history)[i];
+    bool first = i + 1 == history->size() || !(*history)[i + 1].entry;
+    std::string state = v.no_catalog ? "no catalog"
+                        : !v.entry   ? "absent"
+                        : v.changed  ? (first ? "appeared" : "changed")
+                                     : "same";
+    any |= v.entry.has_value();
+    rows.push_back({vm + "@" + v.snapshot, state, v.entry ? TypeChar(v.entry->type) : "",
+                    v.entry ? HumanBytes(v.entry->size) : "",
+                    v.entry ? FormatTime(v.entry->mtime) : ""});
+  }
+  PrintTable({"SNAPSHOT", "STATE", "T", "SIZE", "MODIFIED"}, rows, {3});
+  if (!any) {
+    std::cerr << "offhost: " << Printable(path) << " is in none of the " << history->size()
+              << " snapshots of " << vm << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddFindCommands(CLI::App& app, RunFn* run) {
+  auto f = std::make_shared<FindCliOptions>();
+  auto* find = app.add_subcommand("find", "Find files by name or glob in the catalog of every backup");
+  find->add_option("pattern", f->pattern,
+                   "Glob on the file name ('*.conf', 'id_rsa'), or on the whole path when it "
+                   "holds a '/' ('/vda1/etc/*')")
+      ->required();
+  find->add_option("--datastore", f->datastore, "Datastore directory")->required();
+  find->add_option("--vm", f->vm, "Only this VM's backups");
+  find->add_option("--since", f->since, "Only backups taken since DATE (YYYY-MM-DD, UTC) or an age (7d, 12h)");
+  find->add_flag("-i,--ignore-case", f->ignore_case, "Match without regard to case");
+  find->add_option("--limit", f->limit, "Show at most N file versions (default 1000; 0 = all)");
+  find->add_flag("--json", f->json, "Print the matches as JSON");
+  find->callback([run, f] { *run = [f] { return RunFind(*f); }; });
+
+  auto h = std::make_shared<HistoryCliOptions>();
+  auto* history = app.add_subcommand("history", "One path across every backup of a VM");
+  history->add_option("ref", h->ref, "VM:/PATH, e.g. web01:/vda1/etc/fstab")->required();
+  history->add_option("--datastore", h->datastore, "Datastore directory")->required();
+  history->add_flag("--json", h->json, "Print the history as JSON");
+  history->callback([run, h] { *run = [h] { return RunHistory(*h); }; });
+}
+
+}  // namespace offhost::cli
