@@ -15,5 +15,6 @@ void AddSnapshotsCommand(CLI::App& app, RunFn* run);
 void AddRestoreCommand(CLI::App& app, RunFn* run);
 void AddVerifyCommand(CLI::App& app, RunFn* run);
 void AddFilesCommands(CLI::App& app, RunFn* run);
+void AddFindCommands(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   AddRestoreCommand(app, &run);
   AddVerifyCommand(app, &run);
   AddFilesCommands(app, &run);
+  AddFindCommands(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
