@@ -111,6 +111,7 @@ nlohmann::json ToJson(const proxy::VmBackupResult& r) {
                   {"directories", c.directories},
                   {"skipped_names", c.skipped_names},
                   {"not_indexed", c.not_indexed},
+                  {"new_bytes", c.new_bytes},
                   {"seconds", c.seconds}};
   return j;
 }
@@ -139,8 +140,9 @@ void PrintSummary(const proxy::VmBackupResult& r) {
   }
   const auto& c = r.backup.catalog;
   if (c.files + c.directories > 0) {
-    std::cout << "  catalog: " << c.files << " files in " << c.directories << " folders ("
-              << HumanDuration(c.seconds) << ")\n";
+    std::cout << "  catalog: " << c.files << " files in " << c.directories << " folders, "
+              << HumanBytes(c.new_bytes) << " added to the index (" << HumanDuration(c.seconds)
+              << ")\n";
   }
   for (const auto& v : c.not_indexed) std::cout << "  not indexed: " << v << "\n";
   if (!r.release_warning.empty()) {

@@ -1,12 +1,12 @@
 // offhost ls [--datastore DIR] VM@SNAPSHOT[:/path] [--json]
 // offhost restore-file [--datastore DIR] VM@SNAPSHOT:/path --to DIR [--overwrite]
-#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
 #include "commands.h"
 #include "offhost/proxy/file_restore.h"
+#include "open_snapshot.h"
 
 namespace offhost::cli {
 namespace {
@@ -19,31 +19,6 @@ struct FilesOptions {
   bool json = false;
 };
 
-struct FileRef {
-  std::string vm, snapshot, path;
-};
-
-// Snapshot ids contain ':' (a time), so the path starts at the first ":/" after the '@'.
-Result<FileRef> ParseFileRef(const std::string& ref) {
-  auto at = ref.find('@');
-  if (at == std::string::npos || at == 0) {
-    return Status::InvalidArgument("'" + ref + "' is not VM@SNAPSHOT:/path (e.g. web01@latest:/vda1/etc)");
-  }
-  FileRef r;
-  r.vm = ref.substr(0, at);
-  auto colon = ref.find(":/", at);
-  r.snapshot = ref.substr(at + 1, colon == std::string::npos ? std::string::npos : colon - at - 1);
-  r.path = colon == std::string::npos ? "/" : ref.substr(colon + 1);
-  if (r.snapshot.empty()) return Status::InvalidArgument("'" + ref + "' names no snapshot");
-  return r;
-}
-
-std::string DatastoreOf(const FilesOptions& o) {
-  if (!o.datastore.empty()) return o.datastore;
-  const char* env = std::getenv("OFFHOST_DATASTORE");
-  return env ? env : "";
-}
-
 std::string ModeString(const mount::FileInfo& f) {
   std::string s = f.type == mount::FileType::kDirectory ? "d"
                   : f.type == mount::FileType::kSymlink ? "l"
@@ -54,25 +29,17 @@ std::string ModeString(const mount::FileInfo& f) {
   return s;
 }
 
-Result<std::unique_ptr<proxy::SnapshotFiles>> OpenFiles(const FilesOptions& o, FileRef* ref,
-                                                        std::unique_ptr<storage::Datastore>* ds) {
-  OFFHOST_ASSIGN_OR_RETURN(*ref, ParseFileRef(o.ref));
-  std::string dir = DatastoreOf(o);
-  if (dir.empty()) {
-    return Status::InvalidArgument("give the datastore with --datastore DIR (or OFFHOST_DATASTORE)");
-  }
-  OFFHOST_ASSIGN_OR_RETURN(*ds, storage::Datastore::Open(dir, false));
-  OFFHOST_ASSIGN_OR_RETURN(auto snap, (*ds)->FindSnapshot(ref->vm, ref->snapshot));
-  ref->snapshot = snap.id;
-  return proxy::SnapshotFiles::Open(**ds, snap);
+Result<OpenedSnapshot> OpenFiles(const FilesOptions& o, SnapshotPath* ref) {
+  OFFHOST_ASSIGN_OR_RETURN(*ref, ParseSnapshotPath(o.ref));
+  OFFHOST_ASSIGN_OR_RETURN(std::string dir, DatastoreDir(o.datastore));
+  return OpenSnapshotFiles(dir, ref);
 }
 
 int RunLs(const FilesOptions& o) {
-  FileRef ref;
-  std::unique_ptr<storage::Datastore> ds;
-  auto files = OpenFiles(o, &ref, &ds);
-  if (!files.ok()) return ReportError(files.status());
-  auto& g = (*files)->files();
+  SnapshotPath ref;
+  auto opened = OpenFiles(o, &ref);
+  if (!opened.ok()) return ReportError(opened.status());
+  auto& g = opened->files->files();
   auto info = g.Stat(ref.path);
   if (!info.ok()) return ReportError(info.status());
   std::vector<mount::FileInfo> entries;
@@ -111,13 +78,12 @@ int RunLs(const FilesOptions& o) {
 }
 
 int RunRestoreFile(const FilesOptions& o) {
-  FileRef ref;
-  std::unique_ptr<storage::Datastore> ds;
-  auto files = OpenFiles(o, &ref, &ds);
-  if (!files.ok()) return ReportError(files.status());
+  SnapshotPath ref;
+  auto opened = OpenFiles(o, &ref);
+  if (!opened.ok()) return ReportError(opened.status());
   proxy::FileRestoreOptions options;
   options.overwrite = o.overwrite;
-  auto r = proxy::RestoreFiles((*files)->files(), ref.path, o.to, options);
+  auto r = proxy::RestoreFiles(opened->files->files(), ref.path, o.to, options);
   if (!r.ok()) return ReportError(r.status());
   for (const auto& s : r->skipped) std::cerr << "offhost: skipped (unsafe or unsupported): " << s << "\n";
   std::cout << "restored " << ref.vm << "@" << ref.snapshot << ":" << ref.path << " to " << o.to

@@ -15,6 +15,7 @@ void AddSnapshotsCommand(CLI::App& app, RunFn* run);
 void AddRestoreCommand(CLI::App& app, RunFn* run);
 void AddVerifyCommand(CLI::App& app, RunFn* run);
 void AddFilesCommands(CLI::App& app, RunFn* run);
+void AddMountCommand(CLI::App& app, RunFn* run);
 void AddFindCommands(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

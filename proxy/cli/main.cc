@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   AddRestoreCommand(app, &run);
   AddVerifyCommand(app, &run);
   AddFilesCommands(app, &run);
+  AddMountCommand(app, &run);
   AddFindCommands(app, &run);
   try {
     app.parse(argc, argv);

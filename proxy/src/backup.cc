@@ -69,6 +69,7 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     result.catalog.directories = stats.directories;
     result.catalog.skipped_names = stats.skipped_names;
     result.catalog.not_indexed = stats.not_indexed;
+    result.catalog.new_bytes = writer->new_catalog_bytes();
     result.catalog.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }

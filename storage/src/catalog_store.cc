@@ -155,6 +155,7 @@ Result<TreeId> SnapshotWriter::AddCatalogTree(std::vector<CatalogEntry> entries)
   AppendLe<uint32_t>(&rec, static_cast<uint32_t>(encoded.size()));
   rec += encoded;
   OFFHOST_RETURN_IF_ERROR(WriteAllTo(trees_fd_, rec, path));
+  new_catalog_bytes_ += encoded.size();
   return id;
 }
 

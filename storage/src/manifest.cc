@@ -72,6 +72,10 @@ Result<std::vector<ManifestEntry>> DecodeManifestSegment(std::span<const char> s
       if (slice) {
         e.chunk_offset = GetLe<uint32_t>(segment.data() + pos);
         pos += 4;
+        if (e.chunk_offset == 0) {  // kind 0 says that; one encoding per entry
+          return Status::Corruption("manifest slice at disk offset " + std::to_string(e.offset) +
+                                    " starts at chunk offset 0");
+        }
       }
     }
     bool too_long = e.kind == ManifestEntryKind::kChunk &&

@@ -177,3 +177,137 @@ allocated_bytes() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 
 # staging_entries DS: what is left in the datastore's staging directory.
 staging_entries() { ls -A "$1/tmp" | grep '@' || true; }  # staging dirs are VM@ID
+
+# xfs_proto DIR: prints an mkfs.xfs proto file (mkfs.xfs -p) that copies DIR's tree: names,
+# modes (with setuid/setgid), owners, file contents and symlink targets. mkfs stamps every
+# inode with its own time: mtimes are not copied.
+xfs_proto() {
+  python3 - "$1" <<'PY'
+import os, stat, sys
+root = sys.argv[1]
+def mode(st):
+    m = st.st_mode
+    return ("u" if m & stat.S_ISUID else "-") + ("g" if m & stat.S_ISGID else "-") + "%03o" % (m & 0o777)
+def walk(path, depth):
+    for name in sorted(os.listdir(path)):
+        p = os.path.join(path, name)
+        st = os.lstat(p)
+        pad = "  " * depth
+        if stat.S_ISLNK(st.st_mode):
+            print(f"{pad}{name} l{mode(st)} {st.st_uid} {st.st_gid} {os.readlink(p)}")
+        elif stat.S_ISDIR(st.st_mode):
+            print(f"{pad}{name} d{mode(st)} {st.st_uid} {st.st_gid}")
+            walk(p, depth + 1)
+            print(f"{pad}$")
+        elif stat.S_ISREG(st.st_mode):
+            print(f"{pad}{name} -{mode(st)} {st.st_uid} {st.st_gid} {os.path.abspath(p)}")
+st = os.stat(root)
+print("/dev/null\n0 0")
+print(f"d{mode(st)} {st.st_uid} {st.st_gid}")
+walk(root, 1)
+print("$")
+PY
+}
+
+# make_small_xfs IMAGE SIZE_MIB DIR: an XFS file system holding DIR's tree, in a file. XFS
+# refuses file systems under 300 MB unless it runs under fstests, which the three variables
+# tell it; small test images are exactly what that exception is for.
+make_small_xfs() {
+  xfs_proto "$3" >"$1.proto"
+  rm -f "$1"
+  truncate -s "${2}M" "$1"
+  TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -p "$1.proto" "$1" >/dev/null
+  rm -f "$1.proto"
+}
+
+# make_rhel_disk DISK TREE: a raw disk laid out like a default RHEL install, built without
+# device-mapper and without mounting anything:
+#   GPT; vda1 = XFS /boot from TREE/boot (1 MiB..33 MiB); vda2 = LVM2 PV of VG "rhel"
+#   (33 MiB..137 MiB, 4 MiB extents, pe_start 1 MiB) with LVs
+#     root: XFS from TREE/root, 80 MiB in two segments, LV extents 0-1 on PV extents 0-1 and
+#           LV extents 2-19 on PV extents 6-23 (so its bytes are not contiguous on the disk)
+#     home: ext4 from TREE/home, 16 MiB on PV extents 2-5 (between root's two segments)
+# TREE/{boot,root,home} must exist. Labels are written through a loop device onto the disk
+# file (pvcreate and vgcreate need a block device); the LVs' metadata is added with
+# vgcfgrestore because lvcreate needs device-mapper. LVM runs with a private configuration
+# that sees only that loop device and writes no backups to the host's /etc/lvm.
+# Skips the test (exit 77) where losetup or LVM cannot run.
+make_rhel_disk() {
+  local disk=$1 tree=$2 lvm_dir p2=$((33 << 20))
+  need sfdisk mkfs.xfs mkfs.ext4 losetup pvcreate vgcreate vgcfgbackup vgcfgrestore python3
+  make_small_xfs "$disk.boot" 32 "$tree/boot"
+  make_small_xfs "$disk.root" 80 "$tree/root"
+  rm -f "$disk.home"
+  truncate -s 16M "$disk.home"
+  mkfs.ext4 -q -F -L home -d "$tree/home" "$disk.home" >/dev/null
+  rm -f "$disk"
+  truncate -s 140M "$disk"
+  printf 'label: gpt\nstart=2048, size=%d, type=L\nstart=%d, size=%d, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\n' \
+    $((32 * 2048)) $((33 * 2048)) $((104 * 2048)) | sfdisk -q "$disk"
+  dd if="$disk.boot" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+
+  lvm_dir=$(mktemp -d "${WORK:-/tmp}/lvm.XXXXXX")
+  cat >"$lvm_dir/lvm.conf" <<'CONF'
+devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" }
+backup { backup = 0 archive = 0 }
+activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
+global { use_lvmpolld = 0 }
+CONF
+  # A subshell, so the loop device is detached whatever fails.
+  if ! (
+    set -euo pipefail
+    export LVM_SYSTEM_DIR=$lvm_dir LVM_SUPPRESS_FD_WARNINGS=1
+    loop=$(losetup -f --show -o "$p2" --sizelimit $((104 << 20)) "$disk" 2>"$lvm_dir/losetup.err") || {
+      echo "SKIP: no loop device to write LVM labels with (losetup: $(cat "$lvm_dir/losetup.err"))"
+      exit 77
+    }
+    trap 'losetup -d "$loop"' EXIT
+    only="devices { filter = [ \"a|^$loop\$|\", \"r|.*|\" ] }"
+    # (vgcreate warns that the metadata is not backed up: backups are off on purpose)
+    pvcreate -q --config "$only" "$loop" >/dev/null 2>"$lvm_dir/pvcreate.err" ||
+      { cat "$lvm_dir/pvcreate.err" >&2; exit 1; }
+    vgcreate -q -s 4M --config "$only" rhel "$loop" >/dev/null 2>"$lvm_dir/vgcreate.err" ||
+      { cat "$lvm_dir/vgcreate.err" >&2; exit 1; }
+    pe_start=$(pvs --config "$only" --noheadings --nosuffix --units b -o pe_start "$loop" | tr -d ' ')
+    [ "$pe_start" = 1048576 ] || { echo "pe_start is $pe_start, expected 1 MiB" >&2; exit 1; }
+    vgcfgbackup -q --config "$only" -f "$lvm_dir/meta" rhel >/dev/null
+    python3 - "$lvm_dir/meta" <<'PY'
+import random, string, sys
+path = sys.argv[1]
+def lvm_id():
+    s = "".join(random.choice(string.ascii_letters + string.digits) for _ in range(32))
+    return "-".join([s[0:6], s[6:10], s[10:14], s[14:18], s[18:22], s[22:26], s[26:32]])
+def lv(name, segments):  # segments: (LV start extent, count, PV start extent)
+    out = f'\t\t{name} {{\n\t\t\tid = "{lvm_id()}"\n\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n'
+    out += f"\t\t\tflags = []\n\t\t\tsegment_count = {len(segments)}\n"
+    for i, (start, count, pe) in enumerate(segments, 1):
+        out += (f"\t\t\tsegment{i} {{\n\t\t\t\tstart_extent = {start}\n\t\t\t\textent_count = {count}\n"
+                f'\t\t\t\ttype = "striped"\n\t\t\t\tstripe_count = 1\n'
+                f'\t\t\t\tstripes = [\n\t\t\t\t\t"pv0", {pe}\n\t\t\t\t]\n\t\t\t}}\n')
+    return out + "\t\t}\n"
+text = open(path).read()
+end = text.rstrip().rfind("}")
+lvs = "\tlogical_volumes {\n" + lv("root", [(0, 2, 0), (2, 18, 6)]) + lv("home", [(0, 4, 2)]) + "\t}\n"
+open(path, "w").write(text[:end] + lvs + "}\n")
+PY
+    # vgcfgrestore warns that it cannot check for active LVs without device-mapper: expected.
+    vgcfgrestore -q --config "$only" -f "$lvm_dir/meta" rhel >/dev/null 2>"$lvm_dir/restore.err" || {
+      cat "$lvm_dir/restore.err" >&2
+      exit 1
+    }
+  ); then
+    local rc=$?
+    rm -rf "$lvm_dir"
+    [ "$rc" -eq 77 ] && exit 77
+    fail "make_rhel_disk: writing the LVM labels failed"
+  fi
+  rm -rf "$lvm_dir"
+  # LV bytes go to PV start (33 MiB) + pe_start (1 MiB, checked above) + PV extent * 4 MiB.
+  local lv le count pe
+  for lv in "root 0 2 0" "root 2 18 6" "home 0 4 2"; do
+    read -r lv le count pe <<<"$lv"
+    dd if="$disk.$lv" of="$disk" bs=1M skip=$((le * 4)) count=$((count * 4)) seek=$((34 + pe * 4)) \
+      conv=notrunc,sparse status=none
+  done
+  rm -f "$disk.boot" "$disk.root" "$disk.home"
+}

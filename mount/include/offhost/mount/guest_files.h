@@ -1,9 +1,12 @@
 // The files inside a VM's disks, read in user space and read-only over any BlockDevice (a live
-// export or a stored backup): partition tables (MBR, GPT) or a whole-disk file system, and
-// the file systems The Sleuth Kit reads (ext2/3/4, NTFS, FAT12/16/32, exFAT, ...).
+// export or a stored backup): partition tables (MBR, GPT) or a whole-disk file system, LVM2
+// logical volumes (linear, on partitions or whole disks, in any number of segments), and the
+// file systems The Sleuth Kit reads (ext2/3/4, NTFS, FAT12/16/32, exFAT, ...) plus XFS.
 //
-// Paths: "/" lists the volumes, named like Linux partitions ("vda1", "vda2"; "vda" for a file
-// system on the whole disk); "/vda1/etc/fstab" is a file in the first partition.
+// Paths: "/" lists the volumes, named like Linux names them: partitions "vda1", "vda2" ("vda"
+// for a file system on the whole disk) and logical volumes like device-mapper "VG-LV"
+// ("rhel-root"; a '-' inside a VG or LV name is doubled). "/vda1/etc/fstab" is a file in the
+// first partition, "/rhel-root/etc/fstab" one in the logical volume root of VG rhel.
 #pragma once
 
 #include <cstdint>
@@ -30,10 +33,20 @@ struct FileInfo {
 };
 
 struct VolumeInfo {
-  std::string name;  // "vda1"
+  std::string name;  // "vda1", "rhel-root"
+  // Bytes on the disk (a logical volume: where its first segment starts; its length is the
+  // LV's size, whatever its segments).
   uint64_t offset = 0, length = 0;
-  std::string fs_type;      // "ext4", "ntfs", "fat32", ... (empty when not readable)
+  std::string fs_type;      // "ext4", "ntfs", "fat32", "xfs", ... (empty when not readable)
   std::string not_indexed;  // why the volume's files cannot be read, when they cannot
+};
+
+// Where a stretch of a file's data lies on a guest disk.
+struct FileExtent {
+  uint64_t file_offset = 0;  // byte offset in the file
+  uint64_t disk_offset = 0;  // byte offset on the disk, after partition and LV mapping
+  uint64_t length = 0;       // bytes
+  std::string disk;          // GuestDisk::name of the disk that holds it ("vda")
 };
 
 struct GuestDisk {
@@ -53,6 +66,13 @@ class GuestFiles {
   // Streams a regular file's content in order as (file offset, bytes).
   virtual Status ReadFile(const std::string& path,
                           const std::function<Status(uint64_t, std::span<const char>)>& sink) = 0;
+  // Where a regular file's data lies on the guest disks, in file order, so it can be read (or
+  // catalogued) without the file system. Only data stored plainly in disk blocks is listed:
+  // holes, unwritten/preallocated ranges, data inside the inode or MFT record (resident,
+  // inline, local) and compressed or encrypted data have no extent and are simply left out;
+  // ReadFile() still returns all of it. Extents never reach past the file's size (NTFS: its
+  // initialized size). Symlinks and directories are InvalidArgument.
+  virtual Result<std::vector<FileExtent>> Extents(const std::string& path) = 0;
 };
 
 }  // namespace offhost::mount

@@ -156,6 +156,8 @@ class SnapshotWriter {
   Result<TreeId> AddCatalogTree(std::vector<CatalogEntry> entries);
   // The catalog's volumes and their root trees, published with the snapshot.
   void SetCatalog(CatalogRecord catalog) { catalog_ = std::move(catalog); }
+  // Bytes of catalog trees this snapshot adds to the index (trees new to the datastore).
+  uint64_t new_catalog_bytes() const { return new_catalog_bytes_; }
 
   // Makes every chunk durable, then publishes the snapshot, its manifests and its catalog in
   // one synced RocksDB write. Every disk must be finished.
@@ -175,6 +177,7 @@ class SnapshotWriter {
   std::unique_ptr<Index> stored_trees_;     // the committed index, to skip trees it has
   std::unordered_set<TreeId, ChunkIdHash> staged_trees_;
   std::optional<CatalogRecord> catalog_;
+  uint64_t new_catalog_bytes_ = 0;
 };
 
 class DiskManifestWriter {

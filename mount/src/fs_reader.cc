@@ -1,0 +1,50 @@
+#include "fs_reader.h"
+
+#include <algorithm>
+#include <mutex>
+
+namespace offhost::mount::internal {
+namespace {
+
+// A function-local table: registrars in other files run during static initialisation, in an
+// order the language does not fix, so the table must exist before the first of them.
+std::vector<FsReaderEntry>& Table() {
+  static std::vector<FsReaderEntry> table;
+  return table;
+}
+std::mutex& TableMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+}  // namespace
+
+bool RegisterFsReader(const char* name, int order, FsOpenFn open) {
+  std::lock_guard<std::mutex> lock(TableMutex());
+  Table().push_back({name, order, open});
+  return true;
+}
+
+std::vector<FsReaderEntry> FsReaders() {
+  std::lock_guard<std::mutex> lock(TableMutex());
+  std::vector<FsReaderEntry> out = Table();
+  std::stable_sort(out.begin(), out.end(),
+                   [](const FsReaderEntry& a, const FsReaderEntry& b) { return a.order < b.order; });
+  return out;
+}
+
+Result<std::unique_ptr<FsReader>> OpenFileSystem(BlockDevice& volume) {
+  std::string seen;
+  for (const auto& r : FsReaders()) {
+    auto fs = r.open(volume);
+    if (fs.ok()) return fs;
+    if (fs.status().code() != StatusCode::kNotFound) {
+      return fs.status().WithContext(r.name);
+    }
+    seen += (seen.empty() ? "" : "; ") + std::string(r.name) + ": " + fs.status().message();
+  }
+  if (seen.empty()) return Status::NotFound("no file-system reader is built in");
+  return Status::NotFound("no file system recognised (" + seen + ")");
+}
+
+}  // namespace offhost::mount::internal

@@ -1,0 +1,147 @@
+// FsReader over The Sleuth Kit: ext2/3/4, NTFS, FAT12/16/32, exFAT, HFS+, ISO 9660, UFS...
+// (libtsk 4.11 has no XFS: xfs_fs_reader.cc). Tried last: TSK detects by probing every file
+// system it knows, so readers that recognise one magic go first.
+#include <algorithm>
+#include <vector>
+
+#include "fs_reader.h"
+#include "tsk_image.h"
+
+namespace offhost::mount::internal {
+namespace {
+
+FileInfo InfoOf(const TSK_FS_FILE* f, const std::string& name) {
+  FileInfo info;
+  info.name = name;
+  const TSK_FS_META* m = f->meta;
+  if (!m) return info;
+  switch (m->type) {
+    case TSK_FS_META_TYPE_REG: info.type = FileType::kRegular; break;
+    case TSK_FS_META_TYPE_DIR: info.type = FileType::kDirectory; break;
+    case TSK_FS_META_TYPE_LNK: info.type = FileType::kSymlink; break;
+    default: info.type = FileType::kOther;
+  }
+  info.size = static_cast<uint64_t>(m->size);
+  info.mode = static_cast<uint32_t>(m->mode) & 07777;
+  info.uid = static_cast<uint32_t>(m->uid);
+  info.gid = static_cast<uint32_t>(m->gid);
+  info.mtime = m->mtime;
+  info.atime = m->atime;
+  info.ctime = m->ctime;
+  if (m->link) info.link_target = m->link;
+  return info;
+}
+
+class TskFsReader final : public FsReader {
+ public:
+  TskFsReader(TskImg img, TskFs fs) : img_(std::move(img)), fs_(std::move(fs)) {}
+
+  std::string fs_type() const override { return tsk_fs_type_toname(fs_->ftype); }
+
+  Result<FileInfo> Stat(const std::string& path) override {
+    TskFile f(tsk_fs_file_open(fs_.get(), nullptr, path.c_str()));
+    if (path == "/" && (!f || !f->meta)) {
+      tsk_error_reset();  // some file systems (FAT) have no metadata for the root: a plain folder
+      return FileInfo{"", FileType::kDirectory, 0, 0755, 0, 0, 0, 0, 0, ""};
+    }
+    if (!f || !f->meta) {
+      tsk_error_reset();
+      return Status::NotFound("no such file or directory");
+    }
+    return InfoOf(f.get(), path == "/" ? "" : path.substr(path.rfind('/') + 1));
+  }
+
+  Result<std::vector<FileInfo>> List(const std::string& path) override {
+    TskDir dir(tsk_fs_dir_open(fs_.get(), path.c_str()));
+    if (!dir) {
+      tsk_error_reset();
+      return Status::NotFound("no such directory");
+    }
+    std::vector<FileInfo> out;
+    for (size_t i = 0; i < tsk_fs_dir_getsize(dir.get()); ++i) {
+      TskFile f(tsk_fs_dir_get(dir.get(), i));
+      if (!f || !f->name || !f->name->name) continue;
+      std::string name = f->name->name;
+      if (name == "." || name == ".." || !(f->name->flags & TSK_FS_NAME_FLAG_ALLOC)) continue;
+      if (!f->meta) continue;
+      // NTFS and FAT expose their metadata files ($MFT, $OrphanFiles...): not guest files.
+      if (name.starts_with("$") && path == "/") continue;
+      out.push_back(InfoOf(f.get(), name));
+    }
+    return out;
+  }
+
+  Status ReadFile(const std::string& path,
+                  const std::function<Status(uint64_t, std::span<const char>)>& sink) override {
+    OFFHOST_ASSIGN_OR_RETURN(TskFile f, OpenRegular(path));
+    std::vector<char> buf(1 << 20);
+    uint64_t size = static_cast<uint64_t>(f->meta->size);
+    for (uint64_t off = 0; off < size;) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+      ssize_t n = tsk_fs_file_read(f.get(), static_cast<TSK_OFF_T>(off), buf.data(), want,
+                                   TSK_FS_FILE_READ_FLAG_NONE);
+      if (n <= 0) return Status::IOError("read at offset " + std::to_string(off) + ": " + TskError());
+      OFFHOST_RETURN_IF_ERROR(sink(off, {buf.data(), static_cast<size_t>(n)}));
+      off += static_cast<uint64_t>(n);
+    }
+    return Status::OK();
+  }
+
+  Result<std::vector<VolumeExtent>> Extents(const std::string& path) override {
+    OFFHOST_ASSIGN_OR_RETURN(TskFile f, OpenRegular(path));
+    std::vector<VolumeExtent> out;
+    const TSK_FS_ATTR* attr = tsk_fs_file_attr_get(f.get());  // the default data stream
+    if (!attr) {
+      tsk_error_reset();  // an empty file may have none
+      return out;
+    }
+    // Resident (in the MFT record or inode) and compressed data have no plain disk blocks.
+    if (!(attr->flags & TSK_FS_ATTR_NONRES) || (attr->flags & TSK_FS_ATTR_COMP)) return out;
+    uint64_t block = fs_->block_size;
+    // Past the initialized size NTFS reads zeros whatever the blocks hold; other file
+    // systems set initsize to the size.
+    uint64_t limit = static_cast<uint64_t>(std::max<TSK_OFF_T>(0, attr->nrd.initsize));
+    limit = std::min(limit, static_cast<uint64_t>(f->meta->size));
+    for (const TSK_FS_ATTR_RUN* run = attr->nrd.run; run; run = run->next) {
+      if (run->flags & (TSK_FS_ATTR_RUN_FLAG_FILLER | TSK_FS_ATTR_RUN_FLAG_SPARSE |
+                        TSK_FS_ATTR_RUN_FLAG_ENCRYPTED)) {
+        continue;
+      }
+      uint64_t file_off = static_cast<uint64_t>(run->offset) * block;
+      if (file_off >= limit) break;
+      uint64_t len = std::min<uint64_t>(static_cast<uint64_t>(run->len) * block, limit - file_off);
+      if (len == 0) continue;
+      out.push_back({file_off, static_cast<uint64_t>(run->addr) * block, len});
+    }
+    return out;
+  }
+
+ private:
+  Result<TskFile> OpenRegular(const std::string& path) {
+    TskFile f(tsk_fs_file_open(fs_.get(), nullptr, path.c_str()));
+    if (!f || !f->meta) {
+      tsk_error_reset();
+      return Status::NotFound("no such file");
+    }
+    if (f->meta->type != TSK_FS_META_TYPE_REG) {
+      return Status::InvalidArgument("not a regular file");
+    }
+    return f;
+  }
+
+  TskImg img_;  // declared first: destroyed after fs_, which reads through it
+  TskFs fs_;
+};
+
+Result<std::unique_ptr<FsReader>> OpenTsk(BlockDevice& volume) {
+  OFFHOST_ASSIGN_OR_RETURN(TskImg img, OpenTskImage(volume, volume.description()));
+  TskFs fs(tsk_fs_open_img(img.get(), 0, TSK_FS_TYPE_DETECT));
+  if (!fs) return Status::NotFound(TskError());
+  return std::unique_ptr<FsReader>(new TskFsReader(std::move(img), std::move(fs)));
+}
+
+}  // namespace
+
+OFFHOST_REGISTER_FS_READER("tsk", 100, OpenTsk);
+
+}  // namespace offhost::mount::internal
