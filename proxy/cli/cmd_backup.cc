@@ -106,6 +106,10 @@ nlohmann::json ToJson(const proxy::VmBackupResult& r) {
   }
   for (const auto& e : r.excluded) j["excluded"].push_back({{"name", e.name}, {"reason", e.reason}});
   if (!r.release_warning.empty()) j["release_warning"] = r.release_warning;
+  j["phases"] = nlohmann::json::object();
+  for (const auto& [name, secs] : r.phases) j["phases"][name] = secs;
+  j["phases"]["of_backup_catalog"] = r.backup.catalog.seconds;
+  j["phases"]["of_backup_commit"] = r.backup.commit_seconds;
   const auto& c = r.backup.catalog;
   j["catalog"] = {{"files", c.files},
                   {"directories", c.directories},

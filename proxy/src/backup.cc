@@ -73,7 +73,10 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     result.catalog.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  auto commit_start = std::chrono::steady_clock::now();
   OFFHOST_ASSIGN_OR_RETURN(result.snapshot, writer->Commit());
+  result.commit_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count();
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

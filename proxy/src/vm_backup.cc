@@ -68,6 +68,13 @@ class VmLock {
 }  // namespace
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
+  std::vector<std::pair<std::string, double>> phases;
+  auto mark = std::chrono::steady_clock::now();
+  auto phase = [&](const char* name) {
+    auto now = std::chrono::steady_clock::now();
+    phases.emplace_back(name, std::chrono::duration<double>(now - mark).count());
+    mark = now;
+  };
   OFFHOST_ASSIGN_OR_RETURN(auto driver, snapshot_drivers::MakeDriver(req.driver));
   OFFHOST_ASSIGN_OR_RETURN(snapshot_drivers::VmIdentity id, driver->Identify(req.snapshot));
   if (!req.vm_name.empty()) id.name = req.vm_name;
@@ -87,7 +94,9 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
     if (ec) return Status::IOError("create " + req.snapshot.work_dir + ": " + ec.message());
   }
 
+  phase("prepare");
   OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(req.snapshot));
+  phase("snapshot");
   HoldViewForTests();
   auto run = [&]() -> Result<BackupResult> {
     std::vector<BackupDisk> disks;
@@ -110,8 +119,10 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
     return RunBackup(ds, id.name, disks, options);
   };
   Result<BackupResult> backup = run();
+  phase("backup");
   // The view is released whatever happened; a failed release does not undo a good backup.
   Status released = view->Release(backup.ok());
+  phase("release");
   if (!backup.ok()) {
     if (!released.ok()) {
       return backup.status().WithContext("(and releasing the snapshot failed: " +
@@ -123,6 +134,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   result.backup = std::move(*backup);
   result.excluded = view->excluded;
   if (!released.ok()) result.release_warning = released.message();
+  result.phases = std::move(phases);
   return result;
 }
 

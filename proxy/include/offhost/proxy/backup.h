@@ -58,6 +58,7 @@ struct CatalogSummary {
 struct BackupResult {
   storage::SnapshotRecord snapshot;
   double seconds = 0;
+  double commit_seconds = 0;  // making chunks durable and publishing the snapshot
   CatalogSummary catalog;
 };
 

@@ -22,6 +22,9 @@ struct VmBackupResult {
   BackupResult backup;
   std::vector<snapshot_drivers::ExcludedDisk> excluded;
   std::string release_warning;  // the view could not be fully released (the backup is fine)
+  // Where the time went, in order: prepare (driver, lock, previous snapshot), snapshot (the
+  // hypervisor's point-in-time view), backup (read, store, catalog, commit), release.
+  std::vector<std::pair<std::string, double>> phases;
 };
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest request);
