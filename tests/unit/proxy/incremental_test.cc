@@ -3,6 +3,7 @@
 
 #include "offhost/proxy/backup.h"
 #include "offhost/proxy/restore.h"
+#include "offhost/storage/snapshot_disk.h"
 #include "test_util.h"
 
 namespace offhost::proxy {
@@ -104,6 +105,13 @@ TEST_F(IncrementalTest, ScatteredSmallWritesStayBoundedOverALongChain) {
     ASSERT_TRUE(inc.ok()) << inc.status().message();
     EXPECT_EQ(inc->snapshot.disks[0].bytes_read, 1024u);
     ASSERT_EQ(Restore(inc->snapshot), disk_->bytes()) << "after incremental " << i;
+    // Random access (what file restores use) reads the slices right too.
+    auto dev = storage::OpenSnapshotDisk(*ds_, inc->snapshot, "vda", {});
+    ASSERT_TRUE(dev.ok());
+    std::string got(2 * kChunk + 300, '\0');
+    ReadRequest req{5 * kChunk - 150, {got.data(), got.size()}};
+    ASSERT_TRUE((*dev)->Read({&req, 1}).ok());
+    ASSERT_EQ(got, disk_->bytes().substr(5 * kChunk - 150, got.size()));
     size_t pieces5 = 0, pieces6 = 0;
     ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda", [&](const storage::ManifestEntry& e) {
       if (e.offset / kChunk == 5) ++pieces5;
