@@ -148,14 +148,16 @@ constexpr size_t kMaxPatchPieces = 16;
 
 struct Piece {
   ManifestEntry entry;  // for a fresh piece only offset and length matter
-  bool fresh = false;   // bytes are in the job's buffer, to be stored as a new chunk
+  bool fresh = false;   // bytes are in the job's `own` buffer from `at`, to be stored as a new chunk
+  size_t at = 0;
 };
 
 struct Job {
   uint64_t seq;
   uint64_t offset;
   uint32_t length;
-  char* buffer;
+  char* buffer;  // from the pool (kWhole, kMerge); a patch reads into `own`, sized to its runs
+  std::vector<char> own;
   JobKind kind = JobKind::kWhole;
   std::vector<Piece> pieces;         // kPatch
   std::vector<ManifestEntry> base;   // kMerge: the previous snapshot's entries for the range
@@ -251,7 +253,12 @@ class DiskBackup {
       storage::ChunkRange range = ds_.chunker().ChunkAt(offset, size);
       uint64_t end = range.offset + range.length;
       OFFHOST_RETURN_IF_ERROR(PlanChunk(range, &batch, &reads));
-      if (batch.size() >= batch_chunks_) OFFHOST_RETURN_IF_ERROR(Flush(queue, &batch, &reads));
+      // Reads go out together, as many as fit the read-ahead: scattered small changes of an
+      // incremental then keep the source busy with many requests in flight.
+      if (batch_pool_jobs_ >= batch_chunks_ || batch_bytes_ >= options_.read_ahead ||
+          batch.size() >= kMaxBatchJobs) {
+        OFFHOST_RETURN_IF_ERROR(Flush(queue, &batch, &reads));
+      }
       offset = end;
       allocation_.DropBefore(offset);
       dirty_.DropBefore(offset);
@@ -281,7 +288,10 @@ class DiskBackup {
     std::vector<Extent> to_read = data;
     if (previous_) OFFHOST_RETURN_IF_ERROR(PlanIncremental(range, data, &job, &to_read));
     if (job.kind == JobKind::kPatch && job.pieces.empty()) return Reuse(job.seq, job.base);
+    if (job.kind == JobKind::kPatch) return PlanPatchReads(std::move(job), data, batch, reads);
     job.buffer = pool_->Acquire();
+    ++batch_pool_jobs_;
+    batch_bytes_ += range.length;
     uint64_t covered = 0;
     for (const Extent& d : to_read) covered += d.length;
     if (covered != range.length || job.kind != JobKind::kWhole) {
@@ -292,6 +302,31 @@ class DiskBackup {
       CountRead(d.length);
     }
     batch->push_back(std::move(job));
+    return Status::OK();
+  }
+
+  // A patch reads only its fresh runs (their allocated parts; the rest stays zeroes).
+  Status PlanPatchReads(Job job, const std::vector<Extent>& data, std::vector<Job>* batch,
+                        std::vector<ReadRequest>* reads) {
+    size_t total = 0;
+    for (Piece& p : job.pieces) {
+      if (!p.fresh) continue;
+      p.at = total;
+      total += p.entry.length;
+    }
+    job.own.assign(total, '\0');
+    for (const Piece& p : job.pieces) {
+      if (!p.fresh) continue;
+      for (const Extent& d : data) {
+        uint64_t s = std::max(d.offset, p.entry.offset);
+        uint64_t t = std::min(d.offset + d.length, p.entry.offset + p.entry.length);
+        if (s >= t) continue;
+        reads->push_back({s, {job.own.data() + p.at + (s - p.entry.offset), t - s}});
+        CountRead(t - s);
+      }
+    }
+    batch_bytes_ += total;
+    batch->push_back(std::move(job));  // moving keeps `own`'s bytes where the reads point
     return Status::OK();
   }
 
@@ -376,9 +411,11 @@ class DiskBackup {
     reads->clear();
     for (Job& j : *batch) {
       char* buffer = j.buffer;
-      if (!st.ok() || !queue.Push(std::move(j))) pool_->Release(buffer);
+      if ((!st.ok() || !queue.Push(std::move(j))) && buffer) pool_->Release(buffer);
     }
     batch->clear();
+    batch_pool_jobs_ = 0;
+    batch_bytes_ = 0;
     return st;
   }
 
@@ -387,7 +424,7 @@ class DiskBackup {
     std::string encoded;
     while (auto job = queue.Pop()) {
       Status st = Failed() ? Status::OK() : Process(*job, encoder, &encoded);
-      pool_->Release(job->buffer);
+      if (job->buffer) pool_->Release(job->buffer);
       if (!st.ok()) Fail(st);
     }
   }
@@ -449,7 +486,7 @@ class DiskBackup {
         }
         OFFHOST_ASSIGN_OR_RETURN(
             ManifestEntry e,
-            StoreRange(p.entry.offset, {job.buffer + (p.entry.offset - job.offset), p.entry.length},
+            StoreRange(p.entry.offset, {job.own.data() + p.at, p.entry.length},
                        encoder, encoded));
         out.push_back(e);
       }
@@ -518,6 +555,9 @@ class DiskBackup {
   int threads_;
   uint32_t chunk_size_;
   size_t batch_chunks_;
+  static constexpr size_t kMaxBatchJobs = 1024;
+  size_t batch_pool_jobs_ = 0;  // jobs of the current batch holding a pool buffer
+  uint64_t batch_bytes_ = 0;    // bytes the current batch reads into its buffers
   BufferPool* pool_ = nullptr;
 
   ExtentWindow allocation_;

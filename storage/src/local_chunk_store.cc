@@ -47,13 +47,6 @@ class Fd {
   int fd_;
 };
 
-Status FsyncPath(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return Status::FromErrno("open directory " + path, errno);
-  if (::fsync(fd.get()) != 0) return Status::FromErrno("fsync directory " + path, errno);
-  return Status::OK();
-}
-
 Status WriteAll(int fd, std::span<const char> data, const std::string& path) {
   size_t done = 0;
   while (done < data.size()) {
@@ -74,7 +67,7 @@ bool IsHexName(const char* name, size_t len) {
 }
 
 // Chunks are written to temporary names without an fsync each; a flush makes a whole batch
-// durable with fdatasync() calls issued together from several threads (the file system
+// durable with fsync() calls issued together from several threads (the file system
 // commits its journal once for many of them, where one fsync after each write pays a commit
 // each) and only then renames the batch into place. A chunk therefore never appears under
 // its name before its bytes are on disk, and a crash leaves only temporary files
@@ -84,7 +77,7 @@ constexpr size_t kFlushChunks = 1024;
 constexpr size_t kFlushBytes = 256u << 20;
 constexpr size_t kSyncThreads = 16;
 
-// fdatasync()s every file in `paths`, several at a time.
+// fsync()s every file (or directory) in `paths`, several at a time.
 Status SyncFiles(const std::vector<std::string>& paths) {
   std::atomic<size_t> next{0};
   std::mutex mu;
@@ -94,7 +87,7 @@ Status SyncFiles(const std::vector<std::string>& paths) {
       Fd fd(::open(paths[i].c_str(), O_RDONLY | O_CLOEXEC));
       Status st;
       if (fd.get() < 0) st = Status::FromErrno("open " + paths[i], errno);
-      else if (::fdatasync(fd.get()) != 0) st = Status::FromErrno("fdatasync " + paths[i], errno);
+      else if (::fsync(fd.get()) != 0) st = Status::FromErrno("fsync " + paths[i], errno);
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = st;
@@ -188,15 +181,13 @@ class LocalChunkStore final : public ChunkStore {
       std::lock_guard<std::mutex> lock(mu_);
       dirs.swap(dirty_);
     }
-    for (const auto& d : dirs) {
-      Status st = FsyncPath(d);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        dirty_.insert(dirs.begin(), dirs.end());
-        return st;
-      }
+    // The new names must survive a crash too; directories are synced together, like files.
+    Status st = SyncFiles({dirs.begin(), dirs.end()});
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty_.insert(dirs.begin(), dirs.end());
     }
-    return Status::OK();
+    return st;
   }
 
   Result<std::string> Get(const ChunkId& id) override {

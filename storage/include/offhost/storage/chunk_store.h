@@ -43,7 +43,7 @@ class ChunkStore {
 };
 
 // Chunks as files: DIR/<first 4 hex digits>/<64 hex digits>. Each is written to a temporary
-// sibling; batches are made durable with parallel fdatasync()s and then renamed into place; Sync() also
+// sibling; batches are made durable with parallel fsync()s and then renamed into place; Sync() also
 // fsyncs the directories that changed.
 Result<std::unique_ptr<ChunkStore>> OpenLocalChunkStore(const std::string& dir);
 
