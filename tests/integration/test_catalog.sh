@@ -17,9 +17,18 @@ echo "Upper" >"$T/etc/nginx/README.CONF"
 for i in $(seq 1 300); do echo "row $i" >"$T/srv/data/file$i.txt"; done
 head -c 2M /dev/urandom >"$T/srv/data/blob.bin"
 printf 'x' >"$T/srv/evil"$'\n'"name.conf"
+# 10,000 small files in 100 folders
+python3 - "$T/srv/many" <<'PY'
+import os, sys
+for d in range(100):
+    os.makedirs(f"{sys.argv[1]}/d{d:03d}")
+    for f in range(100):
+        with open(f"{sys.argv[1]}/d{d:03d}/f{f:03d}.txt", "w") as fh:
+            fh.write(f"file {d}/{f}\n" * (1 + (d * f) % 7))
+PY
 touch -d "2024-01-02 03:04:05" "$T/etc/nginx/nginx.conf"
 
-mkfs.ext4 -q -F -d "$T" "$WORK/p1.ext4" 64M
+mkfs.ext4 -q -F -N 16384 -d "$T" "$WORK/p1.ext4" 64M
 make_disk() {
   truncate -s 80M "$WORK/disk.raw"
   printf 'label: gpt\nstart=2048, size=%d, type=L\n' $((64 * 2048)) | sfdisk -q "$WORK/disk.raw"
@@ -28,7 +37,8 @@ make_disk() {
 make_disk
 URI=$(serve_nbd disk "$WORK/disk.raw")
 run_expect 0 "$OFFHOST" backup --datastore "$DS" --vm web01 --disk "vda=$URI" --json
-[ "$(json_field "$OUT" 'j["catalog"]["files"]')" -eq 305 ] || fail "catalog file count: $OUT"
+[ "$(json_field "$OUT" 'j["catalog"]["files"]')" -eq 10305 ] || fail "catalog file count: $OUT"
+[ "$(json_field "$OUT" 'j["catalog"]["directories"]')" -eq 108 ] || fail "catalog folder count: $OUT"
 FIRST=$(json_field "$OUT" 'j["snapshot"]')
 stop_server disk
 
@@ -41,6 +51,17 @@ make_disk
 URI=$(serve_nbd disk "$WORK/disk.raw")
 run_expect 0 "$OFFHOST" backup --datastore "$DS" --vm web01 --disk "vda=$URI" --json
 SECOND=$(json_field "$OUT" 'j["snapshot"]')
+
+# The second backup changed one file: only the trees on its path were added to the catalog.
+NEW_CATALOG=$(json_field "$OUT" 'j["catalog"]["new_bytes"]')
+[ "$NEW_CATALOG" -gt 0 ] && [ "$NEW_CATALOG" -lt 4096 ] || fail "catalog bytes added by one changed file: $NEW_CATALOG"
+
+# Every one of the 10,000 files comes back from the backup, and find sees them all.
+mkdir "$WORK/out"
+run_expect 0 "$OFFHOST" restore-file --datastore "$DS" "web01@latest:/vda1/srv/many" --to "$WORK/out"
+diff -r "$T/srv/many" "$WORK/out/many" >/dev/null || fail "restored folder of 10,000 files differs"
+run_expect 0 "$OFFHOST" find 'f0[0-4]?.txt' --datastore "$DS" --vm web01 --limit 0 --json
+[ "$(json_field "$OUT" 'len(j["hits"])')" -eq 5000 ] || fail "find in 10,000 files: $(json_field "$OUT" 'len(j["hits"])')"
 
 # Exact name: the changed file is two versions, newest first.
 run_expect 0 "$OFFHOST" find nginx.conf --datastore "$DS" --json
