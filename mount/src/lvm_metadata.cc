@@ -28,22 +28,26 @@ struct Value {
 };
 
 struct Section {
+  std::string name;
   std::vector<std::pair<std::string, Value>> values;
-  std::vector<std::pair<std::string, Section>> sections;
+  std::vector<Section> sections;  // a vector of the incomplete type itself is fine since C++17
 
-  const Value* Find(const std::string& key) const {
-    for (const auto& [k, v] : values) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  }
-  const Section* Child(const std::string& key) const {
-    for (const auto& [k, s] : sections) {
-      if (k == key) return &s;
-    }
-    return nullptr;
-  }
+  const Value* Find(const std::string& key) const;
+  const Section* Child(const std::string& key) const;
 };
+
+const Value* Section::Find(const std::string& key) const {
+  for (const auto& kv : values) {
+    if (kv.first == key) return &kv.second;
+  }
+  return nullptr;
+}
+const Section* Section::Child(const std::string& key) const {
+  for (const auto& child : sections) {
+    if (child.name == key) return &child;
+  }
+  return nullptr;
+}
 
 class Parser {
  public:
@@ -93,10 +97,11 @@ class Parser {
       if (pos_ < t_.size() && t_[pos_] == '{') {
         ++pos_;
         Section child;
+        child.name = key;
         OFFHOST_RETURN_IF_ERROR(ParseItems(&child, depth + 1));
         if (pos_ >= t_.size()) return Error("section '" + key + "' is not closed");
         ++pos_;  // '}'
-        s->sections.emplace_back(std::move(key), std::move(child));
+        s->sections.push_back(std::move(child));
       } else if (pos_ < t_.size() && t_[pos_] == '=') {
         ++pos_;
         Value v;
@@ -289,9 +294,9 @@ Result<LvmVolumeGroup> ParseLvmMetadata(std::string_view text) {
   OFFHOST_ASSIGN_OR_RETURN(Section top, Parser(text).ParseFile());
   const Section* vgs = nullptr;
   LvmVolumeGroup vg;
-  for (const auto& [name, s] : top.sections) {
+  for (const auto& s : top.sections) {
     if (s.Child("physical_volumes")) {
-      vg.name = name;
+      vg.name = s.name;
       vgs = &s;
       break;
     }
@@ -306,11 +311,11 @@ Result<LvmVolumeGroup> ParseLvmMetadata(std::string_view text) {
                               std::to_string(extent_sectors) + " sectors");
   }
   vg.extent_size = extent_sectors * kSector;
-  for (const auto& [name, s] : vgs->Child("physical_volumes")->sections) {
+  for (const auto& s : vgs->Child("physical_volumes")->sections) {
     LvmPhysicalVolume pv;
-    pv.name = name;
+    pv.name = s.name;
     pv.uuid = Undash(Text(s, "id"));
-    std::string pv_where = where + " PV " + name;
+    std::string pv_where = where + " PV " + s.name;
     OFFHOST_ASSIGN_OR_RETURN(uint64_t pe_start, Number(s, "pe_start", pv_where));
     OFFHOST_ASSIGN_OR_RETURN(pv.pe_count, Number(s, "pe_count", pv_where));
     if (pe_start > (1ull << 50)) {
@@ -320,19 +325,19 @@ Result<LvmVolumeGroup> ParseLvmMetadata(std::string_view text) {
     vg.pvs.push_back(std::move(pv));
   }
   if (const Section* lvs = vgs->Child("logical_volumes")) {
-    for (const auto& [name, s] : lvs->sections) {
+    for (const auto& s : lvs->sections) {
       LvmLogicalVolume lv;
-      lv.name = name;
+      lv.name = s.name;
       if (const Value* st = s.Find("status"); st && std::holds_alternative<std::vector<Value>>(st->v)) {
         for (const auto& f : std::get<std::vector<Value>>(st->v)) {
           if (std::holds_alternative<std::string>(f.v)) lv.status.push_back(std::get<std::string>(f.v));
         }
       }
       // Segments are sections named segment1, segment2...; keep them in extent order.
-      for (const auto& [seg_name, seg] : s.sections) {
-        if (!seg_name.starts_with("segment")) continue;
+      for (const auto& seg : s.sections) {
+        if (!seg.name.starts_with("segment")) continue;
         OFFHOST_ASSIGN_OR_RETURN(LvmSegment parsed,
-                                 ParseSegment(seg, where + " LV " + name + " " + seg_name));
+                                 ParseSegment(seg, where + " LV " + s.name + " " + seg.name));
         lv.segments.push_back(std::move(parsed));
       }
       std::sort(lv.segments.begin(), lv.segments.end(),
@@ -365,7 +370,8 @@ Result<std::vector<LvmPiece>> LvmLayout(const LvmVolumeGroup& vg, const LvmLogic
                                 "+" + std::to_string(seg.extent_count) + ", expected to start at " +
                                 std::to_string(next_extent));
     }
-    const auto& [pv_name, first_pe] = seg.stripes[0];
+    const std::string& pv_name = seg.stripes[0].first;
+    uint64_t first_pe = seg.stripes[0].second;
     auto pv = std::find_if(vg.pvs.begin(), vg.pvs.end(),
                            [&](const LvmPhysicalVolume& p) { return p.name == pv_name; });
     if (pv == vg.pvs.end()) {

@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // As a disk: label and metadata area (reads must stay inside the device).
   Bytes disk(input);
   auto label = ReadLvmLabel(disk);
-  if (label.ok()) ReadLvmMetadataText(disk, *label).IgnoreError();
+  if (label.ok()) ReadLvmMetadataText(disk, *label).status().IgnoreError();
   // As metadata text.
   auto vg = ParseLvmMetadata(input);
   if (!vg.ok()) return 0;
