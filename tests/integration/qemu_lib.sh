@@ -18,6 +18,9 @@ start_qemu() {
   QEMU_PID=$!
   PIDS+=("$QEMU_PID")
   wait_for_socket "$WORK/$name.qmp"
+  # The socket exists before the disks are opened; QMP answers only once QEMU is set up (and
+  # has marked the image's persistent bitmaps in use, which the crash test relies on).
+  qmp "$name" query-status >/dev/null
 }
 
 # qmp NAME COMMAND [JSON]: runs a QMP command on VM NAME, prints its return value.
