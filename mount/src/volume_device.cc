@@ -35,15 +35,14 @@ Result<std::unique_ptr<VolumeDevice>> VolumeDevice::Make(std::string description
 Result<std::vector<DiskRange>> VolumeDevice::MapToDisks(uint64_t offset, uint64_t length) const {
   if (offset > size_ || length > size_ - offset) {
     return Status::InvalidArgument("bytes " + std::to_string(offset) + "+" +
-                                   std::to_string(length) + " are past the end of " +
-                                   description_ + " (" + std::to_string(size_) + " bytes)");
+                                   std::to_string(length) + " are past the end of " + description_ +
+                                   " (" + std::to_string(size_) + " bytes)");
   }
   std::vector<DiskRange> out;
   // The first piece whose end is past offset; pieces are sorted and contiguous.
-  auto it = std::upper_bound(pieces_.begin(), pieces_.end(), offset,
-                             [](uint64_t off, const VolumePiece& p) {
-                               return off < p.volume_offset + p.length;
-                             });
+  auto it = std::upper_bound(
+      pieces_.begin(), pieces_.end(), offset,
+      [](uint64_t off, const VolumePiece& p) { return off < p.volume_offset + p.length; });
   for (; length > 0 && it != pieces_.end(); ++it) {
     uint64_t within = offset - it->volume_offset;
     uint64_t n = std::min(length, it->length - within);
@@ -69,6 +68,27 @@ Status VolumeDevice::Read(std::span<const ReadRequest> requests) {
     if (!st.ok()) return st.WithContext("read " + description_);
   }
   return Status::OK();
+}
+
+Result<std::vector<Extent>> VolumeDevice::Extents(uint64_t offset, uint64_t length) {
+  length = std::min(length, size_ - std::min(offset, size_));
+  if (length == 0) return std::vector<Extent>{};
+  OFFHOST_ASSIGN_OR_RETURN(auto ranges, MapToDisks(offset, length));
+  const DiskRange& r = ranges.front();
+  OFFHOST_ASSIGN_OR_RETURN(auto disk_extents, r.piece->disk->Extents(r.disk_offset, r.length));
+  std::vector<Extent> out;
+  for (const auto& e : disk_extents) {
+    // Clip to the range asked: a disk's map may start before or run past the piece.
+    uint64_t begin = std::max(e.offset, r.disk_offset);
+    uint64_t end = std::min(e.offset + e.length, r.disk_offset + r.length);
+    if (begin >= end) continue;
+    out.push_back({r.volume_offset + (begin - r.disk_offset), end - begin, e.type});
+  }
+  if (out.empty() || out.front().offset != offset) {
+    return Status::IOError("the allocation map of " + r.piece->disk->description() +
+                           " does not cover byte " + std::to_string(r.disk_offset));
+  }
+  return out;
 }
 
 }  // namespace offhost::mount::internal

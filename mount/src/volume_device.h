@@ -44,6 +44,11 @@ class VolumeDevice final : public BlockDevice {
   std::string description() const override { return description_; }
   // Reads from the disks the pieces lie on; safe from several threads, like the disks.
   Status Read(std::span<const ReadRequest> requests) override;
+  // The allocation map of the disk under the piece holding `offset` (so holes of a thin LUN
+  // under a logical volume are not read), up to that piece's end.
+  Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t length) override;
+  // The first piece's disk's constraints: pieces start on extent boundaries (MiB-aligned).
+  BlockSizeConstraints block_size() const override { return pieces_.front().disk->block_size(); }
 
   const std::vector<VolumePiece>& pieces() const { return pieces_; }
   // [offset, offset+length) of the volume, split where it crosses from one piece to another.

@@ -65,6 +65,8 @@ FoundVolume LogicalVolume(const LvmVolumeGroup& vg, const LvmLogicalVolume& lv,
                           const std::vector<FoundVolume>& volumes) {
   FoundVolume v;
   v.info.name = DeviceMapperName(vg.name, lv.name);
+  v.vg = vg.name;
+  v.lv = lv.name;
   v.may_hold_files = false;
   for (const auto& s : lv.segments) v.info.length += s.extent_count * vg.extent_size;
   std::string what = "not indexed: logical volume " + lv.name + " of volume group " + vg.name + ": ";

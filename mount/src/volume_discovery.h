@@ -17,6 +17,7 @@ struct FoundVolume {
   // not read, or with a PV missing). Kept for LVM physical volumes too, which hold no files.
   std::unique_ptr<VolumeDevice> device;
   bool may_hold_files = true;  // false for LVM physical volumes and unreadable volumes
+  std::string vg, lv;          // a logical volume's names in LVM's own terms
 };
 
 // Partitions (or the whole disk) of every disk in order, then every logical volume of every

@@ -1,5 +1,7 @@
-// offhost backup --datastore DIR [--driver nbd|libvirt|qemu] ... [--full] [--json]
+// offhost backup --datastore DIR [--driver nbd|iscsi|image|libvirt|qemu] ... [--full] [--json]
 //   nbd:     --vm NAME --disk NAME=URI [--disk ...] [--bitmap CONTEXT]
+//   iscsi:   --vm NAME --disk NAME=iscsi://PORTAL/IQN/LUN[#VG/LV] [...] [--chap-secret-file F]
+//   image:   --vm NAME --disk NAME=PATH [...] [--bitmap NAME]
 //   libvirt: --connect URI --domain NAME|UUID [--vm NAME]
 //   qemu:    --qmp SOCKET [--qga SOCKET] --vm NAME
 #include <csignal>
@@ -8,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "iscsi_options.h"
 #include "offhost/proxy/vm_backup.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 
@@ -27,7 +30,14 @@ struct BackupCliOptions {
   int threads = 0;
   bool json = false;
   bool no_catalog = false;
+  IscsiCliOptions iscsi;
 };
+
+// Drivers whose --disk names its source (NAME=URI or NAME=PATH) rather than picking one of
+// the hypervisor's disks.
+bool DiskSpecsNameSources(const std::string& driver) {
+  return driver == "nbd" || driver == "iscsi" || driver == "image";
+}
 
 Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   proxy::VmBackupRequest req;
@@ -37,15 +47,18 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   req.snapshot.vm = !o.domain.empty() ? o.domain : o.vm;
   auto& s = req.snapshot.settings;
   for (const auto& spec : o.disks) {
-    if (o.driver != "nbd" && spec.find('=') == std::string::npos) {
+    if (!DiskSpecsNameSources(o.driver) && spec.find('=') == std::string::npos) {
       // Hypervisor drivers: --disk NAME limits the backup to the named disks.
       s["only." + spec] = "1";
       continue;
     }
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || spec.substr(0, eq).find("://") != std::string::npos) {
-      return Status::InvalidArgument("--disk '" + snapshot_drivers::MaskUri(spec) +
-                                     "' must be NAME=URI, e.g. --disk vda=nbd+unix:///vda?socket=/run/vda.sock");
+      return Status::InvalidArgument(
+          "--disk '" + snapshot_drivers::MaskUri(spec) +
+          "' must be NAME=SOURCE, e.g. --disk vda=nbd+unix:///vda?socket=/run/vda.sock, "
+          "--disk sda=iscsi://10.0.0.5/iqn.2001-05.com.example:lun0/1 or "
+          "--disk vda=/var/lib/libvirt/images/vm.qcow2");
     }
     std::string name = spec.substr(0, eq);
     OFFHOST_RETURN_IF_ERROR(storage::ValidateName("disk", name));
@@ -59,6 +72,10 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   if (!o.nbd_address.empty()) s["nbd-address"] = o.nbd_address;
   if (!o.scratch_dir.empty()) s["scratch-dir"] = o.scratch_dir;
   s["freeze-timeout"] = std::to_string(o.freeze_timeout);
+  if (o.driver == "iscsi") {
+    OFFHOST_ASSIGN_OR_RETURN(auto iscsi, IscsiSettings(o.iscsi));
+    s.insert(iscsi.begin(), iscsi.end());
+  }
   return req;
 }
 
@@ -194,13 +211,17 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<BackupCliOptions>();
   auto* cmd = app.add_subcommand("backup", "Back up a VM's disks into a datastore");
   cmd->add_option("--datastore", o->datastore, "Datastore directory")->required();
-  cmd->add_option("--driver", o->driver, "Snapshot driver: nbd (default), libvirt, qemu");
+  cmd->add_option("--driver", o->driver,
+                  "Snapshot driver: nbd (default), iscsi, image, libvirt, qemu");
   cmd->add_option("--vm", o->vm, "VM name in the datastore (default: the hypervisor's name)");
   cmd->add_option("--disk", o->disks,
                   "nbd driver: NAME=URI of a read-only export (nbd://, nbds://, nbd+unix://); "
+                  "iscsi driver: NAME=iscsi://[USER@]PORTAL/TARGET-IQN/LUN[#VG/LV]; "
+                  "image driver: NAME=PATH of a disk image (raw, qcow2, vmdk, vhd, vhdx); "
                   "libvirt/qemu drivers: NAME of a disk to back up (default: all). Repeatable");
   cmd->add_option("--bitmap", o->bitmap,
-                  "nbd driver: dirty-bitmap context of the exports, e.g. qemu:dirty-bitmap:bm0");
+                  "nbd driver: dirty-bitmap context of the exports, e.g. qemu:dirty-bitmap:bm0; "
+                  "image driver: a persistent bitmap of the qcow2 images");
   cmd->add_option("--connect", o->connect, "libvirt driver: connection URI, e.g. qemu:///system");
   cmd->add_option("--domain", o->domain, "libvirt driver: domain name or UUID");
   cmd->add_option("--nbd-address", o->nbd_address,
@@ -213,6 +234,7 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
   cmd->add_option("--qga", o->qga, "qemu driver: the guest agent's unix socket (for quiescing)");
   cmd->add_option("--freeze-timeout", o->freeze_timeout,
                   "Seconds to wait for the guest agent to freeze file systems (default 10)");
+  AddIscsiOptions(cmd, &o->iscsi);
   cmd->add_flag("--full", o->full, "Read every disk in full even when an incremental is possible");
   cmd->add_option("--threads", o->threads, "Hashing/compression threads (default: one per core)");
   cmd->add_flag("--no-catalog", o->no_catalog,

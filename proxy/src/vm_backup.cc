@@ -1,24 +1,25 @@
 #include "offhost/proxy/vm_backup.h"
 
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
+#include "offhost/mount/logical_volumes.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 
 namespace offhost::proxy {
 namespace {
 
 // The latest snapshot of this VM, if it is the same VM (same UUID when both are known).
-Result<std::optional<storage::SnapshotRecord>> FindPrevious(storage::Datastore& ds,
-                                                            const snapshot_drivers::VmIdentity& id) {
+Result<std::optional<storage::SnapshotRecord>> FindPrevious(
+    storage::Datastore& ds, const snapshot_drivers::VmIdentity& id) {
   OFFHOST_ASSIGN_OR_RETURN(auto all, ds.ListSnapshots(id.name));
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     if (id.uuid.empty() || it->meta.vm_uuid.empty() || it->meta.vm_uuid == id.uuid) {
@@ -65,6 +66,28 @@ class VmLock {
   int fd_;
 };
 
+// The device of one disk of the view: the driver's own when it opened one (iSCSI), else its
+// NBD export; a logical volume on it when the disk is one (shared LVM on a LUN).
+Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDisk& d) {
+  std::shared_ptr<BlockDevice> dev = d.device;
+  if (!dev) {
+    snapshot_drivers::NbdOpenOptions nbd;
+    nbd.dirty_bitmap = d.dirty_bitmap;
+    OFFHOST_ASSIGN_OR_RETURN(auto nbd_dev, snapshot_drivers::OpenNbd(d.uri, nbd));
+    dev = std::move(nbd_dev);
+  }
+  if (d.logical_volume.empty()) return dev;
+  auto slash = d.logical_volume.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == d.logical_volume.size()) {
+    return Status::InvalidArgument("'" + d.logical_volume +
+                                   "' is not a logical volume; name it as #VG/LV after the URI");
+  }
+  OFFHOST_ASSIGN_OR_RETURN(
+      auto lv, mount::OpenLogicalVolume(std::move(dev), d.logical_volume.substr(0, slash),
+                                        d.logical_volume.substr(slash + 1)));
+  return std::shared_ptr<BlockDevice>(std::move(lv));
+}
+
 }  // namespace
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
@@ -78,8 +101,8 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   OFFHOST_ASSIGN_OR_RETURN(auto driver, snapshot_drivers::MakeDriver(req.driver));
   OFFHOST_ASSIGN_OR_RETURN(snapshot_drivers::VmIdentity id, driver->Identify(req.snapshot));
   if (!req.vm_name.empty()) id.name = req.vm_name;
-  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", id.name).WithContext(
-      "use --vm NAME to give the VM a name offhost accepts"));
+  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", id.name)
+                              .WithContext("use --vm NAME to give the VM a name offhost accepts"));
   std::unique_ptr<VmLock> lock;
   if (driver->one_backup_per_vm()) {
     OFFHOST_ASSIGN_OR_RETURN(lock, VmLock::Take(id));
@@ -101,9 +124,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   auto run = [&]() -> Result<BackupResult> {
     std::vector<BackupDisk> disks;
     for (const auto& d : view->disks) {
-      snapshot_drivers::NbdOpenOptions nbd;
-      nbd.dirty_bitmap = d.dirty_bitmap;
-      auto dev = snapshot_drivers::OpenNbd(d.uri, nbd);
+      auto dev = OpenViewDisk(d);
       if (!dev.ok()) return dev.status().WithContext("disk " + d.name);
       disks.push_back({d.name, std::move(*dev), d.full_reason, d.identity});
     }
@@ -125,8 +146,8 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   phase("release");
   if (!backup.ok()) {
     if (!released.ok()) {
-      return backup.status().WithContext("(and releasing the snapshot failed: " +
-                                         released.message() + ")");
+      return backup.status().WithContext(
+          "(and releasing the snapshot failed: " + released.message() + ")");
     }
     return backup.status();
   }

@@ -16,7 +16,7 @@ namespace offhost::proxy {
 
 struct BackupDisk {
   std::string name;
-  std::unique_ptr<BlockDevice> device;
+  std::shared_ptr<BlockDevice> device;  // may be shared with the driver's view
   // Why the device has no changed-block map (shown and stored when the disk gets a full).
   std::string no_dirty_map_reason;
   // The image or volume behind the disk, when the driver knows it (see ViewDisk::identity).

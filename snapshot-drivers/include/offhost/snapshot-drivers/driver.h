@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "offhost/common/block_device.h"
 #include "offhost/common/status.h"
 
 namespace offhost::snapshot_drivers {
@@ -25,6 +26,12 @@ struct ViewDisk {
   // only taken against a previous backup of the same disk identity: a disk whose image was
   // swapped gets a full backup.
   std::string identity;
+  // The view's device when the driver opened it itself (iscsi); otherwise the proxy opens
+  // `uri` over NBD.
+  std::shared_ptr<BlockDevice> device;
+  // "VG/LV": the disk is this LVM logical volume on the device (shared LVM on a SAN LUN). The
+  // proxy maps it through the LV's segments; `size` is then the LV's.
+  std::string logical_volume;
 };
 
 struct ExcludedDisk {
