@@ -220,32 +220,18 @@ make_small_xfs() {
   rm -f "$1.proto"
 }
 
-# make_rhel_disk DISK TREE: a raw disk laid out like a default RHEL install, built without
-# device-mapper and without mounting anything:
-#   GPT; vda1 = XFS /boot from TREE/boot (1 MiB..33 MiB); vda2 = LVM2 PV of VG "rhel"
-#   (33 MiB..137 MiB, 4 MiB extents, pe_start 1 MiB) with LVs
-#     root: XFS from TREE/root, 80 MiB in two segments, LV extents 0-1 on PV extents 0-1 and
-#           LV extents 2-19 on PV extents 6-23 (so its bytes are not contiguous on the disk)
-#     home: ext4 from TREE/home, 16 MiB on PV extents 2-5 (between root's two segments)
-# TREE/{boot,root,home} must exist. Labels are written through a loop device onto the disk
-# file (pvcreate and vgcreate need a block device); the LVs' metadata is added with
-# vgcfgrestore because lvcreate needs device-mapper. LVM runs with a private configuration
-# that sees only that loop device and writes no backups to the host's /etc/lvm.
-# Skips the test (exit 77) where losetup or LVM cannot run.
-make_rhel_disk() {
-  local disk=$1 tree=$2 lvm_dir p2=$((33 << 20))
-  need sfdisk mkfs.xfs mkfs.ext4 losetup pvcreate vgcreate vgcfgbackup vgcfgrestore python3
-  make_small_xfs "$disk.boot" 32 "$tree/boot"
-  make_small_xfs "$disk.root" 80 "$tree/root"
-  rm -f "$disk.home"
-  truncate -s 16M "$disk.home"
-  mkfs.ext4 -q -F -L home -d "$tree/home" "$disk.home" >/dev/null
-  rm -f "$disk"
-  truncate -s 140M "$disk"
-  printf 'label: gpt\nstart=2048, size=%d, type=L\nstart=%d, size=%d, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\n' \
-    $((32 * 2048)) $((33 * 2048)) $((104 * 2048)) | sfdisk -q "$disk"
-  dd if="$disk.boot" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
-
+# lvm_vg DISK PV_OFFSET PV_SIZE VG SEGMENT...: makes DISK bytes PV_OFFSET..+PV_SIZE an LVM2
+# physical volume of volume group VG (4 MiB extents, pe_start 1 MiB) holding linear logical
+# volumes, each SEGMENT "LV LV_EXTENT COUNT PV_EXTENT" (an LV's segments in order). Built
+# without device-mapper and without mounting anything: labels are written through a loop
+# device onto the disk file (pvcreate and vgcreate need a block device); the LVs' metadata is
+# added with vgcfgrestore because lvcreate needs device-mapper. LVM runs with a private
+# configuration that sees only that loop device and writes no backups to the host's /etc/lvm.
+# Skips the test (exit 77) where losetup or LVM cannot run. Write LV bytes with lvm_put.
+lvm_vg() {
+  local disk=$1 offset=$2 size=$3 vg=$4 lvm_dir
+  shift 4
+  need losetup pvcreate vgcreate vgcfgbackup vgcfgrestore python3
   lvm_dir=$(mktemp -d "${WORK:-/tmp}/lvm.XXXXXX")
   cat >"$lvm_dir/lvm.conf" <<'CONF'
 devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" }
@@ -257,7 +243,7 @@ CONF
   if ! (
     set -euo pipefail
     export LVM_SYSTEM_DIR=$lvm_dir LVM_SUPPRESS_FD_WARNINGS=1
-    loop=$(losetup -f --show -o "$p2" --sizelimit $((104 << 20)) "$disk" 2>"$lvm_dir/losetup.err") || {
+    loop=$(losetup -f --show -o "$offset" --sizelimit "$size" "$disk" 2>"$lvm_dir/losetup.err") || {
       echo "SKIP: no loop device to write LVM labels with (losetup: $(cat "$lvm_dir/losetup.err"))"
       exit 77
     }
@@ -266,14 +252,14 @@ CONF
     # (vgcreate warns that the metadata is not backed up: backups are off on purpose)
     pvcreate -q --config "$only" "$loop" >/dev/null 2>"$lvm_dir/pvcreate.err" ||
       { cat "$lvm_dir/pvcreate.err" >&2; exit 1; }
-    vgcreate -q -s 4M --config "$only" rhel "$loop" >/dev/null 2>"$lvm_dir/vgcreate.err" ||
+    vgcreate -q -s 4M --config "$only" "$vg" "$loop" >/dev/null 2>"$lvm_dir/vgcreate.err" ||
       { cat "$lvm_dir/vgcreate.err" >&2; exit 1; }
     pe_start=$(pvs --config "$only" --noheadings --nosuffix --units b -o pe_start "$loop" | tr -d ' ')
     [ "$pe_start" = 1048576 ] || { echo "pe_start is $pe_start, expected 1 MiB" >&2; exit 1; }
-    vgcfgbackup -q --config "$only" -f "$lvm_dir/meta" rhel >/dev/null
-    python3 - "$lvm_dir/meta" <<'PY'
+    vgcfgbackup -q --config "$only" -f "$lvm_dir/meta" "$vg" >/dev/null
+    python3 - "$lvm_dir/meta" "$@" <<'PY'
 import random, string, sys
-path = sys.argv[1]
+path, specs = sys.argv[1], [s.split() for s in sys.argv[2:]]
 def lvm_id():
     s = "".join(random.choice(string.ascii_letters + string.digits) for _ in range(32))
     return "-".join([s[0:6], s[6:10], s[10:14], s[14:18], s[18:22], s[22:26], s[26:32]])
@@ -285,13 +271,16 @@ def lv(name, segments):  # segments: (LV start extent, count, PV start extent)
                 f'\t\t\t\ttype = "striped"\n\t\t\t\tstripe_count = 1\n'
                 f'\t\t\t\tstripes = [\n\t\t\t\t\t"pv0", {pe}\n\t\t\t\t]\n\t\t\t}}\n')
     return out + "\t\t}\n"
+lvs = {}
+for name, start, count, pe in specs:
+    lvs.setdefault(name, []).append((int(start), int(count), int(pe)))
 text = open(path).read()
 end = text.rstrip().rfind("}")
-lvs = "\tlogical_volumes {\n" + lv("root", [(0, 2, 0), (2, 18, 6)]) + lv("home", [(0, 4, 2)]) + "\t}\n"
-open(path, "w").write(text[:end] + lvs + "}\n")
+body = "".join(lv(name, segs) for name, segs in lvs.items())
+open(path, "w").write(text[:end] + "\tlogical_volumes {\n" + body + "\t}\n}\n")
 PY
     # vgcfgrestore warns that it cannot check for active LVs without device-mapper: expected.
-    vgcfgrestore -q --config "$only" -f "$lvm_dir/meta" rhel >/dev/null 2>"$lvm_dir/restore.err" || {
+    vgcfgrestore -q --config "$only" -f "$lvm_dir/meta" "$vg" >/dev/null 2>"$lvm_dir/restore.err" || {
       cat "$lvm_dir/restore.err" >&2
       exit 1
     }
@@ -299,15 +288,44 @@ PY
     local rc=$?
     rm -rf "$lvm_dir"
     [ "$rc" -eq 77 ] && exit 77
-    fail "make_rhel_disk: writing the LVM labels failed"
+    fail "lvm_vg: writing the LVM labels of $vg on $disk failed"
   fi
   rm -rf "$lvm_dir"
-  # LV bytes go to PV start (33 MiB) + pe_start (1 MiB, checked above) + PV extent * 4 MiB.
-  local lv le count pe
-  for lv in "root 0 2 0" "root 2 18 6" "home 0 4 2"; do
-    read -r lv le count pe <<<"$lv"
-    dd if="$disk.$lv" of="$disk" bs=1M skip=$((le * 4)) count=$((count * 4)) seek=$((34 + pe * 4)) \
-      conv=notrunc,sparse status=none
+}
+
+# lvm_put DISK PV_OFFSET SRC LV_EXTENT COUNT PV_EXTENT: copies COUNT 4 MiB extents of SRC from
+# LV_EXTENT on into a PV made by lvm_vg at PV_OFFSET (extent 0 starts at pe_start, 1 MiB).
+lvm_put() {
+  local disk=$1 offset=$2 src=$3 le=$4 count=$5 pe=$6
+  dd if="$src" of="$disk" bs=1M skip=$((le * 4)) count=$((count * 4)) \
+    seek=$((offset / 1048576 + 1 + pe * 4)) conv=notrunc,sparse status=none
+}
+
+# make_rhel_disk DISK TREE: a raw disk laid out like a default RHEL install:
+#   GPT; vda1 = XFS /boot from TREE/boot (1 MiB..33 MiB); vda2 = LVM2 PV of VG "rhel"
+#   (33 MiB..137 MiB, 4 MiB extents, pe_start 1 MiB) with LVs
+#     root: XFS from TREE/root, 80 MiB in two segments, LV extents 0-1 on PV extents 0-1 and
+#           LV extents 2-19 on PV extents 6-23 (so its bytes are not contiguous on the disk)
+#     home: ext4 from TREE/home, 16 MiB on PV extents 2-5 (between root's two segments)
+# TREE/{boot,root,home} must exist. Skips the test (exit 77) where losetup or LVM cannot run.
+make_rhel_disk() {
+  local disk=$1 tree=$2 p2=$((33 << 20)) seg lv le count pe
+  local segments=("root 0 2 0" "root 2 18 6" "home 0 4 2")
+  need sfdisk mkfs.xfs mkfs.ext4
+  make_small_xfs "$disk.boot" 32 "$tree/boot"
+  make_small_xfs "$disk.root" 80 "$tree/root"
+  rm -f "$disk.home"
+  truncate -s 16M "$disk.home"
+  mkfs.ext4 -q -F -L home -d "$tree/home" "$disk.home" >/dev/null
+  rm -f "$disk"
+  truncate -s 140M "$disk"
+  printf 'label: gpt\nstart=2048, size=%d, type=L\nstart=%d, size=%d, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\n' \
+    $((32 * 2048)) $((33 * 2048)) $((104 * 2048)) | sfdisk -q "$disk"
+  dd if="$disk.boot" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+  lvm_vg "$disk" "$p2" $((104 << 20)) rhel "${segments[@]}"
+  for seg in "${segments[@]}"; do
+    read -r lv le count pe <<<"$seg"
+    lvm_put "$disk" "$p2" "$disk.$lv" "$le" "$count" "$pe"
   done
   rm -f "$disk.boot" "$disk.root" "$disk.home"
 }
