@@ -17,5 +17,6 @@ void AddVerifyCommand(CLI::App& app, RunFn* run);
 void AddFilesCommands(CLI::App& app, RunFn* run);
 void AddMountCommand(CLI::App& app, RunFn* run);
 void AddFindCommands(CLI::App& app, RunFn* run);
+void AddDiscoverCommand(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

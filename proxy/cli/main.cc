@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   AddFilesCommands(app, &run);
   AddMountCommand(app, &run);
   AddFindCommands(app, &run);
+  AddDiscoverCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
