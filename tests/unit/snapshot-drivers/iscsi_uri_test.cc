@@ -62,8 +62,7 @@ TEST(IscsiInitiator, CredentialsComeFromDriverSettings) {
   EXPECT_EQ(c.chap_secret, "s");
   EXPECT_EQ(c.target_chap_user, "tu");
   EXPECT_EQ(c.target_chap_secret, "ts");
-  EXPECT_EQ(IscsiCredentialsFromSettings({}).initiator_name_file,
-            "/etc/iscsi/initiatorname.iscsi");
+  EXPECT_EQ(IscsiCredentialsFromSettings({}).initiator_name_file, "/etc/iscsi/initiatorname.iscsi");
 }
 
 }  // namespace
