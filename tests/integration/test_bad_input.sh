@@ -37,11 +37,11 @@ assert_untouched "second disk unreachable"
 
 # a URI without NAME= (it still contains '=' in ?socket=) is recognised as a missing name
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --vm web01 --disk "$URI"
-expect_output "must be NAME=URI"
+expect_output "must be NAME=SOURCE"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --vm web01 --disk vda
-expect_output "must be NAME=URI"
+expect_output "must be NAME=SOURCE"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --vm web01 --disk "=$URI"
-expect_output "must be NAME=URI"
+expect_output "must be NAME=SOURCE"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --vm web01 --disk "v/da=$URI"
 expect_output "disk name 'v/da' is invalid"
 run_expect 2 "$OFFHOST" backup --datastore "$DS" --vm ../evil --disk "vda=$URI"
