@@ -1,0 +1,68 @@
+// What the offhost.v1 services (grpc/src/*_service.cc) get from the daemon that hosts them:
+// who may call what (Authorizer), the configured datastores, and the audit log. The daemon
+// (proxy/daemon/) builds one ServiceContext and registers MakeServices() on its server.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/service_type.h>  // grpc::Service, complete for MakeServices() callers
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace offhost::grpcapi {
+
+// Ordered: a role may do everything the roles below it may.
+enum class Role { kReadOnly = 1, kOperator = 2, kAdmin = 3 };
+const char* RoleName(Role role);  // "read-only", "operator", "admin"
+
+struct Principal {
+  std::string name;  // the token's or the client certificate's name
+  Role role = Role::kReadOnly;
+  std::string method;  // "token", "client-certificate"
+  std::string peer;    // the caller's address, as gRPC gives it
+  // Shown by WhoAmI when known: the client certificate's subject, and when the token and the
+  // certificate expire (unix seconds; 0: never, or no certificate).
+  std::string client_certificate_subject;
+  int64_t token_expires = 0;
+  int64_t client_certificate_expires = 0;
+};
+
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  // The caller of this RPC when it may call it: UNAUTHENTICATED when credentials are missing
+  // or wrong, PERMISSION_DENIED when its role is below `needed` (both logged with the peer).
+  virtual grpc::Status Check(grpc::ServerContext* context, Role needed, Principal* caller) = 0;
+};
+
+// One line per restore or download: who, what, where to. Safe from several threads.
+class AuditLog {
+ public:
+  virtual ~AuditLog() = default;
+  virtual void Record(const Principal& who, const std::string& action, const std::string& what,
+                      const std::string& where) = 0;
+};
+
+struct DatastoreConfig {
+  std::string name;         // as the API names it ("main")
+  std::string path;         // its directory
+  std::string description;  // free text from the configuration (Datastore.description)
+};
+
+struct ServiceContext {
+  Authorizer* authorizer = nullptr;
+  AuditLog* audit = nullptr;
+  std::vector<DatastoreConfig> datastores;
+  std::string version = "offhost 0.1.0";
+  // SystemInfo.start_time: when the daemon made its context, i.e. started.
+  std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();
+};
+
+// Every offhost.v1 service, ready for grpc::ServerBuilder::RegisterService; they keep a
+// reference to `context`, which must outlive them.
+std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context);
+
+}  // namespace offhost::grpcapi

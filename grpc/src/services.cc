@@ -1,0 +1,27 @@
+#include "services.h"
+
+namespace offhost::grpcapi {
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kReadOnly:
+      return "read-only";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "unknown";
+}
+
+// InventoryService, JobsService, BackupService and RestoreService join when the job engine
+// exists.
+std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context) {
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  services.push_back(MakeSystemService(context));
+  services.push_back(MakeCatalogService(context));
+  services.push_back(MakeDatastoreService(context));
+  return services;
+}
+
+}  // namespace offhost::grpcapi

@@ -1,0 +1,14 @@
+// The offhost.v1 services MakeServices() returns, one factory each (grpc/src/*_service.cc).
+#pragma once
+
+#include <memory>
+
+#include "offhost/grpc/service_context.h"
+
+namespace offhost::grpcapi {
+
+std::unique_ptr<grpc::Service> MakeSystemService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeCatalogService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeDatastoreService(ServiceContext& context);
+
+}  // namespace offhost::grpcapi

@@ -1,0 +1,396 @@
+#include "config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <filesystem>
+#include <initializer_list>
+#include <set>
+
+#include "pem.h"
+
+namespace offhost::daemon {
+namespace {
+
+const char* TypeName(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
+  }
+}
+
+std::string Join(std::initializer_list<std::string_view> words) {
+  std::string out;
+  for (std::string_view w : words) out += (out.empty() ? "" : ", ") + std::string(w);
+  return out;
+}
+
+std::string Child(std::string_view prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : std::string(prefix) + "." + std::string(key);
+}
+
+// Walks the parsed document, collecting every problem (not only the first), so one run of
+// `offhostd --check-config` shows all of them.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  void Error(const toml::source_region& where, std::string_view key, const std::string& what) {
+    // Tables made implicitly ([server.tls] makes [server]) have no line of their own.
+    std::string line = where.begin.line > 0 ? std::to_string(where.begin.line) + ":" : "";
+    errors_.push_back(file_ + ":" + line + " " + std::string(key) + ": " + what);
+  }
+
+  // Reports each key of `table` that is not in `known`.
+  void CheckKeys(const toml::table& table, std::string_view prefix,
+                 std::initializer_list<std::string_view> known) {
+    for (auto&& [key, node] : table) {
+      bool ok = false;
+      for (std::string_view k : known) ok = ok || key.str() == k;
+      if (ok) continue;
+      std::string where = prefix.empty() ? "at the top level" : "in [" + std::string(prefix) + "]";
+      Error(key.source(), Child(prefix, key.str()),
+            "unknown key " + where + "; the known keys are " + Join(known) +
+                " (check the spelling and the [section] it is in)");
+    }
+  }
+
+  // The node at `key` when present and of type T; reports a wrong type.
+  template <typename T>
+  const toml::node* Typed(const toml::table& table, std::string_view prefix, std::string_view key,
+                          const char* expected) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return nullptr;
+    if (!node->is<T>()) {
+      Error(node->source(), Child(prefix, key),
+            std::string("must be ") + expected + ", not " + TypeName(node->type()));
+      return nullptr;
+    }
+    return node;
+  }
+
+  // Reads an optional string into `out` (left as is when absent).
+  const toml::node* String(const toml::table& table, std::string_view prefix, std::string_view key,
+                           std::string* out) {
+    const toml::node* node = Typed<std::string>(table, prefix, key, "a string");
+    if (node != nullptr) *out = node->as_string()->get();
+    return node;
+  }
+
+  // A string that must be present and not empty.
+  const toml::node* RequiredString(const toml::table& table, std::string_view prefix,
+                                   std::string_view key, std::string* out) {
+    if (table.get(key) == nullptr) {
+      Error(table.source(), Child(prefix, key), "missing; add it to this table");
+      return nullptr;
+    }
+    const toml::node* node = String(table, prefix, key, out);
+    if (node != nullptr && out->empty()) {
+      Error(node->source(), Child(prefix, key), "must not be empty");
+      return nullptr;
+    }
+    return node;
+  }
+
+  void Bool(const toml::table& table, std::string_view prefix, std::string_view key, bool* out) {
+    const toml::node* node = Typed<bool>(table, prefix, key, "true or false");
+    if (node != nullptr) *out = node->as_boolean()->get();
+  }
+
+  const std::string& file() const { return file_; }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+// The host part of "host:port" / "[v6]:port"; nullopt when the port is missing or not 1-65535.
+std::optional<std::string_view> HostOf(std::string_view address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = address.substr(0, colon), port = address.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
+    return std::nullopt;
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // a bare IPv6 address: its port is ambiguous
+  }
+  return host;
+}
+
+void ReadListen(Reader& r, const toml::table& server, DaemonConfig& config) {
+  const toml::node* node = r.Typed<toml::array>(server, "server", "listen", "an array of strings");
+  if (node == nullptr) return;
+  const toml::array& listen = *node->as_array();
+  for (size_t i = 0; i < listen.size(); ++i) {
+    std::string key = "server.listen[" + std::to_string(i) + "]";
+    const toml::node& item = listen[i];
+    if (!item.is_string()) {
+      r.Error(item.source(), key, std::string("must be a string, not ") + TypeName(item.type()));
+      continue;
+    }
+    std::string address = item.as_string()->get();
+    if (address.starts_with("unix:")) {
+      r.Error(item.source(), key, "unix sockets go in server.unix_socket; listen is for TCP");
+    } else if (!HostOf(address)) {
+      r.Error(item.source(), key,
+              "\"" + address + "\" is not HOST:PORT; write e.g. \"10.20.0.4:8740\" or " +
+                  "\"[fd00::4]:8740\"");
+    } else {
+      config.listen.push_back(address);
+    }
+  }
+}
+
+void CheckWildcards(Reader& r, const toml::table& server, const DaemonConfig& config) {
+  if (config.allow_wildcard) return;
+  const toml::array* listen = server.get_as<toml::array>("listen");
+  for (size_t i = 0; listen != nullptr && i < listen->size(); ++i) {
+    const std::string* address =
+        (*listen)[i].is_string() ? &(*listen)[i].as_string()->get() : nullptr;
+    if (address == nullptr || !IsWildcardAddress(*address)) continue;
+    r.Error((*listen)[i].source(), "server.listen[" + std::to_string(i) + "]",
+            "\"" + *address + "\" listens on every network of the proxy, production " +
+                "networks included; name the backup-network address, or set " +
+                "server.allow_wildcard = true if that is really meant");
+  }
+}
+
+std::string Resolve(const std::string& config_file, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_absolute()) return path;
+  return (std::filesystem::path(config_file).parent_path() / p).lexically_normal().string();
+}
+
+// Reads and checks one PEM file of [server.tls]; returns its certificates (none for a key).
+std::vector<X509Ptr> CheckPemFile(Reader& r, const toml::node& node, const std::string& key,
+                                  const std::string& path, bool is_key, X509* cert_of_key) {
+  Result<std::string> text = ReadFileText(path);
+  if (!text.ok()) {
+    r.Error(node.source(), key,
+            text.status().message() + "; fix the path (relative paths " +
+                "start at the configuration file's folder)");
+    return {};
+  }
+  if (is_key) {
+    if (cert_of_key == nullptr) return {};  // the certificate's own error was reported
+    Status st = CheckPrivateKey(*text, cert_of_key);
+    if (!st.ok()) r.Error(node.source(), key, path + ": " + st.message());
+    return {};
+  }
+  Result<std::vector<X509Ptr>> certs = ParseCertificates(*text);
+  if (!certs.ok()) {
+    r.Error(node.source(), key, path + ": " + certs.status().message());
+    return {};
+  }
+  return std::move(certs).value();
+}
+
+void ReadTls(Reader& r, const toml::table& tls_table, DaemonConfig& config) {
+  r.CheckKeys(tls_table, "server.tls", {"certificate", "private_key", "client_ca"});
+  TlsConfig tls;
+  const toml::node* cert =
+      r.RequiredString(tls_table, "server.tls", "certificate", &tls.certificate);
+  const toml::node* key =
+      r.RequiredString(tls_table, "server.tls", "private_key", &tls.private_key);
+  const toml::node* ca = r.String(tls_table, "server.tls", "client_ca", &tls.client_ca);
+  std::vector<X509Ptr> server_chain;
+  if (cert != nullptr) {
+    tls.certificate = Resolve(r.file(), tls.certificate);
+    server_chain =
+        CheckPemFile(r, *cert, "server.tls.certificate", tls.certificate, false, nullptr);
+  }
+  if (key != nullptr) {
+    tls.private_key = Resolve(r.file(), tls.private_key);
+    X509* leaf = server_chain.empty() ? nullptr : server_chain.front().get();
+    CheckPemFile(r, *key, "server.tls.private_key", tls.private_key, true, leaf);
+  }
+  if (ca != nullptr && !tls.client_ca.empty()) {
+    tls.client_ca = Resolve(r.file(), tls.client_ca);
+    CheckPemFile(r, *ca, "server.tls.client_ca", tls.client_ca, false, nullptr);
+  }
+  config.tls = std::move(tls);
+}
+
+void ReadServer(Reader& r, const toml::table& server, DaemonConfig& config) {
+  r.CheckKeys(server, "server",
+              {"unix_socket", "listen", "allow_wildcard", "audit_log", "state_dir", "tls"});
+  r.String(server, "server", "unix_socket", &config.unix_socket);
+  r.String(server, "server", "audit_log", &config.audit_log);
+  r.String(server, "server", "state_dir", &config.state_dir);
+  r.Bool(server, "server", "allow_wildcard", &config.allow_wildcard);
+  if (config.unix_socket.empty() || config.unix_socket.front() != '/') {
+    r.Error(server.get("unix_socket")->source(), "server.unix_socket",
+            "must be an absolute path, e.g. \"/run/offhostd/offhostd.sock\"");
+  }
+  ReadListen(r, server, config);
+  CheckWildcards(r, server, config);
+  const toml::node* tls = r.Typed<toml::table>(server, "server", "tls", "a table ([server.tls])");
+  if (tls != nullptr) ReadTls(r, *tls->as_table(), config);
+  if (!config.listen.empty() && !config.tls) {
+    r.Error(server.get("listen")->source(), "server.listen",
+            "TCP listeners are TLS only and [server.tls] is missing; add [server.tls] with "
+            "certificate and private_key, or remove listen to serve the unix socket only");
+  }
+}
+
+std::optional<grpcapi::Role> ParseRole(std::string_view text) {
+  if (text == "read-only") return grpcapi::Role::kReadOnly;
+  if (text == "operator") return grpcapi::Role::kOperator;
+  if (text == "admin") return grpcapi::Role::kAdmin;
+  return std::nullopt;
+}
+
+bool ParseSha256Hex(std::string_view hex, std::array<uint8_t, 32>* out) {
+  if (hex.size() != 64) return false;
+  for (size_t i = 0; i < 32; ++i) {
+    auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, (*out)[i], 16);
+    if (ec != std::errc() || end != hex.data() + 2 * i + 2) return false;
+  }
+  return true;
+}
+
+// Calls `each(table, prefix)` for every table of the array of tables at `key`.
+template <typename Fn>
+void ForEachTable(Reader& r, const toml::table& root, std::string_view key, Fn each) {
+  const toml::node* node = r.Typed<toml::array>(root, "", key, "an array of tables");
+  if (node == nullptr) return;
+  const toml::array& items = *node->as_array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string prefix = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!items[i].is_table()) {
+      r.Error(items[i].source(), prefix,
+              "must be a table; write [[" + std::string(key) + "]] sections");
+      continue;
+    }
+    each(*items[i].as_table(), prefix);
+  }
+}
+
+void CheckUniqueName(Reader& r, std::set<std::string>& seen, const toml::table& table,
+                     const std::string& prefix, const std::string& name, const char* what) {
+  if (!seen.insert(name).second) {
+    r.Error(table.get("name")->source(), prefix + ".name",
+            std::string("another ") + what + " is already named \"" + name +
+                "\"; names must be unique");
+  }
+}
+
+void ReadTokens(Reader& r, const toml::table& root, DaemonConfig& config) {
+  std::set<std::string> names;
+  ForEachTable(r, root, "token", [&](const toml::table& t, const std::string& prefix) {
+    r.CheckKeys(t, prefix, {"name", "sha256", "role"});
+    TokenConfig token;
+    std::string hex, role;
+    bool ok = r.RequiredString(t, prefix, "name", &token.name) != nullptr;
+    if (ok) CheckUniqueName(r, names, t, prefix, token.name, "token");
+    if (const toml::node* n = r.RequiredString(t, prefix, "sha256", &hex)) {
+      if (!ParseSha256Hex(hex, &token.sha256)) {
+        r.Error(n->source(), prefix + ".sha256",
+                "must be 64 hex digits, the SHA-256 of the token; make it with "
+                "`offhostd hash-token` (it reads the token on stdin)");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (const toml::node* n = r.RequiredString(t, prefix, "role", &role)) {
+      std::optional<grpcapi::Role> parsed = ParseRole(role);
+      if (!parsed) {
+        r.Error(n->source(), prefix + ".role",
+                "\"" + role + "\" is not a role; use read-only, operator or admin");
+        ok = false;
+      } else {
+        token.role = *parsed;
+      }
+    } else {
+      ok = false;
+    }
+    if (ok) config.tokens.push_back(token);
+  });
+}
+
+void ReadDatastores(Reader& r, const toml::table& root, DaemonConfig& config) {
+  std::set<std::string> names;
+  ForEachTable(r, root, "datastore", [&](const toml::table& t, const std::string& prefix) {
+    r.CheckKeys(t, prefix, {"name", "path", "description"});
+    grpcapi::DatastoreConfig ds;
+    r.String(t, prefix, "description", &ds.description);
+    bool ok = r.RequiredString(t, prefix, "name", &ds.name) != nullptr;
+    if (ok) CheckUniqueName(r, names, t, prefix, ds.name, "datastore");
+    if (const toml::node* n = r.RequiredString(t, prefix, "path", &ds.path)) {
+      if (ds.path.front() != '/') {
+        r.Error(n->source(), prefix + ".path", "must be an absolute path");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (ok) config.datastores.push_back(ds);
+  });
+}
+
+}  // namespace
+
+bool IsWildcardAddress(std::string_view address) {
+  std::optional<std::string_view> host = HostOf(address);
+  if (!host) return false;
+  return host->empty() || *host == "*" || *host == "0.0.0.0" || *host == "::" ||
+         *host == "0:0:0:0:0:0:0:0";
+}
+
+Result<DaemonConfig> ParseConfig(std::string_view text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(path + ":" + std::to_string(e.source().begin.line) + ":" +
+                                   std::to_string(e.source().begin.column) +
+                                   ": not valid TOML: " + std::string(e.description()));
+  }
+  Reader r(path);
+  DaemonConfig config;
+  config.file = path;
+  r.CheckKeys(root, "", {"server", "token", "datastore"});
+  const toml::node* server = r.Typed<toml::table>(root, "", "server", "a table ([server])");
+  if (server != nullptr) ReadServer(r, *server->as_table(), config);
+  ReadTokens(r, root, config);
+  ReadDatastores(r, root, config);
+  if (r.errors().empty()) return config;
+  std::string message;
+  for (const std::string& e : r.errors()) message += (message.empty() ? "" : "\n") + e;
+  return Status::InvalidArgument(message);
+}
+
+Result<DaemonConfig> LoadConfig(const std::string& path) {
+  Result<std::string> text = ReadFileText(path);
+  if (!text.ok()) {
+    return Status(text.status().code(), "configuration: " + text.status().message());
+  }
+  return ParseConfig(*text, path);
+}
+
+}  // namespace offhost::daemon

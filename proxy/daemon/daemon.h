@@ -1,0 +1,39 @@
+// offhostd's server: the offhost.v1 services (grpcapi::MakeServices), gRPC health and server
+// reflection, on the unix socket and on each TLS `listen` address of the configuration.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "audit_log.h"
+#include "authorizer.h"
+#include "config.h"
+
+namespace offhost::daemon {
+
+class Daemon {
+ public:
+  // Opens the audit log, builds the authorizer and the services, and starts listening.
+  // Nothing listens when it fails.
+  static Result<std::unique_ptr<Daemon>> Start(DaemonConfig config);
+
+  // Reports NOT_SERVING, stops accepting calls, gives running calls `grace` to finish and then
+  // cancels them, and removes the unix socket.
+  void Shutdown(std::chrono::seconds grace);
+
+ private:
+  explicit Daemon(DaemonConfig config) : config_(std::move(config)) {}
+  Status Listen();
+
+  DaemonConfig config_;
+  std::unique_ptr<TokenAuthorizer> authorizer_;
+  std::unique_ptr<FileAuditLog> audit_;
+  grpcapi::ServiceContext context_;  // the services keep a reference to it
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace offhost::daemon

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""A small offhost.v1 client for the daemon tests: one call, one line of output.
+
+    client.py GEN_DIR (--unix PATH | --tcp HOST:PORT --ca CA [--cert CRT --key KEY])
+              [--token-file FILE] health|services|whoami|start-verify
+
+GEN_DIR holds the Python modules generated from grpc/proto and from health.proto and
+reflection.proto beside this file (see gen_stubs in test_daemon_auth.sh). Prints
+"OK <detail>" or "<STATUS_CODE> reason=<ErrorInfo.reason> <message>"; exits 0 either way,
+so the test compares the line. The token comes from a file, as it would never be put on a
+command line.
+"""
+import argparse
+import sys
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("gen_dir")
+    p.add_argument("--unix")
+    p.add_argument("--tcp")
+    p.add_argument("--ca")
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--token-file")
+    p.add_argument("call", choices=["health", "services", "whoami", "start-verify"])
+    return p.parse_args()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def channel(args):
+    import grpc
+    if args.unix:
+        return grpc.insecure_channel("unix:" + args.unix)
+    key = read(args.key) if args.key else None
+    cert = read(args.cert) if args.cert else None
+    creds = grpc.ssl_channel_credentials(read(args.ca), key, cert)
+    return grpc.secure_channel(args.tcp, creds)
+
+
+def metadata(args):
+    if not args.token_file:
+        return ()
+    return (("authorization", "Bearer " + read(args.token_file).decode().strip()),)
+
+
+def call(args, ch, md):
+    if args.call == "health":
+        import health_pb2 as pb  # generated into gen_dir
+        import health_pb2_grpc as rpc
+        reply = rpc.HealthStub(ch).Check(pb.HealthCheckRequest(service=""), timeout=10)
+        return pb.HealthCheckResponse.ServingStatus.Name(reply.status)
+    if args.call == "services":
+        import reflection_pb2 as pb
+        import reflection_pb2_grpc as rpc
+        stub = rpc.ServerReflectionStub(ch)
+        replies = stub.ServerReflectionInfo(
+            iter([pb.ServerReflectionRequest(list_services="")]), timeout=10)
+        names = [s.name for r in replies for s in r.list_services_response.service]
+        return " ".join(sorted(names))
+    if args.call == "whoami":
+        from offhost.v1 import common_pb2, system_pb2, system_pb2_grpc
+        p = system_pb2_grpc.SystemServiceStub(ch).WhoAmI(
+            system_pb2.WhoAmIRequest(), metadata=md, timeout=10).principal
+        return (f"name={p.name} role={common_pb2.Role.Name(p.role)} "
+                f"method={common_pb2.AuthMethod.Name(p.auth_method)} "
+                f"subject={p.client_certificate_subject or '-'} peer={p.peer}")
+    from offhost.v1 import datastore_pb2, datastore_pb2_grpc
+    job = datastore_pb2_grpc.DatastoreServiceStub(ch).StartVerify(
+        datastore_pb2.StartVerifyRequest(request_id="8d5e1f2a-0000-4000-8000-000000000001"),
+        metadata=md, timeout=10)
+    return job.name
+
+
+def error_reason(err):
+    from offhost.v1 import common_pb2
+    for key, value in err.trailing_metadata() or ():
+        if key == "offhost-error-bin":
+            return common_pb2.ErrorInfo.FromString(value).reason
+    return "-"
+
+
+def main():
+    args = parse_args()
+    sys.path.insert(0, args.gen_dir)
+    import grpc
+    ch = channel(args)
+    try:
+        print("OK", call(args, ch, metadata(args)))
+    except grpc.RpcError as err:
+        print(err.code().name, f"reason={error_reason(err)}", err.details())
+
+
+if __name__ == "__main__":
+    main()

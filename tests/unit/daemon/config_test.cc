@@ -1,0 +1,183 @@
+// offhostd's configuration (proxy/daemon/config.h): every problem is reported with the file,
+// the line and the key, and a good file gives the values it says.
+#include "config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "authorizer.h"
+#include "test_util.h"
+
+namespace offhost::daemon {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kHash[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+// The error for `text`, read as if from "/etc/offhostd/offhostd.toml".
+std::string ErrorOf(const std::string& text) {
+  Result<DaemonConfig> config = ParseConfig(text, "/etc/offhostd/offhostd.toml");
+  EXPECT_FALSE(config.ok()) << "accepted:\n" << text;
+  return config.ok() ? "" : config.status().message();
+}
+
+TEST(DaemonConfigTest, GoodConfigParses) {
+  Result<DaemonConfig> config = ParseConfig(std::string(R"(
+[server]
+unix_socket = "/tmp/x/offhostd.sock"
+audit_log = "/tmp/x/audit.log"
+
+[[token]]
+name = "veeam"
+sha256 = ")") + kHash + R"("
+role = "operator"
+
+[[datastore]]
+name = "main"
+path = "/backup/ds"
+description = "the main one"
+)",
+                                            "/etc/offhostd/offhostd.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->unix_socket, "/tmp/x/offhostd.sock");
+  EXPECT_TRUE(config->listen.empty());
+  ASSERT_EQ(config->tokens.size(), 1u);
+  EXPECT_EQ(config->tokens[0].name, "veeam");
+  EXPECT_EQ(config->tokens[0].role, grpcapi::Role::kOperator);
+  EXPECT_EQ(config->tokens[0].sha256[0], 0x9f);
+  ASSERT_EQ(config->datastores.size(), 1u);
+  EXPECT_EQ(config->datastores[0].path, "/backup/ds");
+  EXPECT_EQ(config->datastores[0].description, "the main one");
+}
+
+TEST(DaemonConfigTest, DefaultsWhenEmpty) {
+  Result<DaemonConfig> config = ParseConfig("", "/etc/offhostd/offhostd.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->unix_socket, "/run/offhostd/offhostd.sock");
+  EXPECT_EQ(config->audit_log, "/var/log/offhostd/audit.log");
+  EXPECT_FALSE(config->allow_wildcard);
+}
+
+TEST(DaemonConfigTest, HashTokenIsSha256Hex) { EXPECT_EQ(HashToken("test"), kHash); }
+
+TEST(DaemonConfigTest, SyntaxErrorNamesLine) {
+  EXPECT_THAT(ErrorOf("[server]\nlisten = [\n"), HasSubstr("/etc/offhostd/offhostd.toml:"));
+  EXPECT_THAT(ErrorOf("[server]\n\nunix_socket = \n"), HasSubstr("offhostd.toml:3:"));
+}
+
+TEST(DaemonConfigTest, UnknownKeyNamesLineAndKey) {
+  std::string error = ErrorOf("[server]\nunix_socket = \"/run/a.sock\"\nlsten = []\n");
+  EXPECT_THAT(error, HasSubstr("offhostd.toml:3: server.lsten: unknown key in [server]"));
+  EXPECT_THAT(error, HasSubstr("listen"));  // the known keys are listed
+  EXPECT_THAT(ErrorOf("\n[servre]\n"), HasSubstr(":2: servre: unknown key at the top level"));
+}
+
+TEST(DaemonConfigTest, WrongTypeNamesLineAndKey) {
+  EXPECT_THAT(ErrorOf("[server]\nallow_wildcard = \"yes\"\n"),
+              HasSubstr(":2: server.allow_wildcard: must be true or false, not a string"));
+  EXPECT_THAT(ErrorOf("[server]\nlisten = \"127.0.0.1:1\"\n"),
+              HasSubstr(":2: server.listen: must be an array of strings, not a string"));
+  EXPECT_THAT(ErrorOf("[server]\nlisten = [8740]\n"),
+              HasSubstr(":2: server.listen[0]: must be a string, not an integer"));
+}
+
+TEST(DaemonConfigTest, BadRoleNamesLineAndKey) {
+  std::string error = ErrorOf(std::string("[[token]]\nname = \"a\"\nsha256 = \"") + kHash +
+                              "\"\nrole = \"root\"\n");
+  EXPECT_THAT(error, HasSubstr(":4: token[0].role: \"root\" is not a role"));
+  EXPECT_THAT(error, HasSubstr("read-only, operator or admin"));
+}
+
+TEST(DaemonConfigTest, BadHashNamesLineAndKey) {
+  std::string error = ErrorOf("[[token]]\nname = \"a\"\nsha256 = \"s3cret\"\nrole = \"admin\"\n");
+  EXPECT_THAT(error, HasSubstr(":3: token[0].sha256: must be 64 hex digits"));
+  EXPECT_THAT(error, HasSubstr("offhostd hash-token"));
+}
+
+TEST(DaemonConfigTest, MissingKeyNamesTable) {
+  EXPECT_THAT(ErrorOf("[[token]]\nname = \"a\"\nrole = \"admin\"\n"),
+              HasSubstr("token[0].sha256: missing"));
+}
+
+TEST(DaemonConfigTest, DuplicateNamesNameLineAndKey) {
+  std::string token =
+      std::string("[[token]]\nname = \"a\"\nsha256 = \"") + kHash + "\"\nrole = \"admin\"\n";
+  EXPECT_THAT(ErrorOf(token + token),
+              HasSubstr(":6: token[1].name: another token is already named \"a\""));
+  std::string ds = "[[datastore]]\nname = \"main\"\npath = \"/ds\"\n";
+  EXPECT_THAT(ErrorOf(ds + ds),
+              HasSubstr(":5: datastore[1].name: another datastore is already named \"main\""));
+}
+
+TEST(DaemonConfigTest, WildcardListenRefusedUnlessAllowed) {
+  std::string text = "[server]\nlisten = [\n  \"0.0.0.0:8740\",\n  \"[::]:8740\",\n]\n";
+  std::string error = ErrorOf(text);
+  EXPECT_THAT(error, HasSubstr(":3: server.listen[0]: \"0.0.0.0:8740\" listens on every network"));
+  EXPECT_THAT(error, HasSubstr(":4: server.listen[1]: \"[::]:8740\""));
+  EXPECT_THAT(error, HasSubstr("server.allow_wildcard = true"));
+  // Allowed, the remaining problem is the missing TLS.
+  EXPECT_THAT(ErrorOf("[server]\nallow_wildcard = true\n" + text.substr(9)),
+              Not(HasSubstr("every network")));
+}
+
+TEST(DaemonConfigTest, WildcardDetection) {
+  EXPECT_TRUE(IsWildcardAddress("0.0.0.0:1"));
+  EXPECT_TRUE(IsWildcardAddress("[::]:1"));
+  EXPECT_TRUE(IsWildcardAddress(":1"));
+  EXPECT_FALSE(IsWildcardAddress("10.20.0.4:8740"));
+  EXPECT_FALSE(IsWildcardAddress("[fd00::4]:8740"));
+}
+
+TEST(DaemonConfigTest, MalformedListenAddress) {
+  EXPECT_THAT(ErrorOf("[server]\nlisten = [\"10.20.0.4\"]\n"),
+              HasSubstr(":2: server.listen[0]: \"10.20.0.4\" is not HOST:PORT"));
+}
+
+TEST(DaemonConfigTest, TcpListenerNeedsTls) {
+  std::string error = ErrorOf("[server]\nlisten = [\"127.0.0.1:8740\"]\n");
+  EXPECT_THAT(error, HasSubstr(":2: server.listen: TCP listeners are TLS only"));
+  EXPECT_THAT(error, HasSubstr("[server.tls]"));
+}
+
+TEST(DaemonConfigTest, MissingTlsFileNamesLineKeyAndPath) {
+  std::string error = ErrorOf(
+      "[server]\nlisten = [\"127.0.0.1:8740\"]\n[server.tls]\ncertificate = \"nope.crt\"\n"
+      "private_key = \"/nonexistent/server.key\"\n");
+  EXPECT_THAT(error, HasSubstr(":4: server.tls.certificate: read /etc/offhostd/nope.crt: No such "
+                               "file or directory"));
+  EXPECT_THAT(error, HasSubstr(":5: server.tls.private_key: read /nonexistent/server.key"));
+}
+
+TEST(DaemonConfigTest, TlsFileThatIsNotPem) {
+  testing::TempDir dir;
+  std::ofstream(dir / "server.crt") << "not a certificate\n";
+  std::ofstream(dir / "server.key") << "not a key\n";
+  Result<DaemonConfig> config =
+      ParseConfig("[server.tls]\ncertificate = \"server.crt\"\nprivate_key = \"server.key\"\n",
+                  dir / "offhostd.toml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(),
+              HasSubstr(":2: server.tls.certificate: " + (dir / "server.crt") + ": no PEM"));
+}
+
+TEST(DaemonConfigTest, ReportsEveryProblem) {
+  std::string error =
+      ErrorOf("[server]\nlsten = []\nallow_wildcard = 1\n[[datastore]]\nname = 3\n");
+  EXPECT_THAT(error, HasSubstr(":2: server.lsten"));
+  EXPECT_THAT(error, HasSubstr(":3: server.allow_wildcard"));
+  EXPECT_THAT(error, HasSubstr(":5: datastore[0].name"));
+  EXPECT_THAT(error, HasSubstr("datastore[0].path: missing"));
+}
+
+TEST(DaemonConfigTest, LoadConfigReportsMissingFile) {
+  Result<DaemonConfig> config = LoadConfig("/nonexistent/offhostd.toml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("/nonexistent/offhostd.toml"));
+}
+
+}  // namespace
+}  // namespace offhost::daemon
