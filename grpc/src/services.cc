@@ -21,6 +21,7 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context
   services.push_back(MakeSystemService(context));
   services.push_back(MakeCatalogService(context));
   services.push_back(MakeDatastoreService(context));
+  services.push_back(MakeRestoreService(context));
   return services;
 }
 

@@ -7,38 +7,8 @@
 # certificate, a read-only token on an operator RPC; the refusals are in the daemon's log.
 # Bad configurations make offhostd exit non-zero, naming line and key, with nothing listening.
 source "$(dirname "$0")/lib.sh"
-: "${OFFHOSTD:=$(dirname "$OFFHOST")/daemon/offhostd}"
-[ -x "$OFFHOSTD" ] || fail "no offhostd at $OFFHOSTD (set OFFHOSTD)"
-need openssl python3 protoc
-# Debian's python3-grpcio and python3-protobuf serve /usr/bin/python3, which need not be the
-# python3 first on PATH (pyenv, venvs).
-PYTHON=
-for py in python3 /usr/bin/python3; do
-  if "$py" -c 'import grpc, google.protobuf' 2>/dev/null; then PYTHON=$py; break; fi
-done
-[ -n "$PYTHON" ] || { echo "SKIP: python3-grpcio or python3-protobuf is not installed"; exit 77; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-PROTO_DIR=$HERE/../../grpc/proto
-
-# gen_stubs: Python modules for offhost.v1 and the health/reflection subsets into $WORK/gen.
-gen_stubs() {
-  local gen=$WORK/gen plugin
-  mkdir -p "$gen"
-  local protos=("$PROTO_DIR"/offhost/v1/*.proto)
-  if "$PYTHON" -c 'import grpc_tools' 2>/dev/null; then
-    "$PYTHON" -m grpc_tools.protoc -I "$PROTO_DIR" --python_out="$gen" --grpc_python_out="$gen" \
-      "${protos[@]}"
-    "$PYTHON" -m grpc_tools.protoc -I "$HERE/daemon" --python_out="$gen" \
-      --grpc_python_out="$gen" health.proto reflection.proto
-  else
-    plugin=$(command -v grpc_python_plugin) ||
-      { echo "SKIP: neither grpc_tools nor grpc_python_plugin is installed"; exit 77; }
-    protoc -I "$PROTO_DIR" --python_out="$gen" --grpc_out="$gen" \
-      --plugin=protoc-gen-grpc="$plugin" "${protos[@]}"
-    protoc -I "$HERE/daemon" --python_out="$gen" --grpc_out="$gen" \
-      --plugin=protoc-gen-grpc="$plugin" health.proto reflection.proto
-  fi
-}
+source "$(dirname "$0")/daemon/lib.sh"
+need openssl
 
 # make_pki: $WORK/pki/{ca,server,client,expired,rogue}.{crt,key} (rogue: self-signed). The expired certificate comes from
 # `openssl ca`, the one OpenSSL 3.0 command that takes explicit start and end dates.
@@ -91,12 +61,6 @@ port_open() {
     "$1" 2>/dev/null
 }
 
-# token NAME: makes a random token in $WORK/NAME.token and prints its sha256 line.
-token() {
-  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$WORK/$1.token"
-  "$OFFHOSTD" hash-token <"$WORK/$1.token"
-}
-
 gen_stubs
 make_pki
 PORT=$(free_port)
@@ -145,16 +109,6 @@ UNIX=(--unix "$SOCK")
 TLS=(--tcp "127.0.0.1:$PORT" --ca "$WORK/pki/ca.crt")
 GOOD_CERT=(--cert "$WORK/pki/client.crt" --key "$WORK/pki/client.key")
 OLD_CERT=(--cert "$WORK/pki/expired.crt" --key "$WORK/pki/expired.key")
-client() { "$PYTHON" "$HERE/daemon/client.py" "$WORK/gen" "$@"; }
-# expect PATTERN ARGS...: runs the client with ARGS and checks its line against PATTERN.
-expect() {
-  local pattern=$1 out
-  shift
-  out=$(client "$@")
-  [[ $out == $pattern ]] || fail "client $*: got '$out', want '$pattern'"
-  echo "ok: ${out:0:140}"
-}
-
 # health and reflection need no credentials
 expect "OK SERVING" "${UNIX[@]}" health
 expect "OK SERVING" "${TLS[@]}" "${GOOD_CERT[@]}" health

@@ -2,7 +2,11 @@
 """A small offhost.v1 client for the daemon tests: one call, one line of output.
 
     client.py GEN_DIR (--unix PATH | --tcp HOST:PORT --ca CA [--cert CRT --key KEY])
-              [--token-file FILE] health|services|whoami|start-verify
+              [--token-file FILE] health|services|whoami|start-verify|download
+
+download streams --snapshot/--path (from --offset) with RestoreService.DownloadFiles into
+--out, checks the chunks are contiguous and the trailer's SHA-256, and prints
+"OK snapshot=... format=... content=N offset=N bytes=N sha256=HEX".
 
 GEN_DIR holds the Python modules generated from grpc/proto and from health.proto and
 reflection.proto beside this file (see gen_stubs in test_daemon_auth.sh). Prints
@@ -23,7 +27,11 @@ def parse_args():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--token-file")
-    p.add_argument("call", choices=["health", "services", "whoami", "start-verify"])
+    p.add_argument("--snapshot")
+    p.add_argument("--path")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--out")
+    p.add_argument("call", choices=["health", "services", "whoami", "start-verify", "download"])
     return p.parse_args()
 
 
@@ -48,7 +56,40 @@ def metadata(args):
     return (("authorization", "Bearer " + read(args.token_file).decode().strip()),)
 
 
+def download(args, ch, md):
+    import hashlib
+    from offhost.v1 import restore_pb2, restore_pb2_grpc
+    req = restore_pb2.DownloadFilesRequest(snapshot=args.snapshot, path=args.path,
+                                           offset=args.offset)
+    header, trailer, sha = None, None, hashlib.sha256()
+    with open(args.out, "wb") as out:
+        for msg in restore_pb2_grpc.RestoreServiceStub(ch).DownloadFiles(req, metadata=md,
+                                                                         timeout=60):
+            part = msg.WhichOneof("part")
+            if part == "header":
+                header = msg.header
+            elif part == "chunk":
+                if msg.chunk.offset != args.offset + out.tell():
+                    raise SystemExit(f"chunk at {msg.chunk.offset}, want {args.offset + out.tell()}")
+                if len(msg.chunk.data) > 1 << 20:
+                    raise SystemExit(f"chunk of {len(msg.chunk.data)} bytes, over 1 MiB")
+                out.write(msg.chunk.data)
+                sha.update(msg.chunk.data)
+            elif part == "trailer":
+                trailer = msg.trailer
+        sent = out.tell()
+    if header is None or trailer is None:
+        raise SystemExit("no header or no trailer")
+    if trailer.sha256 != sha.digest() or trailer.bytes_sent != sent:
+        raise SystemExit("the trailer does not match the bytes received")
+    fmt = restore_pb2.DownloadFormat.Name(header.format)
+    return (f"snapshot={header.snapshot} format={fmt} content={header.content_length_bytes} "
+            f"offset={header.offset} bytes={sent} sha256={sha.hexdigest()}")
+
+
 def call(args, ch, md):
+    if args.call == "download":
+        return download(args, ch, md)
     if args.call == "health":
         import health_pb2 as pb  # generated into gen_dir
         import health_pb2_grpc as rpc

@@ -1,0 +1,51 @@
+# Helpers of the offhostd tests (test_daemon_*.sh), sourced after ../lib.sh: the daemon
+# binary, a Python with grpcio, the offhost.v1 stubs, tokens, and daemon/client.py.
+: "${OFFHOSTD:=$(dirname "$OFFHOST")/daemon/offhostd}"
+[ -x "$OFFHOSTD" ] || fail "no offhostd at $OFFHOSTD (set OFFHOSTD)"
+need python3 protoc
+# Debian's python3-grpcio and python3-protobuf serve /usr/bin/python3, which need not be the
+# python3 first on PATH (pyenv, venvs).
+PYTHON=
+for py in python3 /usr/bin/python3; do
+  if "$py" -c 'import grpc, google.protobuf' 2>/dev/null; then PYTHON=$py; break; fi
+done
+[ -n "$PYTHON" ] || { echo "SKIP: python3-grpcio or python3-protobuf is not installed"; exit 77; }
+DAEMON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROTO_DIR=$DAEMON_DIR/../../../grpc/proto
+
+# gen_stubs: Python modules for offhost.v1 and the health/reflection subsets into $WORK/gen.
+gen_stubs() {
+  local gen=$WORK/gen plugin
+  mkdir -p "$gen"
+  local protos=("$PROTO_DIR"/offhost/v1/*.proto)
+  if "$PYTHON" -c 'import grpc_tools' 2>/dev/null; then
+    "$PYTHON" -m grpc_tools.protoc -I "$PROTO_DIR" --python_out="$gen" --grpc_python_out="$gen" \
+      "${protos[@]}"
+    "$PYTHON" -m grpc_tools.protoc -I "$DAEMON_DIR" --python_out="$gen" \
+      --grpc_python_out="$gen" health.proto reflection.proto
+  else
+    plugin=$(command -v grpc_python_plugin) ||
+      { echo "SKIP: neither grpc_tools nor grpc_python_plugin is installed"; exit 77; }
+    protoc -I "$PROTO_DIR" --python_out="$gen" --grpc_out="$gen" \
+      --plugin=protoc-gen-grpc="$plugin" "${protos[@]}"
+    protoc -I "$DAEMON_DIR" --python_out="$gen" --grpc_out="$gen" \
+      --plugin=protoc-gen-grpc="$plugin" health.proto reflection.proto
+  fi
+}
+
+# token NAME: makes a random token in $WORK/NAME.token and prints its sha256 line.
+token() {
+  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$WORK/$1.token"
+  "$OFFHOSTD" hash-token <"$WORK/$1.token"
+}
+
+client() { "$PYTHON" "$DAEMON_DIR/client.py" "$WORK/gen" "$@"; }
+
+# expect PATTERN ARGS...: runs the client with ARGS and checks its line against PATTERN.
+expect() {
+  local pattern=$1 out
+  shift
+  out=$(client "$@")
+  [[ $out == $pattern ]] || fail "client $*: got '$out', want '$pattern'"
+  echo "ok: ${out:0:140}"
+}
