@@ -1,16 +1,18 @@
 // offhost.v1 DatastoreService (datastore.proto): the configured datastores, their settings and
-// how full they are. StartVerify waits for the job engine.
+// how full they are; StartVerify starts a verify job (verify_job.h).
 #include <sys/statvfs.h>
 
 #include <set>
 
 #include "datastores.h"
 #include "file_info.h"
+#include "jobs.h"
 #include "names.h"
 #include "offhost/v1/datastore.grpc.pb.h"
 #include "pagination.h"
 #include "services.h"
 #include "status_map.h"
+#include "verify_job.h"
 
 namespace offhost::grpcapi {
 namespace {
@@ -101,13 +103,27 @@ class DatastoreService final : public v1::DatastoreService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status StartVerify(grpc::ServerContext* ctx, const v1::StartVerifyRequest*,
-                           v1::Job*) override {
+  grpc::Status StartVerify(grpc::ServerContext* ctx, const v1::StartVerifyRequest* req,
+                           v1::Job* out) override {
     Principal caller;
     if (auto st = context_.authorizer->Check(ctx, Role::kOperator, &caller); !st.ok()) return st;
-    return Fail(ctx, grpc::StatusCode::UNIMPLEMENTED, "",
-                "StartVerify needs the daemon's job engine, which this offhostd does not have "
-                "yet; run 'offhost verify --datastore DIR' on the proxy meanwhile");
+    if (auto st = JobsAvailable(context_, ctx); !st.ok()) return st;
+    OFFHOST_RPC_ASSIGN_OR_RETURN(
+        auto name, ParseDatastoreName(req->spec().datastore(), "spec.datastore"), ctx, "");
+    OFFHOST_RPC_ASSIGN_OR_RETURN(auto config, FindDatastore(context_, name), ctx,
+                                 "DATASTORE_NOT_FOUND");
+    proxy::JobRecord record = NewJobRecord(v1::JOB_TYPE_VERIFY, req->spec(), req->request_id(),
+                                           req->labels(), caller.name);
+    record.keys = {{"datastore", config->name}};
+    Result<proxy::JobRecord> job =
+        context_.jobs->Start(std::move(record), VerifyJob(*config, req->spec().quarantine()));
+    if (!job.ok() && job.status().code() == StatusCode::kAlreadyExists) {
+      return Fail(ctx, grpc::StatusCode::ALREADY_EXISTS, "REQUEST_ID_REUSED",
+                  job.status().message());
+    }
+    if (!job.ok()) return ToGrpc(ctx, job.status(), "");
+    FillJob(*job, out);
+    return grpc::Status::OK;
   }
 
  private:

@@ -21,6 +21,8 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context
   services.push_back(MakeSystemService(context));
   services.push_back(MakeCatalogService(context));
   services.push_back(MakeDatastoreService(context));
+  services.push_back(MakeJobsService(context));
+  services.push_back(MakeBackupService(context));
   services.push_back(MakeRestoreService(context));
   return services;
 }

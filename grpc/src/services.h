@@ -10,6 +10,8 @@ namespace offhost::grpcapi {
 std::unique_ptr<grpc::Service> MakeSystemService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeCatalogService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeDatastoreService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeJobsService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeBackupService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeRestoreService(ServiceContext& context);
 
 }  // namespace offhost::grpcapi

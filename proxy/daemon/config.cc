@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <initializer_list>
@@ -353,6 +354,123 @@ void ReadDatastores(Reader& r, const toml::table& root, DaemonConfig& config) {
   });
 }
 
+const char* const kDrivers[] = {"nbd", "iscsi", "image", "libvirt", "qemu"};
+
+// A scalar setting as the drivers take it: text.
+std::optional<std::string> SettingText(const toml::node& node) {
+  if (node.is_string()) return node.as_string()->get();
+  if (node.is_integer()) return std::to_string(node.as_integer()->get());
+  if (node.is_boolean()) return node.as_boolean()->get() ? "true" : "false";
+  return std::nullopt;
+}
+
+// `settings = { connect = "...", disks = { vda = "nbd+unix:///?socket=..." } }`: scalars
+// keep their key; `disks` entries become the drivers' "disk.NAME".
+void ReadSettings(Reader& r, const toml::table& t, const std::string& prefix,
+                  grpcapi::DriverSettingsMap* out) {
+  const toml::node* node = r.Typed<toml::table>(t, prefix, "settings", "a table");
+  if (node == nullptr) return;
+  std::string where = prefix + ".settings";
+  for (auto&& [key, value] : *node->as_table()) {
+    std::string name(key.str());
+    if (name == "disks" && value.is_table()) {
+      for (auto&& [disk, source] : *value.as_table()) {
+        std::optional<std::string> text = SettingText(source);
+        if (!text) {
+          r.Error(source.source(), where + ".disks." + std::string(disk.str()),
+                  "must be a string, the disk's source (e.g. \"nbd+unix:///?socket=/run/vda\")");
+          continue;
+        }
+        (*out)["disk." + std::string(disk.str())] = *text;
+      }
+      continue;
+    }
+    std::optional<std::string> text = SettingText(value);
+    if (!text) {
+      r.Error(value.source(), Child(where, name),
+              std::string("must be a string, a number or a boolean, not ") +
+                  TypeName(value.type()) + " (only `disks` is a table)");
+      continue;
+    }
+    (*out)[name] = *text;
+  }
+}
+
+bool HasDatastore(const DaemonConfig& config, const std::string& name) {
+  for (const auto& ds : config.datastores) {
+    if (ds.name == name) return true;
+  }
+  return false;
+}
+
+// A datastore reference: it must be a configured [[datastore]].
+void CheckDatastoreRef(Reader& r, const DaemonConfig& config, const toml::table& t,
+                       const std::string& prefix, const std::string& name) {
+  if (name.empty() || HasDatastore(config, name)) return;
+  r.Error(t.get("datastore")->source(), prefix + ".datastore",
+          "no [[datastore]] is named \"" + name + "\"; add it or fix the name");
+}
+
+void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
+  std::set<std::string> names;
+  ForEachTable(r, root, "host", [&](const toml::table& t, const std::string& prefix) {
+    r.CheckKeys(t, prefix, {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore"});
+    grpcapi::HostConfig host;
+    bool ok = r.RequiredString(t, prefix, "name", &host.name) != nullptr;
+    if (ok) CheckUniqueName(r, names, t, prefix, host.name, "host");
+    if (const toml::node* n = r.RequiredString(t, prefix, "driver", &host.driver)) {
+      if (std::find(std::begin(kDrivers), std::end(kDrivers), host.driver) == std::end(kDrivers)) {
+        r.Error(n->source(), prefix + ".driver",
+                "\"" + host.driver + "\" is not a driver; use nbd, iscsi, image, libvirt or qemu");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    r.Bool(t, prefix, "ad_hoc_sources_allowed", &host.ad_hoc_sources_allowed);
+    r.String(t, prefix, "datastore", &host.datastore);
+    CheckDatastoreRef(r, config, t, prefix, host.datastore);
+    ReadSettings(r, t, prefix, &host.settings);
+    if (ok) config.hosts.push_back(host);
+  });
+}
+
+const grpcapi::HostConfig* FindHost(const DaemonConfig& config, const std::string& name) {
+  for (const auto& host : config.hosts) {
+    if (host.name == name) return &host;
+  }
+  return nullptr;
+}
+
+void ReadVms(Reader& r, const toml::table& root, DaemonConfig& config) {
+  std::set<std::string> names;
+  ForEachTable(r, root, "vm", [&](const toml::table& t, const std::string& prefix) {
+    r.CheckKeys(t, prefix, {"name", "host", "datastore", "settings"});
+    grpcapi::VmConfig vm;
+    // The name is the backup group's vm_id in every datastore: unique across hosts.
+    bool ok = r.RequiredString(t, prefix, "name", &vm.name) != nullptr;
+    if (ok) CheckUniqueName(r, names, t, prefix, vm.name, "vm");
+    r.String(t, prefix, "datastore", &vm.datastore);
+    if (const toml::node* n = r.RequiredString(t, prefix, "host", &vm.host)) {
+      const grpcapi::HostConfig* host = FindHost(config, vm.host);
+      if (host == nullptr) {
+        r.Error(n->source(), prefix + ".host",
+                "no [[host]] is named \"" + vm.host + "\"; add it or fix the name");
+        ok = false;
+      } else if (vm.datastore.empty() && host->datastore.empty() && config.datastores.size() != 1) {
+        r.Error(t.source(), prefix + ".datastore",
+                "missing, and neither its host nor a single [[datastore]] gives a default; "
+                "name the datastore its backups go to");
+      }
+    } else {
+      ok = false;
+    }
+    CheckDatastoreRef(r, config, t, prefix, vm.datastore);
+    ReadSettings(r, t, prefix, &vm.settings);
+    if (ok) config.vms.push_back(vm);
+  });
+}
+
 }  // namespace
 
 bool IsWildcardAddress(std::string_view address) {
@@ -374,11 +492,13 @@ Result<DaemonConfig> ParseConfig(std::string_view text, const std::string& path)
   Reader r(path);
   DaemonConfig config;
   config.file = path;
-  r.CheckKeys(root, "", {"server", "token", "datastore"});
+  r.CheckKeys(root, "", {"server", "token", "datastore", "host", "vm"});
   const toml::node* server = r.Typed<toml::table>(root, "", "server", "a table ([server])");
   if (server != nullptr) ReadServer(r, *server->as_table(), config);
   ReadTokens(r, root, config);
   ReadDatastores(r, root, config);
+  ReadHosts(r, root, config);  // after the datastores and before the VMs they refer to
+  ReadVms(r, root, config);
   if (r.errors().empty()) return config;
   std::string message;
   for (const std::string& e : r.errors()) message += (message.empty() ? "" : "\n") + e;

@@ -46,11 +46,13 @@ struct DaemonConfig {
   std::vector<std::string> listen;
   bool allow_wildcard = false;
   std::string audit_log = "/var/log/offhostd/audit.log";  // one JSON line per record
-  std::string state_dir = "/var/lib/offhostd";            // for the job database (not yet used)
+  std::string state_dir = "/var/lib/offhostd";            // the job database (made if missing)
   std::optional<TlsConfig> tls;                           // required when `listen` is not empty
 
   std::vector<TokenConfig> tokens;
   std::vector<grpcapi::DatastoreConfig> datastores;
+  std::vector<grpcapi::HostConfig> hosts;  // [[host]]
+  std::vector<grpcapi::VmConfig> vms;      // [[vm]]
 };
 
 // Reads and validates the file at `path`.

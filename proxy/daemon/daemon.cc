@@ -81,9 +81,16 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   }
   OFFHOST_ASSIGN_OR_RETURN(daemon->authorizer_, TokenAuthorizer::Create(c.tokens, client_ca));
   OFFHOST_ASSIGN_OR_RETURN(daemon->audit_, FileAuditLog::Open(c.audit_log));
+  // Before the job database: a second daemon on the same configuration is told about the
+  // socket, the clearer of the two things it would share.
+  OFFHOST_RETURN_IF_ERROR(PrepareUnixSocket(c.unix_socket));
+  OFFHOST_ASSIGN_OR_RETURN(daemon->jobs_, proxy::JobEngine::Open({.state_dir = c.state_dir}));
   daemon->context_.authorizer = daemon->authorizer_.get();
   daemon->context_.audit = daemon->audit_.get();
   daemon->context_.datastores = c.datastores;
+  daemon->context_.hosts = c.hosts;
+  daemon->context_.vms = c.vms;
+  daemon->context_.jobs = daemon->jobs_.get();
   daemon->services_ = grpcapi::MakeServices(daemon->context_);
   OFFHOST_RETURN_IF_ERROR(daemon->Listen());
   if (c.tokens.empty()) {
@@ -95,7 +102,6 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
 }
 
 Status Daemon::Listen() {
-  OFFHOST_RETURN_IF_ERROR(PrepareUnixSocket(config_.unix_socket));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -133,6 +139,7 @@ Status Daemon::Listen() {
 
 void Daemon::Shutdown(std::chrono::seconds grace) {
   server_->GetHealthCheckService()->Shutdown();
+  jobs_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   ::unlink(config_.unix_socket.c_str());
 }

@@ -11,17 +11,20 @@
 #include "audit_log.h"
 #include "authorizer.h"
 #include "config.h"
+#include "offhost/proxy/job_engine.h"
 
 namespace offhost::daemon {
 
 class Daemon {
  public:
-  // Opens the audit log, builds the authorizer and the services, and starts listening.
-  // Nothing listens when it fails.
+  // Opens the audit log and the job database (marking jobs a previous run left running
+  // INTERRUPTED), builds the authorizer and the services, and starts listening. Nothing
+  // listens when it fails.
   static Result<std::unique_ptr<Daemon>> Start(DaemonConfig config);
 
-  // Reports NOT_SERVING, stops accepting calls, gives running calls `grace` to finish and then
-  // cancels them, and removes the unix socket.
+  // Reports NOT_SERVING, cancels the running jobs and waits for them (they end INTERRUPTED,
+  // their views released; WatchJob streams end UNAVAILABLE), stops accepting calls, gives
+  // running calls `grace` to finish and then cancels them, and removes the unix socket.
   void Shutdown(std::chrono::seconds grace);
 
  private:
@@ -31,7 +34,8 @@ class Daemon {
   DaemonConfig config_;
   std::unique_ptr<TokenAuthorizer> authorizer_;
   std::unique_ptr<FileAuditLog> audit_;
-  grpcapi::ServiceContext context_;  // the services keep a reference to it
+  std::unique_ptr<proxy::JobEngine> jobs_;  // outlives the services using it
+  grpcapi::ServiceContext context_;         // the services keep a reference to it
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
 };

@@ -137,7 +137,7 @@ expect "UNAUTHENTICATED reason=TOKEN_MISSING *" "${TLS[@]}" "${GOOD_CERT[@]}" wh
 # roles: StartVerify needs OPERATOR
 expect "PERMISSION_DENIED reason=ROLE_TOO_LOW *read-only*operator*" \
   "${TLS[@]}" "${GOOD_CERT[@]}" --token-file "$WORK/reader.token" start-verify
-expect "UNIMPLEMENTED *" "${UNIX[@]}" --token-file "$WORK/operator.token" start-verify
+expect "INVALID_ARGUMENT *" "${UNIX[@]}" --token-file "$WORK/operator.token" start-verify
 
 # every refusal is logged with the peer
 log=$WORK/offhostd.log

@@ -179,5 +179,64 @@ TEST(DaemonConfigTest, LoadConfigReportsMissingFile) {
   EXPECT_THAT(config.status().message(), HasSubstr("/nonexistent/offhostd.toml"));
 }
 
+constexpr char kInventory[] = R"(
+[[datastore]]
+name = "main"
+path = "/backup/ds"
+
+[[host]]
+name = "kvm1"
+driver = "nbd"
+ad_hoc_sources_allowed = true
+datastore = "main"
+settings = { bitmap = "qemu:dirty-bitmap:bm0" }
+
+[[vm]]
+name = "web01"
+host = "kvm1"
+settings = { domain = "web01.example", freeze-timeout = 30, disks = { vda = "nbd+unix:///?socket=/run/vda" } }
+)";
+
+TEST(DaemonConfigTest, HostsAndVmsParse) {
+  Result<DaemonConfig> config = ParseConfig(kInventory, "/etc/offhostd/offhostd.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->hosts.size(), 1u);
+  EXPECT_EQ(config->hosts[0].driver, "nbd");
+  EXPECT_TRUE(config->hosts[0].ad_hoc_sources_allowed);
+  EXPECT_EQ(config->hosts[0].datastore, "main");
+  EXPECT_EQ(config->hosts[0].settings.at("bitmap"), "qemu:dirty-bitmap:bm0");
+  ASSERT_EQ(config->vms.size(), 1u);
+  EXPECT_EQ(config->vms[0].host, "kvm1");
+  EXPECT_EQ(config->vms[0].settings.at("disk.vda"), "nbd+unix:///?socket=/run/vda");
+  EXPECT_EQ(config->vms[0].settings.at("domain"), "web01.example");
+  EXPECT_EQ(config->vms[0].settings.at("freeze-timeout"), "30");
+}
+
+TEST(DaemonConfigTest, InventoryReferencesAreChecked) {
+  std::string error = ErrorOf(std::string(kInventory) + R"(
+[[host]]
+name = "kvm2"
+driver = "vmware"
+datastore = "nope"
+
+[[vm]]
+name = "db01"
+host = "kvm9"
+
+[[vm]]
+name = "web01"
+host = "kvm1"
+datastore = "other"
+settings = { disks = { vda = [3] }, list = [1] }
+)");
+  EXPECT_THAT(error, HasSubstr(":20: host[1].driver: \"vmware\" is not a driver"));
+  EXPECT_THAT(error, HasSubstr("host[1].datastore: no [[datastore]] is named \"nope\""));
+  EXPECT_THAT(error, HasSubstr(":25: vm[1].host: no [[host]] is named \"kvm9\""));
+  EXPECT_THAT(error, HasSubstr(":28: vm[2].name: another vm is already named \"web01\""));
+  EXPECT_THAT(error, HasSubstr("vm[2].datastore: no [[datastore]] is named \"other\""));
+  EXPECT_THAT(error, HasSubstr("vm[2].settings.disks.vda: must be a string"));
+  EXPECT_THAT(error, HasSubstr("vm[2].settings.list: must be a string, a number or a boolean"));
+}
+
 }  // namespace
 }  // namespace offhost::daemon

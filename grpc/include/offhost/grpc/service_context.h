@@ -8,9 +8,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace offhost::proxy {
+class JobEngine;
+}
 
 namespace offhost::grpcapi {
 
@@ -52,10 +57,35 @@ struct DatastoreConfig {
   std::string description;  // free text from the configuration (Datastore.description)
 };
 
+// Driver settings as the snapshot drivers take them (SnapshotRequest.settings): "connect",
+// "qmp", "bitmap", "disk.NAME" = source, ...
+using DriverSettingsMap = std::map<std::string, std::string>;
+
+// [[host]]: a hypervisor (or a source of exports) and how its driver reaches it.
+struct HostConfig {
+  std::string name;
+  std::string driver;  // nbd, iscsi, image, libvirt, qemu
+  DriverSettingsMap settings;
+  // BackupSpec.ad_hoc may name this host (disks not in the configuration).
+  bool ad_hoc_sources_allowed = false;
+  std::string datastore;  // the default for its VMs; may be empty
+};
+
+// [[vm]]: a VM of the inventory, backed up under `name` (its vm_id).
+struct VmConfig {
+  std::string name, host;
+  std::string datastore;       // empty: the host's
+  DriverSettingsMap settings;  // over the host's; "domain" names it to the hypervisor
+};
+
 struct ServiceContext {
   Authorizer* authorizer = nullptr;
   AuditLog* audit = nullptr;
   std::vector<DatastoreConfig> datastores;
+  std::vector<HostConfig> hosts;
+  std::vector<VmConfig> vms;
+  // Runs backups and verifies; null: the Start* RPCs answer UNAVAILABLE.
+  proxy::JobEngine* jobs = nullptr;
   std::string version = "offhost 0.1.0";
   // SystemInfo.start_time: when the daemon made its context, i.e. started.
   std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();

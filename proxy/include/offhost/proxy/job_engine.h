@@ -1,0 +1,141 @@
+// offhostd's jobs: long operations (backup, verify, restores) run on their own thread, with a
+// state, progress, an event log clients re-attach to by sequence number, and a result. Every
+// job is kept in a RocksDB database in the daemon's state folder, so a restart still shows it;
+// a job that was queued or running when the daemon stopped is found at the next start and
+// marked INTERRUPTED (what it held was released by its own code at shutdown, or is cleaned by
+// the next run of the same kind, e.g. the drivers clean a crashed backup's leftovers at their
+// next Take).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "offhost/common/status.h"
+
+namespace offhost::proxy {
+
+// The values are those of offhost.v1.JobState.
+enum class JobState {
+  kQueued = 1,
+  kRunning = 2,
+  kCancelling = 3,
+  kSucceeded = 4,
+  kFailed = 5,
+  kCancelled = 6,
+  kInterrupted = 7,
+};
+bool IsTerminal(JobState state);
+
+struct JobProgress {
+  uint64_t total_bytes = 0, done_bytes = 0;
+  uint64_t bytes_read = 0, new_bytes = 0;  // backup
+  uint64_t total_items = 0, done_items = 0;
+  int64_t update_ms = 0;  // unix milliseconds
+  bool operator==(const JobProgress&) const = default;
+};
+
+struct JobEvent {
+  enum class Kind { kStateChange = 1, kProgress = 2 };
+  uint64_t sequence = 0;  // 1, 2, ... within the job
+  int64_t time_ms = 0;
+  Kind kind = Kind::kStateChange;
+  JobState state = JobState::kQueued;  // kStateChange: the new state
+  JobProgress progress;                // kProgress: cumulative counters
+};
+
+struct JobRecord {
+  std::string id;    // time-sortable (UUIDv7 form)
+  std::string type;  // "backup", "verify", ...: the caller's words
+  std::string spec;  // opaque to the engine (the daemon stores the request's proto)
+  std::string request_id;
+  std::string creator, canceller;  // principal names
+  std::map<std::string, std::string> labels;
+  // Filter keys the caller chooses to index by ("vm", "datastore"), e.g. for ListJobs.
+  std::map<std::string, std::string> keys;
+  JobState state = JobState::kQueued;
+  int64_t create_ms = 0, start_ms = 0, end_ms = 0;
+  JobProgress progress;
+  std::string result;  // opaque; set when it succeeded
+  StatusCode error_code = StatusCode::kOk;
+  std::string error_message;
+  std::vector<std::string> warnings;
+  uint64_t last_sequence = 0;
+  // State changes are all kept; of progress events only the newest (they are cumulative).
+  std::vector<JobEvent> events;
+};
+
+// What a running job sees of the engine.
+class JobControl {
+ public:
+  virtual ~JobControl() = default;
+  // Set by Cancel(id) and at shutdown; the job should stop soon and return Cancelled.
+  virtual const std::atomic<bool>& cancel_flag() const = 0;
+  // Cumulative counters; logged as an event at most once a second, stored every few seconds.
+  virtual void SetProgress(const JobProgress& progress) = 0;
+  virtual void Warn(const std::string& message) = 0;
+};
+
+// The job's work: its result blob, or why it failed.
+using JobFn = std::function<Result<std::string>(JobControl&)>;
+
+struct JobFilter {
+  std::vector<std::string> types;
+  std::vector<JobState> states;
+  std::map<std::string, std::string> keys, labels;  // all must match
+  std::string creator;
+  int64_t create_from_ms = 0, create_before_ms = 0;  // 0: unbounded
+};
+
+struct JobEngineOptions {
+  std::string state_dir;  // made when missing; holds jobs.rocksdb
+  // Ended jobs older than this are deleted at Open (request ids are remembered as long).
+  std::chrono::hours retention{24 * 7};
+};
+
+class JobEngine {
+ public:
+  // Opens (creating) the database and marks the jobs a previous run left queued or running
+  // INTERRUPTED.
+  static Result<std::unique_ptr<JobEngine>> Open(const JobEngineOptions& options);
+  // Shutdown(), then closes the database.
+  ~JobEngine();
+
+  // Refuses new jobs and ends watches (Unavailable), cancels every running job and waits for
+  // it: they end INTERRUPTED, having released what they held. Idempotent.
+  void Shutdown();
+
+  // Records `job` (id, times, state and events are set here) and runs `fn` on a new thread.
+  // With a request_id already used by the same creator: that job when the type and spec are
+  // the same (nothing is started), else AlreadyExists. Unavailable while shutting down.
+  Result<JobRecord> Start(JobRecord job, JobFn fn);
+  // Asks the job to stop; a job that ended is returned unchanged.
+  Result<JobRecord> Cancel(const std::string& id, const std::string& canceller);
+  Result<JobRecord> Get(const std::string& id) const;
+  // Newest first.
+  std::vector<JobRecord> List(const JobFilter& filter) const;
+
+  // Calls `on_event` with each event after `after_sequence`, then with new ones as they
+  // happen, until the job's terminal event was sent (OK). `stop` is asked about once a second
+  // and ends the watch with Cancelled when true (the client went away); the engine shutting
+  // down ends it with Unavailable. `on_event` gets the job as it is when the event is sent.
+  Status Watch(const std::string& id, uint64_t after_sequence,
+               const std::function<bool(const JobEvent&, const JobRecord&)>& on_event,
+               const std::function<bool()>& stop) const;
+
+  JobEngine(const JobEngine&) = delete;
+  JobEngine& operator=(const JobEngine&) = delete;
+
+ private:
+  struct Impl;
+  explicit JobEngine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace offhost::proxy

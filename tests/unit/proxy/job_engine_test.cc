@@ -1,0 +1,197 @@
+// JobEngine: jobs run, report, cancel, replay their events, and survive a restart.
+#include "offhost/proxy/job_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "test_util.h"
+
+namespace offhost::proxy {
+namespace {
+
+using offhost::testing::TempDir;
+
+JobRecord NewJob(const std::string& request_id = "") {
+  JobRecord job;
+  job.type = "test";
+  job.spec = std::string("spec\0with\xffnul", 13);
+  job.creator = "alice";
+  job.request_id = request_id;
+  job.labels = {{"vendor.job", "4711"}};
+  return job;
+}
+
+// Waits for the job to end (Watch returns once its terminal event was sent).
+JobRecord AwaitEnd(JobEngine& engine, const std::string& id) {
+  EXPECT_TRUE(engine.Watch(id, 0, [](const JobEvent&, const JobRecord&) { return true; }, {}).ok());
+  return *engine.Get(id);
+}
+
+std::unique_ptr<JobEngine> OpenEngine(const TempDir& dir) {
+  auto engine = JobEngine::Open({.state_dir = dir.path() + "/state"});
+  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  return std::move(engine).value();
+}
+
+JobFn Returning(std::string result) {
+  return [result](JobControl&) -> Result<std::string> { return result; };
+}
+
+// Runs until cancelled (a long job stand-in).
+Result<std::string> UntilCancelled(JobControl& control) {
+  while (!control.cancel_flag()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return Status::Cancelled("stopped");
+}
+
+TEST(JobEngineTest, RunsAndKeepsTheResult) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  auto job = engine->Start(NewJob(), [](JobControl& control) -> Result<std::string> {
+    control.SetProgress({.total_bytes = 10, .done_bytes = 10});
+    return std::string("result\0blob", 11);
+  });
+  ASSERT_TRUE(job.ok());
+  JobRecord done = AwaitEnd(*engine, job->id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.result, std::string("result\0blob", 11));
+  EXPECT_EQ(done.progress.done_bytes, 10u);
+  EXPECT_GT(done.end_ms, 0);
+}
+
+TEST(JobEngineTest, FailureKeepsTheError) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  auto job = engine->Start(NewJob(), [](JobControl&) -> Result<std::string> {
+    return Status::NotFound("no such disk");
+  });
+  JobRecord done = AwaitEnd(*engine, job->id);
+  EXPECT_EQ(done.state, JobState::kFailed);
+  EXPECT_EQ(done.error_code, StatusCode::kNotFound);
+  EXPECT_EQ(done.error_message, "no such disk");
+}
+
+TEST(JobEngineTest, CancelStopsARunningJob) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  auto job = engine->Start(NewJob(), UntilCancelled);
+  auto cancelling = engine->Cancel(job->id, "bob");
+  ASSERT_TRUE(cancelling.ok());
+  JobRecord done = AwaitEnd(*engine, job->id);
+  EXPECT_EQ(done.state, JobState::kCancelled);
+  EXPECT_EQ(done.error_code, StatusCode::kCancelled);
+  EXPECT_EQ(done.canceller, "bob");
+  // Cancelling an ended job changes nothing.
+  EXPECT_EQ(engine->Cancel(job->id, "carol")->canceller, "bob");
+  EXPECT_EQ(engine->Cancel("nope", "bob").status().code(), StatusCode::kNotFound);
+}
+
+TEST(JobEngineTest, WatchReplaysFromASequenceWithoutGaps) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  auto job = engine->Start(NewJob(), Returning("ok"));
+  std::vector<JobEvent> all;
+  ASSERT_TRUE(engine
+                  ->Watch(job->id, 0,
+                          [&](const JobEvent& e, const JobRecord&) {
+                            all.push_back(e);
+                            return true;
+                          },
+                          {})
+                  .ok());
+  ASSERT_EQ(all.size(), 3u);  // queued, running, succeeded
+  EXPECT_EQ(all.back().state, JobState::kSucceeded);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].sequence, i + 1);
+  std::vector<uint64_t> after_first;
+  ASSERT_TRUE(engine
+                  ->Watch(job->id, 1,
+                          [&](const JobEvent& e, const JobRecord&) {
+                            after_first.push_back(e.sequence);
+                            return true;
+                          },
+                          {})
+                  .ok());
+  EXPECT_EQ(after_first, (std::vector<uint64_t>{2, 3}));
+}
+
+TEST(JobEngineTest, WatchFollowsLiveEventsAndStopsWhenAsked) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  auto job = engine->Start(NewJob(), UntilCancelled);
+  std::atomic<bool> gone{false};
+  std::thread client([&] {
+    Status st = engine->Watch(
+        job->id, 0, [](const JobEvent&, const JobRecord&) { return true; },
+        [&] { return gone.load(); });
+    EXPECT_EQ(st.code(), StatusCode::kCancelled);
+  });
+  gone = true;
+  client.join();
+  std::vector<JobState> states;
+  std::thread follower([&] {
+    EXPECT_TRUE(engine
+                    ->Watch(job->id, 0,
+                            [&](const JobEvent& e, const JobRecord&) {
+                              if (e.kind == JobEvent::Kind::kStateChange) states.push_back(e.state);
+                              return true;
+                            },
+                            {})
+                    .ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(engine->Cancel(job->id, "bob").ok());
+  follower.join();
+  EXPECT_EQ(states.back(), JobState::kCancelled);
+}
+
+TEST(JobEngineTest, RequestIdReturnsTheSameJob) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  auto first = engine->Start(NewJob("r1"), Returning(""));
+  auto again = engine->Start(NewJob("r1"), Returning(""));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, first->id);
+  JobRecord other = NewJob("r1");
+  other.spec = "different";
+  EXPECT_EQ(engine->Start(other, UntilCancelled).status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST(JobEngineTest, ListFiltersNewestFirst) {
+  TempDir dir;
+  auto engine = OpenEngine(dir);
+  JobRecord a = NewJob();
+  a.keys = {{"vm", "web01"}};
+  auto first = engine->Start(a, Returning(""));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  auto second = engine->Start(NewJob(), Returning(""));
+  AwaitEnd(*engine, first->id);
+  AwaitEnd(*engine, second->id);
+  auto all = engine->List({});
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, second->id);
+  auto web01 = engine->List({.keys = {{"vm", "web01"}}});
+  ASSERT_EQ(web01.size(), 1u);
+  EXPECT_EQ(web01[0].id, first->id);
+  EXPECT_TRUE(engine->List({.states = {JobState::kFailed}}).empty());
+}
+
+TEST(JobEngineTest, ShutdownInterruptsAndRestartKeepsJobs) {
+  TempDir dir;
+  std::string done_id, running_id;
+  {
+    auto engine = OpenEngine(dir);
+    done_id = engine->Start(NewJob(), Returning("r"))->id;
+    AwaitEnd(*engine, done_id);
+    running_id = engine->Start(NewJob(), UntilCancelled)->id;
+  }
+  auto engine = OpenEngine(dir);
+  EXPECT_EQ(engine->Get(done_id)->state, JobState::kSucceeded);
+  EXPECT_EQ(engine->Get(done_id)->result, "r");
+  JobRecord interrupted = *engine->Get(running_id);
+  EXPECT_EQ(interrupted.state, JobState::kInterrupted);
+  EXPECT_EQ(interrupted.error_message, "offhostd stopped while it ran");
+  EXPECT_EQ(interrupted.spec, NewJob().spec);
+}
+
+}  // namespace
+}  // namespace offhost::proxy
