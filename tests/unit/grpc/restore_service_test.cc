@@ -11,32 +11,23 @@
 #include <random>
 #include <sstream>
 
-#include "offhost/grpc/service_context.h"
-#include "offhost/proxy/backup.h"
+#include "grpc_test_util.h"
 #include "offhost/v1/restore.grpc.pb.h"
-#include "test_util.h"
 
 namespace offhost::grpcapi {
 namespace {
 
-using offhost::testing::MemoryDisk;
 using offhost::testing::TempDir;
+using testing::BackupImage;
+using testing::Ext4Image;
+using testing::FakeAuthorizer;
+using testing::Have;
+using testing::InProcessServer;
+using testing::Reason;
 
 constexpr uint64_t kDiskSize = 16 << 20;
 constexpr uint64_t kBigSize = (3 << 20) + 12345;  // several DataChunks, the last one short
 constexpr const char* kLatest = "datastores/main/vms/web01/snapshots/latest";
-
-class FakeAuthorizer : public Authorizer {
- public:
-  grpc::Status Check(grpc::ServerContext*, Role needed, Principal* caller) override {
-    last_needed = needed;
-    *caller = principal;
-    return status;
-  }
-  grpc::Status status = grpc::Status::OK;
-  Principal principal{"veeam-prod", Role::kOperator, "token", "ipv4:10.20.0.9:53122"};
-  Role last_needed = Role::kAdmin;
-};
 
 struct AuditRecord {
   std::string who, action, what, where;
@@ -52,13 +43,6 @@ class FakeAuditLog : public AuditLog {
   std::mutex mu;
   std::vector<AuditRecord> records;
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string Sha256(const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -81,31 +65,22 @@ struct Download {
 class RestoreServiceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (std::system("command -v mkfs.ext4 >/dev/null 2>&1") != 0) return;
+    if (!Have("mkfs.ext4")) return;
     shared_ = new Shared;
     std::mt19937_64 random(42);
     shared_->big.resize(kBigSize);
     for (char& c : shared_->big) c = static_cast<char>(random());
-    std::string root = shared_->dir / "root", image = shared_->dir / "disk.img";
+    std::string root = shared_->dir / "root";
     std::filesystem::create_directories(root + "/data");
     std::ofstream(root + "/data/big.bin", std::ios::binary) << shared_->big;
     std::filesystem::create_symlink("big.bin", root + "/data/link");
-    std::string cmd = "mkfs.ext4 -q -F -d " + root + " " + image + " " +
-                      std::to_string(kDiskSize / 1024) + "k >/dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::string image = Ext4Image(root, shared_->dir / "disk.img", kDiskSize);
 
     storage::DatastoreConfig config;
     config.chunk_size = 256 * 1024;
     ASSERT_TRUE(storage::Datastore::Init(shared_->dir / "ds", config).ok());
     auto ds = std::move(*storage::Datastore::Open(shared_->dir / "ds", true));
-    auto disk = std::make_shared<MemoryDisk>(kDiskSize);
-    disk->Put(0, ReadFile(image));
-    std::vector<proxy::BackupDisk> disks{{"vda", disk, "", ""}};
-    proxy::BackupOptions o;
-    o.threads = 2;
-    o.meta.driver = "nbd";
-    auto r = proxy::RunBackup(*ds, "web01", disks, o);
-    ASSERT_TRUE(r.ok()) << r.status().message();
+    BackupImage(*ds, "web01", image, kDiskSize, /*catalog=*/true);
   }
   static void TearDownTestSuite() {
     delete shared_;
@@ -117,14 +92,8 @@ class RestoreServiceTest : public ::testing::Test {
     context_.authorizer = &auth_;
     context_.audit = &audit_;
     context_.datastores = {{"main", shared_->dir / "ds", "the test datastore"}};
-    services_ = MakeServices(context_);
-    grpc::ServerBuilder builder;
-    for (auto& s : services_) builder.RegisterService(s.get());
-    server_ = builder.BuildAndStart();
-    restore_ = v1::RestoreService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
+    server_ = std::make_unique<InProcessServer>(context_);
+    restore_ = v1::RestoreService::NewStub(server_->channel());
   }
 
   Download Get(const std::string& path, uint64_t offset = 0, uint64_t length = 0,
@@ -150,12 +119,7 @@ class RestoreServiceTest : public ::testing::Test {
       }
     }
     d.status = reader->Finish();
-    auto it = ctx.GetServerTrailingMetadata().find("offhost-error-bin");
-    if (it != ctx.GetServerTrailingMetadata().end()) {
-      v1::ErrorInfo info;
-      info.ParseFromString(std::string(it->second.data(), it->second.size()));
-      d.reason = info.reason();
-    }
+    if (!d.status.ok()) d.reason = Reason(ctx);
     return d;
   }
 
@@ -168,8 +132,7 @@ class RestoreServiceTest : public ::testing::Test {
   FakeAuthorizer auth_;
   FakeAuditLog audit_;
   ServiceContext context_;
-  std::vector<std::unique_ptr<grpc::Service>> services_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<InProcessServer> server_;
   std::unique_ptr<v1::RestoreService::Stub> restore_;
 };
 RestoreServiceTest::Shared* RestoreServiceTest::shared_ = nullptr;

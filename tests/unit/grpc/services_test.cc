@@ -8,58 +8,25 @@
 #include <fstream>
 #include <sstream>
 
-#include "offhost/grpc/service_context.h"
-#include "offhost/proxy/backup.h"
+#include "grpc_test_util.h"
 #include "offhost/v1/catalog.grpc.pb.h"
 #include "offhost/v1/datastore.grpc.pb.h"
 #include "offhost/v1/system.grpc.pb.h"
-#include "test_util.h"
 
 namespace offhost::grpcapi {
 namespace {
 
-using offhost::testing::MemoryDisk;
 using offhost::testing::TempDir;
+using testing::BackupImage;
+using testing::Ext4Image;
+using testing::FakeAuthorizer;
+using testing::Have;
+using testing::InProcessServer;
+using testing::Reason;
+using testing::WriteFile;
 
 constexpr uint64_t kDiskSize = 8 << 20;
 constexpr const char* kWeb = "datastores/main/vms/web01";
-
-class FakeAuthorizer : public Authorizer {
- public:
-  grpc::Status Check(grpc::ServerContext*, Role needed, Principal* caller) override {
-    last_needed = needed;
-    *caller = principal;
-    return status;
-  }
-  grpc::Status status = grpc::Status::OK;
-  Principal principal{"veeam-prod", Role::kOperator, "token", "ipv4:10.20.0.9:53122"};
-  Role last_needed = Role::kAdmin;
-};
-
-bool Have(const char* tool) {
-  return std::system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-void WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary) << data;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The ErrorInfo reason a failed call carried (docs/api.md "Errors").
-std::string Reason(const grpc::ClientContext& ctx) {
-  const auto& trailers = ctx.GetServerTrailingMetadata();
-  auto it = trailers.find("offhost-error-bin");
-  if (it == trailers.end()) return "(none)";
-  v1::ErrorInfo info;
-  info.ParseFromString(std::string(it->second.data(), it->second.size()));
-  return info.reason();
-}
 
 class ServicesTest : public ::testing::Test {
  protected:
@@ -83,47 +50,29 @@ class ServicesTest : public ::testing::Test {
   // An ext4 file system filling the disk, with /etc/hosts and /etc/nginx/nginx.conf. hosts is
   // written once, so its times (which mkfs copies) stay the same in every image.
   static std::string Image(const std::string& nginx_conf) {
-    std::string root = shared_->dir / "root", image = shared_->dir / "disk.img";
-    std::filesystem::remove(image);
+    std::string root = shared_->dir / "root";
     if (!std::filesystem::exists(root)) {
       std::filesystem::create_directories(root + "/etc/nginx");
       WriteFile(root + "/etc/hosts", "127.0.0.1 localhost\n");
     }
     WriteFile(root + "/etc/nginx/nginx.conf", nginx_conf);
-    std::string cmd = "mkfs.ext4 -q -F -d " + root + " " + image + " " +
-                      std::to_string(kDiskSize / 1024) + "k >/dev/null 2>&1";
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    return ReadFile(image);
+    return Ext4Image(root, shared_->dir / "disk.img", kDiskSize);
   }
 
   static void Backup(storage::Datastore& ds, const std::string& vm, const std::string& image,
                      bool catalog) {
-    auto disk = std::make_shared<MemoryDisk>(kDiskSize);
-    disk->Put(0, image);
-    std::vector<proxy::BackupDisk> disks{{"vda", disk, "", ""}};
-    proxy::BackupOptions o;
-    o.threads = 2;
-    o.catalog = catalog;
-    o.meta.driver = "nbd";
-    auto r = proxy::RunBackup(ds, vm, disks, o);
-    ASSERT_TRUE(r.ok()) << r.status().message();
+    BackupImage(ds, vm, image, kDiskSize, catalog);
   }
 
   void SetUp() override {
     if (!shared_) GTEST_SKIP() << "mkfs.ext4 is missing (Debian: e2fsprogs)";
     context_.authorizer = &auth_;
     context_.datastores = {{"main", shared_->dir / "ds", "the test datastore"}};
-    services_ = MakeServices(context_);
-    grpc::ServerBuilder builder;
-    for (auto& s : services_) builder.RegisterService(s.get());
-    server_ = builder.BuildAndStart();
-    auto channel = server_->InProcessChannel(grpc::ChannelArguments());
+    server_ = std::make_unique<InProcessServer>(context_);
+    auto channel = server_->channel();
     system_ = v1::SystemService::NewStub(channel);
     catalog_ = v1::CatalogService::NewStub(channel);
     datastores_ = v1::DatastoreService::NewStub(channel);
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
   }
 
   v1::ListFilesResponse ListFiles(const std::string& snapshot, const std::string& path,
@@ -152,8 +101,7 @@ class ServicesTest : public ::testing::Test {
 
   FakeAuthorizer auth_;
   ServiceContext context_;
-  std::vector<std::unique_ptr<grpc::Service>> services_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<InProcessServer> server_;
   std::unique_ptr<v1::SystemService::Stub> system_;
   std::unique_ptr<v1::CatalogService::Stub> catalog_;
   std::unique_ptr<v1::DatastoreService::Stub> datastores_;
