@@ -1,21 +1,24 @@
-// offhost.v1 RestoreService (restore.proto). DownloadFiles streams a regular file's bytes,
-// read from the backup itself (never the catalog: it holds no contents). Tar downloads and the
-// restore jobs (StartDiskRestore, StartFileRestore) are not served yet and say so.
+// offhost.v1 RestoreService (restore.proto). StartDiskRestore and StartFileRestore start jobs
+// (restore_jobs.h); DownloadFiles streams a regular file's bytes, or anything as a tar archive
+// (tar_stream.h), read from the backup itself (never the catalog: it holds no contents).
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 
 #include "catalog_browse.h"
-#include "datastores.h"
 #include "file_info.h"
+#include "jobs.h"
 #include "names.h"
 #include "offhost/proxy/file_restore.h"
 #include "offhost/v1/restore.grpc.pb.h"
+#include "restore_jobs.h"
 #include "services.h"
 #include "status_map.h"
+#include "tar_stream.h"
 
 namespace offhost::grpcapi {
 namespace {
@@ -45,15 +48,16 @@ class Sha256 {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
 };
 
-// Sends the range [begin, end) of a file's content as DataChunks of kChunkBytes (the last one
-// shorter), hashing what it sends. GuestFiles::ReadFile hands over the file from its start in
-// pieces of its own size, so Take() drops what lies before the range and regroups the rest.
+// Sends the range [begin, end) of a download's content as DataChunks of kChunkBytes (the last
+// one shorter), hashing what it sends. The content comes in pieces of the producer's size, the
+// first ones possibly before the range (ReadFile starts at the file's beginning), so Take()
+// drops what lies before the range and regroups the rest.
 class RangeSender {
  public:
   RangeSender(Writer* writer, uint64_t begin, uint64_t end)
       : writer_(writer), begin_(begin), end_(end), next_(begin) {}
 
-  // The file's bytes at `offset`, in order. An error once the range is whole, to stop reading.
+  // The content's bytes at `offset`, in order. An error once the range is whole, to stop reading.
   Status Take(uint64_t offset, std::span<const char> data) {
     uint64_t from = std::max(offset, begin_), to = std::min(offset + data.size(), end_);
     if (from < to) {
@@ -97,15 +101,6 @@ class RangeSender {
   Sha256 sha_;
 };
 
-// The snapshot a request names, resolved ("latest" too), with its datastore open.
-struct OpenSnapshot {
-  const DatastoreConfig* config = nullptr;
-  std::unique_ptr<storage::Datastore> ds;
-  storage::SnapshotRecord record;
-
-  std::string name() const { return SnapshotResource(config->name, record.vm, record.id); }
-};
-
 // The format a download gets: the one asked for, else RAW for a regular file and TAR for
 // anything else (restore.proto DownloadFormat).
 v1::DownloadFormat ChooseFormat(v1::DownloadFormat asked, const v1::FileInfo& file) {
@@ -115,6 +110,14 @@ v1::DownloadFormat ChooseFormat(v1::DownloadFormat asked, const v1::FileInfo& fi
 
 // "caller, bytes 0-1048576: OK" — the audit log's "where" for a download (restore.proto wants
 // the byte range and the outcome recorded).
+// "/restore/web01.img: jobs/ID started", or why it was refused — the audit log's "where" for
+// a restore job.
+std::string StartOutcome(const std::string& target, const grpc::Status& status,
+                         const v1::Job& job) {
+  if (!status.ok()) return target + ": " + status.error_message();
+  return target + ": " + (job.name().empty() ? "validated" : job.name() + " started");
+}
+
 std::string DownloadOutcome(uint64_t begin, uint64_t end, const grpc::Status& status) {
   std::string outcome = status.ok() ? "OK" : status.error_message();
   return "caller, bytes " + std::to_string(begin) + "-" + std::to_string(end) + ": " + outcome;
@@ -124,14 +127,39 @@ class RestoreService final : public v1::RestoreService::Service {
  public:
   explicit RestoreService(ServiceContext& context) : context_(context) {}
 
-  grpc::Status StartDiskRestore(grpc::ServerContext* ctx, const v1::StartDiskRestoreRequest*,
-                                v1::Job*) override {
-    return NeedsJobs(ctx, "StartDiskRestore");
+  // Every authorized call is audited when it ends, refused ones too (restore.proto).
+  grpc::Status StartDiskRestore(grpc::ServerContext* ctx, const v1::StartDiskRestoreRequest* req,
+                                v1::Job* out) override {
+    Principal caller;
+    if (auto st = context_.authorizer->Check(ctx, Role::kOperator, &caller); !st.ok()) return st;
+    DiskRestorePlan plan;
+    // Planned first, so even a refusal is audited with what and where.
+    grpc::Status status = PlanDiskRestore(context_, ctx, req->spec(), &plan);
+    if (status.ok()) status = JobsAvailable(context_, ctx);
+    if (status.ok()) {
+      status = Start(ctx, v1::JOB_TYPE_DISK_RESTORE, plan.spec, *req, caller, plan,
+                     DiskRestoreJob(plan), out);
+    }
+    context_.audit->Record(caller, "restore-disk", plan.what,
+                           StartOutcome(plan.where, status, *out));
+    return status;
   }
 
-  grpc::Status StartFileRestore(grpc::ServerContext* ctx, const v1::StartFileRestoreRequest*,
-                                v1::Job*) override {
-    return NeedsJobs(ctx, "StartFileRestore");
+  grpc::Status StartFileRestore(grpc::ServerContext* ctx, const v1::StartFileRestoreRequest* req,
+                                v1::Job* out) override {
+    Principal caller;
+    if (auto st = context_.authorizer->Check(ctx, Role::kOperator, &caller); !st.ok()) return st;
+    FileRestorePlan plan;
+    // Planned first, so even a refusal is audited with what and where.
+    grpc::Status status = PlanFileRestore(context_, ctx, req->spec(), &plan);
+    if (status.ok()) status = JobsAvailable(context_, ctx);
+    if (status.ok()) {
+      status = Start(ctx, v1::JOB_TYPE_FILE_RESTORE, plan.spec, *req, caller, plan,
+                     FileRestoreJob(plan), out);
+    }
+    context_.audit->Record(caller, "restore-files", plan.what,
+                           StartOutcome(plan.where, status, *out));
+    return status;
   }
 
   // Every authorized call is audited, failed ones too; refused ones the Authorizer logs.
@@ -147,13 +175,40 @@ class RestoreService final : public v1::RestoreService::Service {
   }
 
  private:
-  grpc::Status NeedsJobs(grpc::ServerContext* ctx, const std::string& rpc) {
-    Principal caller;
-    if (auto st = context_.authorizer->Check(ctx, Role::kOperator, &caller); !st.ok()) return st;
-    return Fail(ctx, grpc::StatusCode::UNIMPLEMENTED, "",
-                rpc +
-                    " is not available yet: it runs as a job, and this offhostd has no job "
-                    "engine; use DownloadFiles, or the offhost CLI on the proxy");
+  // Hands a checked restore to the job engine (or, for validate_only, only shows the job it
+  // would start).
+  template <typename Request, typename Spec>
+  grpc::Status Start(grpc::ServerContext* ctx, v1::JobType type, const Spec& spec,
+                     const Request& req, const Principal& caller, const RestorePlan& plan,
+                     proxy::JobFn fn, v1::Job* out) {
+    if (req.validate_only()) {
+      out->set_type(type);
+      SetSpec(spec, out);
+      return grpc::Status::OK;
+    }
+    proxy::JobRecord record = NewJobRecord(type, spec, req.request_id(), req.labels(), caller.name);
+    // The keys ListJobs filters by, as a backup of the same VM has them.
+    record.keys = {{"datastore", plan.datastore.name},
+                   {"group", GroupResource(plan.datastore.name, plan.vm)},
+                   {"vm_id", plan.vm}};
+    Result<proxy::JobRecord> job = context_.jobs->Start(std::move(record), std::move(fn));
+    if (!job.ok() && job.status().code() == StatusCode::kAlreadyExists) {
+      return Fail(ctx, grpc::StatusCode::ALREADY_EXISTS, "REQUEST_ID_REUSED",
+                  job.status().message());
+    }
+    if (!job.ok() && job.status().code() == StatusCode::kUnavailable) {
+      return Fail(ctx, grpc::StatusCode::UNAVAILABLE, "SHUTTING_DOWN", job.status().message());
+    }
+    if (!job.ok()) return ToGrpc(ctx, job.status(), "");
+    FillJob(*job, out);
+    return grpc::Status::OK;
+  }
+
+  static void SetSpec(const v1::DiskRestoreSpec& spec, v1::Job* out) {
+    *out->mutable_disk_restore() = spec;
+  }
+  static void SetSpec(const v1::FileRestoreSpec& spec, v1::Job* out) {
+    *out->mutable_file_restore() = spec;
   }
 
   // Streams the request's range; `what` becomes "VM@SNAPSHOT:PATH" once the snapshot is
@@ -161,51 +216,73 @@ class RestoreService final : public v1::RestoreService::Service {
   grpc::Status Download(grpc::ServerContext* ctx, const v1::DownloadFilesRequest& req,
                         Writer* writer, std::string* what, uint64_t* end) {
     OpenSnapshot snap;
-    if (auto st = Open(ctx, req.snapshot(), &snap); !st.ok()) return st;
+    if (auto st = OpenNamedSnapshot(context_, ctx, req.snapshot(), &snap); !st.ok()) return st;
     std::string path = GuestPath(req);
-    *what = snap.record.vm + "@" + snap.record.id + ":" + path;
+    *what = snap.short_name() + ":" + path;
     BrowseTarget target{snap.ds.get(), &snap.record, nullptr, nullptr};
     OFFHOST_RPC_ASSIGN_OR_RETURN(v1::FileInfo file, StatEntry(target, path), ctx, "PATH_NOT_FOUND",
                                  "VOLUME_NOT_READABLE");
     v1::DownloadFormat format = ChooseFormat(req.format(), file);
     if (auto st = CheckFormat(ctx, format, file, path); !st.ok()) return st;
-    uint64_t size = file.size_bytes();
-    if (req.offset() > size) {
+    OFFHOST_RPC_ASSIGN_OR_RETURN(auto opened, proxy::SnapshotFiles::Open(*snap.ds, snap.record),
+                                 ctx, "", "VOLUME_NOT_READABLE");
+    Content content;
+    if (auto st = Prepare(ctx, opened->files(), path, file, format, &content); !st.ok()) return st;
+    if (req.offset() > content.size) {
       return Fail(ctx, grpc::StatusCode::OUT_OF_RANGE, "",
                   "offset " + std::to_string(req.offset()) + " is beyond the end of " + path +
-                      " (" + std::to_string(size) + " bytes)",
+                      " (" + std::to_string(content.size) + " bytes)",
                   {{"field", "offset"}});
     }
-    uint64_t length = size - req.offset();
+    uint64_t length = content.size - req.offset();
     if (req.length() != 0) length = std::min(length, req.length());
-    SendHeader(writer, snap.name(), file, format, size, req.offset(), length);
-    return SendContent(ctx, snap, path, writer, req.offset(), req.offset() + length, end);
+    SendHeader(writer, snap.name(), file, format, content.size, req.offset(), length);
+    return SendContent(ctx, content, path, writer, req.offset(), req.offset() + length, end);
   }
 
-  grpc::Status Open(grpc::ServerContext* ctx, const std::string& name, OpenSnapshot* snap) {
-    OFFHOST_RPC_ASSIGN_OR_RETURN(SnapshotName n, ParseSnapshotName(name, "snapshot"), ctx, "");
-    OFFHOST_RPC_ASSIGN_OR_RETURN(snap->config, FindDatastore(context_, n.datastore), ctx,
-                                 "DATASTORE_NOT_FOUND");
-    OFFHOST_RPC_ASSIGN_OR_RETURN(snap->ds, OpenDatastore(*snap->config), ctx, "");
-    OFFHOST_RPC_ASSIGN_OR_RETURN(snap->record, snap->ds->FindSnapshot(n.vm, n.id), ctx,
-                                 "SNAPSHOT_NOT_FOUND");
+  // What a download sends: its length, known before the first byte, and how to produce the
+  // bytes from an offset on (in pieces that may start before it).
+  struct Content {
+    uint64_t size = 0;
+    std::function<Status(uint64_t begin, const TarSink& sink)> send;
+    std::vector<std::string> skipped;  // tar: entries left out
+  };
+
+  static grpc::Status Prepare(grpc::ServerContext* ctx, mount::GuestFiles& files,
+                              const std::string& path, const v1::FileInfo& file,
+                              v1::DownloadFormat format, Content* content) {
+    if (format == v1::DOWNLOAD_FORMAT_RAW) {
+      content->size = file.size_bytes();
+      // ReadFile always starts at the file's beginning: the sender drops what lies before.
+      content->send = [&files, path](uint64_t, const TarSink& sink) {
+        return files.ReadFile(path, sink);
+      };
+      return grpc::Status::OK;
+    }
+    Result<TarArchive> planned = TarArchive::Plan(files, path);
+    if (!planned.ok())
+      return ToGrpc(ctx, planned.status(), "PATH_NOT_FOUND", "VOLUME_NOT_READABLE");
+    auto archive = std::make_shared<TarArchive>(std::move(*planned));
+    content->size = archive->size();
+    content->skipped = archive->skipped();
+    content->send = [&files, archive](uint64_t begin, const TarSink& sink) {
+      return archive->Send(files, begin, sink);
+    };
     return grpc::Status::OK;
   }
 
   static grpc::Status CheckFormat(grpc::ServerContext* ctx, v1::DownloadFormat format,
                                   const v1::FileInfo& file, const std::string& path) {
-    if (format == v1::DOWNLOAD_FORMAT_TAR) {
-      return Fail(ctx, grpc::StatusCode::UNIMPLEMENTED, "",
-                  "tar downloads are not available yet: download the regular files under " + path +
-                      " one by one (DOWNLOAD_FORMAT_RAW)");
-    }
+    if (format == v1::DOWNLOAD_FORMAT_TAR) return grpc::Status::OK;
     if (format != v1::DOWNLOAD_FORMAT_RAW) {
       return Fail(ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT",
                   "unknown format " + std::to_string(format), {{"field", "format"}});
     }
     if (file.type() != v1::FILE_TYPE_REGULAR) {
       return Fail(ctx, grpc::StatusCode::FAILED_PRECONDITION, "NOT_A_REGULAR_FILE",
-                  path + " is not a regular file; only regular files have a RAW form");
+                  path +
+                      " is not a regular file; only regular files have a RAW form (ask for "
+                      "DOWNLOAD_FORMAT_TAR)");
     }
     return grpc::Status::OK;
   }
@@ -224,16 +301,14 @@ class RestoreService final : public v1::RestoreService::Service {
     writer->Write(msg);
   }
 
-  // The file's bytes in [begin, end), then the trailer; `*sent_end` ends what was sent.
-  static grpc::Status SendContent(grpc::ServerContext* ctx, OpenSnapshot& snap,
+  // The content's bytes in [begin, end), then the trailer; `*sent_end` ends what was sent.
+  static grpc::Status SendContent(grpc::ServerContext* ctx, const Content& content,
                                   const std::string& path, Writer* writer, uint64_t begin,
                                   uint64_t end, uint64_t* sent_end) {
     RangeSender sender(writer, begin, end);
     Status read = Status::OK();
     if (begin < end) {
-      OFFHOST_RPC_ASSIGN_OR_RETURN(auto opened, proxy::SnapshotFiles::Open(*snap.ds, snap.record),
-                                   ctx, "", "VOLUME_NOT_READABLE");
-      read = opened->files().ReadFile(path, [&](uint64_t offset, std::span<const char> data) {
+      read = content.send(begin, [&](uint64_t offset, std::span<const char> data) {
         if (ctx->IsCancelled()) return Status(StatusCode::kCancelled, "the caller went away");
         return sender.Take(offset, data);
       });
@@ -249,6 +324,7 @@ class RestoreService final : public v1::RestoreService::Service {
                   path + " ended at " + std::to_string(*sent_end) + " bytes, short of " +
                       std::to_string(end));
     }
+    for (const std::string& s : content.skipped) trailer.add_skipped(s);
     v1::DownloadFilesResponse msg;
     *msg.mutable_trailer() = std::move(trailer);
     writer->Write(msg);

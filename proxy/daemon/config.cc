@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <set>
 
@@ -236,9 +237,54 @@ void ReadTls(Reader& r, const toml::table& tls_table, DaemonConfig& config) {
   config.tls = std::move(tls);
 }
 
+// An array of strings at server.KEY, each checked by `problem` (empty: fine).
+void ReadStrings(Reader& r, const toml::table& server, std::string_view key,
+                 const std::function<std::string(const std::string&)>& problem,
+                 std::vector<std::string>* out) {
+  const toml::node* node = r.Typed<toml::array>(server, "server", key, "an array of strings");
+  if (node == nullptr) return;
+  const toml::array& items = *node->as_array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string name = "server." + std::string(key) + "[" + std::to_string(i) + "]";
+    if (!items[i].is_string()) {
+      r.Error(items[i].source(), name,
+              std::string("must be a string, not ") + TypeName(items[i].type()));
+      continue;
+    }
+    std::string value = items[i].as_string()->get();
+    if (std::string why = problem(value); !why.empty()) {
+      r.Error(items[i].source(), name, why);
+      continue;
+    }
+    out->push_back(value);
+  }
+}
+
+// A restore root must name one folder: "/" would let a restore overwrite the proxy itself.
+std::string RestoreRootProblem(const std::string& root) {
+  if (root.empty() || root.front() != '/') {
+    return "\"" + root + "\" must be an absolute path, e.g. \"/restore\"";
+  }
+  if (root.find_first_not_of('/') == std::string::npos) {
+    return "\"/\" would allow restores over the whole proxy; name a folder for them";
+  }
+  return "";
+}
+
+std::string NbdTargetProblem(const std::string& prefix) {
+  for (std::string_view scheme : {"nbd://", "nbds://", "nbd+unix://"}) {
+    if (prefix.starts_with(scheme) && prefix.size() > scheme.size()) return "";
+  }
+  return "\"" + prefix + "\" is not an NBD URI prefix (nbd://HOST:PORT/, nbds://..., " +
+         "nbd+unix:///EXPORT?socket=PATH)";
+}
+
 void ReadServer(Reader& r, const toml::table& server, DaemonConfig& config) {
   r.CheckKeys(server, "server",
-              {"unix_socket", "listen", "allow_wildcard", "audit_log", "state_dir", "tls"});
+              {"unix_socket", "listen", "allow_wildcard", "audit_log", "state_dir", "tls",
+               "restore_roots", "restore_nbd_targets"});
+  ReadStrings(r, server, "restore_roots", RestoreRootProblem, &config.restore_roots);
+  ReadStrings(r, server, "restore_nbd_targets", NbdTargetProblem, &config.restore_nbd_targets);
   r.String(server, "server", "unix_socket", &config.unix_socket);
   r.String(server, "server", "audit_log", &config.audit_log);
   r.String(server, "server", "state_dir", &config.state_dir);

@@ -48,6 +48,12 @@ struct DaemonConfig {
   std::string audit_log = "/var/log/offhostd/audit.log";  // one JSON line per record
   std::string state_dir = "/var/lib/offhostd";            // the job database (made if missing)
   std::optional<TlsConfig> tls;                           // required when `listen` is not empty
+  // Folders (absolute) that disk and file restores may write into; empty: restores to the
+  // proxy's file system are refused. Targets are checked after resolving `..` and symlinks.
+  std::vector<std::string> restore_roots;
+  // URI prefixes ("nbd://10.20.0.9:10809/") of NBD exports disk restores may write; empty:
+  // NBD restore targets are refused.
+  std::vector<std::string> restore_nbd_targets;
 
   std::vector<TokenConfig> tokens;
   std::vector<grpcapi::DatastoreConfig> datastores;

@@ -90,6 +90,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   daemon->context_.datastores = c.datastores;
   daemon->context_.hosts = c.hosts;
   daemon->context_.vms = c.vms;
+  daemon->context_.restore_roots = c.restore_roots;
+  daemon->context_.restore_nbd_targets = c.restore_nbd_targets;
   daemon->context_.jobs = daemon->jobs_.get();
   daemon->services_ = grpcapi::MakeServices(daemon->context_);
   OFFHOST_RETURN_IF_ERROR(daemon->Listen());

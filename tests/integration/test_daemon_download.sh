@@ -66,7 +66,7 @@ expect "PERMISSION_DENIED reason=ROLE_TOO_LOW *read-only*operator*" --unix "$SOC
   --out "$WORK/denied.bin" download
 expect "NOT_FOUND reason=PATH_NOT_FOUND *" "${OPERATOR[@]}" --snapshot "$SNAP" \
   --path /vda/data/nope --out "$WORK/nope.bin" download
-expect "UNIMPLEMENTED *tar*" "${OPERATOR[@]}" --snapshot "$SNAP" --path /vda/data \
+expect "OK *format=DOWNLOAD_FORMAT_TAR *" "${OPERATOR[@]}" --snapshot "$SNAP" --path /vda/data \
   --out "$WORK/folder.bin" download
 
 # the audit log: one record per authorized download, with who and what

@@ -62,6 +62,29 @@ TEST(DaemonConfigTest, DefaultsWhenEmpty) {
   EXPECT_FALSE(config->allow_wildcard);
 }
 
+TEST(DaemonConfigTest, RestoreTargetsParse) {
+  Result<DaemonConfig> config = ParseConfig(
+      "[server]\nrestore_roots = [\"/restore\", \"/srv/vm-restores\"]\n"
+      "restore_nbd_targets = [\"nbd://10.20.0.9:10809/\"]\n",
+      "/etc/offhostd/offhostd.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->restore_roots, (std::vector<std::string>{"/restore", "/srv/vm-restores"}));
+  EXPECT_EQ(config->restore_nbd_targets, (std::vector<std::string>{"nbd://10.20.0.9:10809/"}));
+  // None by default: restores to the proxy's file system are refused.
+  EXPECT_TRUE(ParseConfig("", "/etc/offhostd/offhostd.toml")->restore_roots.empty());
+}
+
+TEST(DaemonConfigTest, BadRestoreTargetsNameLineAndKey) {
+  EXPECT_THAT(ErrorOf("[server]\nrestore_roots = [\"/restore\", \"restore\"]\n"),
+              HasSubstr(":2: server.restore_roots[1]: \"restore\" must be an absolute path"));
+  EXPECT_THAT(ErrorOf("[server]\n\nrestore_roots = [\"/\"]\n"),
+              HasSubstr(":3: server.restore_roots[0]: \"/\" would allow restores over the whole"));
+  EXPECT_THAT(ErrorOf("[server]\nrestore_roots = \"/restore\"\n"),
+              HasSubstr(":2: server.restore_roots: must be an array of strings, not a string"));
+  EXPECT_THAT(ErrorOf("[server]\nrestore_nbd_targets = [\"http://x/\"]\n"),
+              HasSubstr(":2: server.restore_nbd_targets[0]: \"http://x/\" is not an NBD URI"));
+}
+
 TEST(DaemonConfigTest, HashTokenIsSha256Hex) { EXPECT_EQ(HashToken("test"), kHash); }
 
 TEST(DaemonConfigTest, SyntaxErrorNamesLine) {

@@ -10,8 +10,11 @@
 #include <mutex>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "grpc_test_util.h"
+#include "offhost/proxy/job_engine.h"
+#include "offhost/v1/jobs.grpc.pb.h"
 #include "offhost/v1/restore.grpc.pb.h"
 
 namespace offhost::grpcapi {
@@ -27,6 +30,7 @@ using testing::Reason;
 
 constexpr uint64_t kDiskSize = 16 << 20;
 constexpr uint64_t kBigSize = (3 << 20) + 12345;  // several DataChunks, the last one short
+const std::string kLongName = std::string(120, 'n') + ".txt";
 constexpr const char* kLatest = "datastores/main/vms/web01/snapshots/latest";
 
 struct AuditRecord {
@@ -74,6 +78,11 @@ class RestoreServiceTest : public ::testing::Test {
     std::filesystem::create_directories(root + "/data");
     std::ofstream(root + "/data/big.bin", std::ios::binary) << shared_->big;
     std::filesystem::create_symlink("big.bin", root + "/data/link");
+    // Longer than ustar's 100-byte name field: the tar download needs a pax record for it.
+    std::filesystem::create_directories(root + "/data/deep");
+    std::ofstream(root + "/data/deep/" + kLongName) << "long\n";
+    std::filesystem::permissions(root + "/data/deep/" + kLongName,
+                                 std::filesystem::perms::owner_read);
     std::string image = Ext4Image(root, shared_->dir / "disk.img", kDiskSize);
 
     storage::DatastoreConfig config;
@@ -92,6 +101,10 @@ class RestoreServiceTest : public ::testing::Test {
     context_.authorizer = &auth_;
     context_.audit = &audit_;
     context_.datastores = {{"main", shared_->dir / "ds", "the test datastore"}};
+    jobs_ = std::move(*proxy::JobEngine::Open({.state_dir = tmp_ / "state"}));
+    context_.jobs = jobs_.get();
+    std::filesystem::create_directories(tmp_ / "restore");
+    context_.restore_roots = {tmp_ / "restore"};
     server_ = std::make_unique<InProcessServer>(context_);
     restore_ = v1::RestoreService::NewStub(server_->channel());
   }
@@ -123,14 +136,54 @@ class RestoreServiceTest : public ::testing::Test {
     return d;
   }
 
+  grpc::Status StartDisk(const std::string& path, v1::Job* job, std::string* reason = nullptr) {
+    v1::StartDiskRestoreRequest req;
+    req.mutable_spec()->set_snapshot(kLatest);
+    req.mutable_spec()->mutable_file()->set_path(path);
+    grpc::ClientContext ctx;
+    grpc::Status st = restore_->StartDiskRestore(&ctx, req, job);
+    if (reason != nullptr) *reason = Reason(ctx);
+    return st;
+  }
+
+  grpc::Status StartFiles(const std::string& path, const std::string& dir, v1::Job* job,
+                          std::string* reason = nullptr) {
+    v1::StartFileRestoreRequest req;
+    req.mutable_spec()->set_snapshot(kLatest);
+    req.mutable_spec()->set_path(path);
+    req.mutable_spec()->set_target_directory(dir);
+    grpc::ClientContext ctx;
+    grpc::Status st = restore_->StartFileRestore(&ctx, req, job);
+    if (reason != nullptr) *reason = Reason(ctx);
+    return st;
+  }
+
+  // The job once it has ended, as FillJob shows it.
+  v1::Job Finished(const v1::Job& started) {
+    auto stub = v1::JobsService::NewStub(server_->channel());
+    for (int i = 0; i < 600; ++i) {
+      v1::GetJobRequest req;
+      req.set_name(started.name());
+      v1::Job job;
+      grpc::ClientContext ctx;
+      grpc::Status st = stub->GetJob(&ctx, req, &job);
+      if (st.ok() && job.state() >= v1::JOB_STATE_SUCCEEDED) return job;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << started.name() << " did not end";
+    return started;
+  }
+
   struct Shared {
     TempDir dir;
     std::string big;
   };
   static Shared* shared_;
 
+  TempDir tmp_;
   FakeAuthorizer auth_;
   FakeAuditLog audit_;
+  std::unique_ptr<proxy::JobEngine> jobs_;
   ServiceContext context_;
   std::unique_ptr<InProcessServer> server_;
   std::unique_ptr<v1::RestoreService::Stub> restore_;
@@ -200,16 +253,50 @@ TEST_F(RestoreServiceTest, MissingPathIsNotFound) {
   EXPECT_NE(audit_.records[0].where.find("caller, bytes 0-0: "), std::string::npos);
 }
 
-TEST_F(RestoreServiceTest, FoldersAndSymlinksNeedTarWhichIsNotServedYet) {
-  Download folder = Get("/vda/data");
-  EXPECT_EQ(folder.status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(folder.status.error_message().find("tar"), std::string::npos);
-  Download link = Get("/vda/data/link");
-  EXPECT_EQ(link.status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-
+TEST_F(RestoreServiceTest, FoldersHaveNoRawForm) {
   Download raw_folder = Get("/vda/data", 0, 0, v1::DOWNLOAD_FORMAT_RAW);
   EXPECT_EQ(raw_folder.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(raw_folder.reason, "NOT_A_REGULAR_FILE");
+}
+
+TEST_F(RestoreServiceTest, FolderDownloadsAsATarThatExtracts) {
+  if (!Have("tar")) GTEST_SKIP() << "tar is missing";
+  Download d = Get("/vda/data");
+  ASSERT_TRUE(d.status.ok()) << d.status.error_message();
+  EXPECT_EQ(d.header->format(), v1::DOWNLOAD_FORMAT_TAR);
+  EXPECT_EQ(d.header->content_length_bytes(), d.data.size());
+  EXPECT_EQ(d.data.size() % 512, 0u);
+  EXPECT_EQ(d.trailer->sha256(), Sha256(d.data));
+  testing::WriteFile(tmp_ / "data.tar", d.data);
+  std::filesystem::create_directories(tmp_ / "x");
+  std::string cmd = "tar -x -f " + tmp_ / "data.tar" + " -C " + tmp_ / "x";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_TRUE(testing::ReadFile(tmp_ / "x/data/big.bin") == shared_->big);
+  EXPECT_EQ(std::filesystem::read_symlink(tmp_ / "x/data/link"), "big.bin");
+  std::string lng = tmp_ / ("x/data/deep/" + kLongName);
+  EXPECT_EQ(testing::ReadFile(lng), "long\n");
+  EXPECT_EQ(std::filesystem::status(lng).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read);
+  // A symlink alone is a tar of one entry.
+  Download link = Get("/vda/data/link");
+  ASSERT_TRUE(link.status.ok()) << link.status.error_message();
+  EXPECT_EQ(link.header->format(), v1::DOWNLOAD_FORMAT_TAR);
+  EXPECT_EQ(link.data.size(), 512u * 3);
+}
+
+TEST_F(RestoreServiceTest, TarIsTheSameBytesEveryTimeSoItResumes) {
+  Download whole = Get("/vda/data");
+  ASSERT_TRUE(whole.status.ok()) << whole.status.error_message();
+  Download again = Get("/vda/data");
+  EXPECT_TRUE(again.data == whole.data);
+  // From inside big.bin's content, and from inside a header.
+  for (uint64_t offset : {uint64_t{1234567}, whole.data.size() - 700}) {
+    Download rest = Get("/vda/data", offset);
+    ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+    EXPECT_TRUE(rest.data == whole.data.substr(offset)) << offset;
+  }
+  Download piece = Get("/vda/data", 100, 1000);
+  EXPECT_TRUE(piece.data == whole.data.substr(100, 1000));
 }
 
 TEST_F(RestoreServiceTest, UnknownSnapshotIsNotFound) {
@@ -240,15 +327,134 @@ TEST_F(RestoreServiceTest, RefusedCallersGetTheAuthorizersStatus) {
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
-TEST_F(RestoreServiceTest, RestoreJobsAreNotServedYet) {
+TEST_F(RestoreServiceTest, DiskRestoreJobWritesTheBackedUpBytes) {
+  v1::Job job;
+  ASSERT_TRUE(StartDisk(tmp_ / "restore/vda.img", &job).ok());
+  EXPECT_EQ(auth_.last_needed, Role::kOperator);
+  EXPECT_EQ(job.type(), v1::JOB_TYPE_DISK_RESTORE);
+  v1::Job done = Finished(job);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error().message();
+  std::string image = testing::ReadFile(shared_->dir / "disk.img");
+  image.resize(kDiskSize);
+  EXPECT_TRUE(testing::ReadFile(tmp_ / "restore/vda.img") == image);
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "restore/vda.img.partial"));
+  EXPECT_EQ(done.disk_restore_result().disk(), "vda");
+  EXPECT_EQ(done.disk_restore_result().size_bytes(), kDiskSize);
+  EXPECT_EQ(done.progress().done_bytes(), kDiskSize);
+  EXPECT_NE(done.disk_restore().snapshot().find("/snapshots/"), std::string::npos);
+  EXPECT_EQ(done.disk_restore().snapshot().find("latest"), std::string::npos);
+
+  ASSERT_EQ(audit_.records.size(), 1u);
+  EXPECT_EQ(audit_.records[0].who, "veeam-prod");
+  EXPECT_EQ(audit_.records[0].action, "restore-disk");
+  EXPECT_NE(audit_.records[0].what.find("web01@"), std::string::npos);
+  EXPECT_NE(audit_.records[0].what.find(" disk vda"), std::string::npos);
+  EXPECT_NE(audit_.records[0].where.find(tmp_ / "restore/vda.img"), std::string::npos);
+  EXPECT_NE(audit_.records[0].where.find(job.name() + " started"), std::string::npos);
+}
+
+TEST_F(RestoreServiceTest, ExistingTargetNeedsOverwrite) {
+  testing::WriteFile(tmp_ / "restore/vda.img", "keep me");
+  v1::Job job;
+  std::string reason;
+  grpc::Status st = StartDisk(tmp_ / "restore/vda.img", &job, &reason);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(reason, "TARGET_EXISTS");
+  EXPECT_EQ(testing::ReadFile(tmp_ / "restore/vda.img"), "keep me");
+}
+
+TEST_F(RestoreServiceTest, TargetsOutsideTheRestoreRootsAreRefused) {
+  std::filesystem::create_directories(tmp_ / "elsewhere");
+  std::filesystem::create_directory_symlink(tmp_ / "elsewhere", tmp_ / "restore/out");
+  for (std::string path : {tmp_ / "elsewhere/vda.img", tmp_ / "restore/../elsewhere/vda.img",
+                           tmp_ / "restore/out/vda.img", std::string("/vda.img")}) {
+    v1::Job job;
+    std::string reason;
+    grpc::Status st = StartDisk(path, &job, &reason);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << path;
+    EXPECT_EQ(reason, "RESTORE_TARGET_NOT_ALLOWED") << path;
+    std::string files_reason;
+    EXPECT_EQ(
+        StartFiles("/vda/data", std::filesystem::path(path).parent_path(), &job, &files_reason)
+            .error_code(),
+        grpc::StatusCode::PERMISSION_DENIED)
+        << path;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(tmp_ / "elsewhere"));
+  // Refusals are audited too, with the target asked for.
+  ASSERT_EQ(audit_.records.size(), 8u);
+  EXPECT_NE(audit_.records[0].where.find("outside the restore folders"), std::string::npos);
+}
+
+TEST_F(RestoreServiceTest, NoRestoreRootsMeansNoFileTargets) {
+  context_.restore_roots.clear();
+  v1::Job job;
+  std::string reason;
+  grpc::Status st = StartDisk(tmp_ / "restore/vda.img", &job, &reason);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(reason, "RESTORE_TARGET_NOT_ALLOWED");
+  EXPECT_NE(st.error_message().find("restore_roots"), std::string::npos);
+}
+
+TEST_F(RestoreServiceTest, CancelledDiskRestoreLeavesNoFile) {
+  v1::Job job;
+  ASSERT_TRUE(StartDisk(tmp_ / "restore/vda.img", &job).ok());
+  v1::CancelJobRequest cancel;
+  cancel.set_name(job.name());
+  grpc::ClientContext ctx;
+  v1::Job cancelled;
+  ASSERT_TRUE(
+      v1::JobsService::NewStub(server_->channel())->CancelJob(&ctx, cancel, &cancelled).ok());
+  v1::Job done = Finished(job);
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "restore/vda.img.partial"));
+  // CancelJob may come after the end: then the job succeeded and the file is whole.
+  if (done.state() == v1::JOB_STATE_SUCCEEDED) {
+    EXPECT_EQ(std::filesystem::file_size(tmp_ / "restore/vda.img"), kDiskSize);
+  } else {
+    EXPECT_EQ(done.state(), v1::JOB_STATE_CANCELLED);
+    EXPECT_FALSE(std::filesystem::exists(tmp_ / "restore/vda.img"));
+  }
+}
+
+TEST_F(RestoreServiceTest, NbdTargetsMustBeConfigured) {
+  v1::StartDiskRestoreRequest req;
+  req.mutable_spec()->set_snapshot(kLatest);
+  req.mutable_spec()->mutable_nbd()->set_uri("nbd://127.0.0.1:10809/vda");
   grpc::ClientContext ctx;
   v1::Job job;
-  grpc::Status st = restore_->StartDiskRestore(&ctx, {}, &job);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(auth_.last_needed, Role::kOperator);
-  grpc::ClientContext ctx2;
-  EXPECT_EQ(restore_->StartFileRestore(&ctx2, {}, &job).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(restore_->StartDiskRestore(&ctx, req, &job).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(ctx), "RESTORE_TARGET_NOT_ALLOWED");
+}
+
+TEST_F(RestoreServiceTest, FileRestoreJobWritesFilesAndFolders) {
+  std::filesystem::create_directories(tmp_ / "restore/one");
+  v1::Job job;
+  ASSERT_TRUE(StartFiles("/vda/data/big.bin", tmp_ / "restore/one", &job).ok());
+  v1::Job done = Finished(job);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error().message();
+  EXPECT_TRUE(testing::ReadFile(tmp_ / "restore/one/big.bin") == shared_->big);
+  EXPECT_EQ(done.file_restore_result().file_count(), 1u);
+
+  ASSERT_TRUE(StartFiles("/vda/data", tmp_ / "restore", &job).ok());
+  done = Finished(job);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error().message();
+  EXPECT_TRUE(testing::ReadFile(tmp_ / "restore/data/big.bin") == shared_->big);
+  EXPECT_EQ(std::filesystem::read_symlink(tmp_ / "restore/data/link"), "big.bin");
+  EXPECT_EQ(done.file_restore_result().symlink_count(), 1u);
+
+  ASSERT_EQ(audit_.records.size(), 2u);
+  EXPECT_EQ(audit_.records[1].action, "restore-files");
+  EXPECT_NE(audit_.records[1].what.find(":/vda/data"), std::string::npos);
+  EXPECT_NE(audit_.records[1].where.find(tmp_ / "restore"), std::string::npos);
+}
+
+TEST_F(RestoreServiceTest, FileRestoreOfAMissingPathIsNotFound) {
+  v1::Job job;
+  std::string reason;
+  EXPECT_EQ(StartFiles("/vda/nothing", tmp_ / "restore", &job, &reason).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(reason, "PATH_NOT_FOUND");
 }
 
 }  // namespace

@@ -86,6 +86,10 @@ struct ServiceContext {
   std::vector<VmConfig> vms;
   // Runs backups and verifies; null: the Start* RPCs answer UNAVAILABLE.
   proxy::JobEngine* jobs = nullptr;
+  // Where disk and file restores may write on the proxy ([server] restore_roots); empty:
+  // nowhere. And the NBD URI prefixes disk restores may write ([server] restore_nbd_targets).
+  std::vector<std::string> restore_roots;
+  std::vector<std::string> restore_nbd_targets;
   std::string version = "offhost 0.1.0";
   // SystemInfo.start_time: when the daemon made its context, i.e. started.
   std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();
