@@ -15,24 +15,27 @@ namespace offhost::cli {
 // Documented in README.md ("Exit codes").
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailed = 1,   // the operation failed; the message says why
-  kExitUsage = 2,    // bad command line
-  kExitDamage = 3,   // verify found damaged or missing chunks
+  kExitFailed = 1,       // the operation failed; the message says why
+  kExitUsage = 2,        // bad command line
+  kExitDamage = 3,       // verify found damaged or missing chunks
+  kExitAuth = 4,         // offhostd refused the credentials or the role
+  kExitUnavailable = 5,  // offhostd could not be reached
 };
 
 // Prints "offhost: error: <message>" to stderr and returns the exit code for `st`.
 int ReportError(const Status& st);
 
-std::string HumanBytes(uint64_t bytes);           // "1.50 GiB"
-std::string HumanRate(double bytes_per_second);   // "350.2 MB/s"
-std::string HumanDuration(double seconds);        // "0:03:21" or "5.8 s"
-std::string FormatTime(int64_t unix_seconds);     // "2026-11-25 01:30:49 UTC"
+std::string HumanBytes(uint64_t bytes);          // "1.50 GiB"
+std::string HumanRate(double bytes_per_second);  // "350.2 MB/s"
+std::string HumanDuration(double seconds);       // "0:03:21" or "5.8 s"
+std::string FormatTime(int64_t unix_seconds);    // "2026-11-25 01:30:49 UTC"
 
 bool StdoutIsTerminal();
 
 // Prints rows under headers with columns aligned; columns in `right` are right-aligned.
 void PrintTable(const std::vector<std::string>& headers,
-                const std::vector<std::vector<std::string>>& rows, const std::vector<size_t>& right);
+                const std::vector<std::vector<std::string>>& rows,
+                const std::vector<size_t>& right);
 
 // A one-line progress bar on stdout, redrawn a few times a second while it lives, shown
 // only when stdout is a terminal. `read` returns (done, total) bytes.

@@ -4,15 +4,21 @@
 //   image:   --vm NAME --disk NAME=PATH [...] [--bitmap NAME]
 //   libvirt: --connect URI --domain NAME|UUID [--vm NAME]
 //   qemu:    --qmp SOCKET [--qga SOCKET] --vm NAME
+// offhost backup [--server ADDR] --vm NAME [--disk NAME ...] [--full] [--no-catalog] [--json]
+//   against offhostd: a VM of its inventory, as a job (StartBackup, then WatchJob)
 #include <csignal>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
+#include "daemon_convert.h"
 #include "iscsi_options.h"
+#include "job_watch.h"
 #include "offhost/proxy/vm_backup.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
+#include "offhost/v1/backup.grpc.pb.h"
 
 namespace offhost::cli {
 namespace {
@@ -31,6 +37,7 @@ struct BackupCliOptions {
   bool json = false;
   bool no_catalog = false;
   IscsiCliOptions iscsi;
+  DaemonOptions daemon;
 };
 
 // Drivers whose --disk names its source (NAME=URI or NAME=PATH) rather than picking one of
@@ -114,14 +121,21 @@ nlohmann::json ToJson(const proxy::VmBackupResult& r) {
                       {"disks", nlohmann::json::array()},
                       {"excluded", nlohmann::json::array()}};
   for (const auto& d : s.disks) {
-    j["disks"].push_back({{"name", d.name}, {"size", d.size}, {"bytes_read", d.bytes_read},
-                          {"new_bytes", d.new_bytes}, {"chunks", d.chunks},
-                          {"new_chunks", d.new_chunks}, {"zero_bytes", d.zero_bytes},
+    j["disks"].push_back({{"name", d.name},
+                          {"size", d.size},
+                          {"bytes_read", d.bytes_read},
+                          {"new_bytes", d.new_bytes},
+                          {"chunks", d.chunks},
+                          {"new_chunks", d.new_chunks},
+                          {"zero_bytes", d.zero_bytes},
                           {"unallocated_bytes", d.unallocated_bytes},
-                          {"incremental", d.incremental}, {"full_reason", d.full_reason},
-                          {"dirty_bytes", d.dirty_bytes}, {"reused_bytes", d.reused_bytes}});
+                          {"incremental", d.incremental},
+                          {"full_reason", d.full_reason},
+                          {"dirty_bytes", d.dirty_bytes},
+                          {"reused_bytes", d.reused_bytes}});
   }
-  for (const auto& e : r.excluded) j["excluded"].push_back({{"name", e.name}, {"reason", e.reason}});
+  for (const auto& e : r.excluded)
+    j["excluded"].push_back({{"name", e.name}, {"reason", e.reason}});
   if (!r.release_warning.empty()) j["release_warning"] = r.release_warning;
   j["phases"] = nlohmann::json::object();
   for (const auto& [name, secs] : r.phases) j["phases"][name] = secs;
@@ -141,8 +155,8 @@ void PrintSummary(const proxy::VmBackupResult& r) {
   const auto& s = r.backup.snapshot;
   double secs = r.backup.seconds > 0 ? r.backup.seconds : 1e-9;
   std::cout << "backup " << s.vm << "@" << s.id << ": " << HumanBytes(s.logical_bytes())
-            << " logical, " << HumanBytes(s.bytes_read()) << " read, "
-            << HumanBytes(s.new_bytes()) << " new in datastore, " << DedupeText(s) << ", "
+            << " logical, " << HumanBytes(s.bytes_read()) << " read, " << HumanBytes(s.new_bytes())
+            << " new in datastore, " << DedupeText(s) << ", "
             << HumanRate(static_cast<double>(s.logical_bytes()) / secs) << " in "
             << HumanDuration(r.backup.seconds) << "\n";
   bool driver_backup = s.meta.driver != "nbd" || s.disks.size() > 1 || s.disks[0].incremental ||
@@ -171,7 +185,7 @@ void PrintSummary(const proxy::VmBackupResult& r) {
   }
 }
 
-int RunBackupCommand(const BackupCliOptions& o) {
+int BackupLocal(const BackupCliOptions& o) {
   auto req = MakeRequest(o);
   if (!req.ok()) return ReportError(req.status());
   auto ds = storage::Datastore::Open(o.datastore, /*for_writing=*/true);
@@ -205,12 +219,98 @@ int RunBackupCommand(const BackupCliOptions& o) {
   return kExitOk;
 }
 
+// The daemon's answer in the local result's shape, so both modes print the same summary.
+proxy::VmBackupResult FromProto(const v1::Job& job) {
+  const auto& r = job.backup_result();
+  proxy::VmBackupResult out;
+  out.backup.snapshot = cli::FromProto(r.snapshot());
+  // The job's times: the snapshot's are whole seconds.
+  out.backup.seconds = static_cast<double>(job.end_time().seconds() - job.start_time().seconds()) +
+                       (job.end_time().nanos() - job.start_time().nanos()) / 1e9;
+  for (const auto& e : r.excluded_disks()) out.excluded.push_back({e.name(), e.reason()});
+  out.release_warning = r.release_warning();
+  for (const auto& p : r.phases()) {
+    std::string name = v1::JobPhase_Name(p.phase()).substr(sizeof("JOB_PHASE_") - 1);
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.phases.emplace_back(
+        name, static_cast<double>(p.duration().seconds()) + p.duration().nanos() / 1e9);
+  }
+  auto& c = out.backup.catalog;
+  c.files = r.catalog().file_count();
+  c.directories = r.catalog().directory_count();
+  c.skipped_names = r.catalog().skipped_name_count();
+  c.not_indexed.assign(r.catalog().not_indexed().begin(), r.catalog().not_indexed().end());
+  c.new_bytes = r.catalog().new_bytes();
+  c.seconds =
+      static_cast<double>(r.catalog().duration().seconds()) + r.catalog().duration().nanos() / 1e9;
+  return out;
+}
+
+// The daemon knows its VMs' drivers and sources: only the VM and the choices are asked for.
+Result<v1::StartBackupRequest> MakeDaemonRequest(const BackupCliOptions& o) {
+  if (o.vm.empty()) return Status::InvalidArgument("--vm NAME: the VM of offhostd's inventory");
+  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", o.vm));
+  if (o.driver != "nbd" || !o.connect.empty() || !o.domain.empty() || !o.qmp.empty() ||
+      !o.bitmap.empty()) {
+    return Status::InvalidArgument(
+        "against offhostd the VM's driver and sources come from its "
+        "configuration: --driver, --connect, --domain, --qmp and "
+        "--bitmap need --datastore DIR (local mode)");
+  }
+  v1::StartBackupRequest req;
+  auto* spec = req.mutable_spec();
+  spec->set_vm("hosts/-/vms/" + o.vm);
+  spec->set_full(o.full);
+  spec->set_skip_catalog(o.no_catalog);
+  for (const auto& d : o.disks) {
+    if (d.find('=') != std::string::npos) {
+      return Status::InvalidArgument("--disk " + snapshot_drivers::MaskUri(d) +
+                                     ": against offhostd --disk names one of the VM's disks");
+    }
+    spec->add_disks(d);
+  }
+  return req;
+}
+
+int BackupDaemon(const BackupCliOptions& o) {
+  auto req = MakeDaemonRequest(o);
+  if (!req.ok()) return ReportError(req.status());
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::BackupService::NewStub((*client)->channel());
+  v1::Job job;
+  auto ctx = (*client)->Context();
+  grpc::Status st = stub->StartBackup(ctx.get(), *req, &job);
+  if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+  int exit = kExitOk;
+  auto done = WatchToEnd(**client, job.name(), "backup", &exit);
+  if (!done.ok()) return exit;
+  if (done->state() != v1::JOB_STATE_SUCCEEDED) {
+    std::cerr << "offhost: the backup failed; no snapshot was created\n";
+    return ReportJobFailure(*done);
+  }
+  proxy::VmBackupResult result = FromProto(*done);
+  if (o.json) {
+    std::cout << ToJson(result).dump(2) << "\n";
+  } else {
+    PrintSummary(result);
+  }
+  return kExitOk;
+}
+
+int RunBackupCommand(const BackupCliOptions& o) {
+  auto daemon = UseDaemon(o.daemon, o.datastore);
+  if (!daemon.ok()) return ReportError(daemon.status());
+  return *daemon ? BackupDaemon(o) : BackupLocal(o);
+}
+
 }  // namespace
 
 void AddBackupCommand(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<BackupCliOptions>();
   auto* cmd = app.add_subcommand("backup", "Back up a VM's disks into a datastore");
-  cmd->add_option("--datastore", o->datastore, "Datastore directory")->required();
+  cmd->add_option("--datastore", o->datastore, "Datastore directory (local mode)");
+  AddDaemonOptions(cmd, &o->daemon);
   cmd->add_option("--driver", o->driver,
                   "Snapshot driver: nbd (default), iscsi, image, libvirt, qemu");
   cmd->add_option("--vm", o->vm, "VM name in the datastore (default: the hypervisor's name)");
@@ -218,7 +318,8 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
                   "nbd driver: NAME=URI of a read-only export (nbd://, nbds://, nbd+unix://); "
                   "iscsi driver: NAME=iscsi://[USER@]PORTAL/TARGET-IQN/LUN[#VG/LV]; "
                   "image driver: NAME=PATH of a disk image (raw, qcow2, vmdk, vhd, vhdx); "
-                  "libvirt/qemu drivers: NAME of a disk to back up (default: all). Repeatable");
+                  "libvirt/qemu drivers and offhostd: NAME of a disk to back up (default: all). "
+                  "Repeatable");
   cmd->add_option("--bitmap", o->bitmap,
                   "nbd driver: dirty-bitmap context of the exports, e.g. qemu:dirty-bitmap:bm0; "
                   "image driver: a persistent bitmap of the qcow2 images");

@@ -1,11 +1,15 @@
 // offhost snapshots --datastore DIR [--vm NAME] [--json]
+// offhost snapshots [--server ADDR] [--vm NAME] [--json]      (against offhostd)
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
+#include "daemon_convert.h"
 #include "offhost/storage/datastore.h"
+#include "offhost/v1/catalog.grpc.pb.h"
 
 namespace offhost::cli {
 namespace {
@@ -15,6 +19,7 @@ struct SnapshotsOptions {
   std::string vm;
   std::string config;  // VM@SNAPSHOT whose stored VM configuration to print
   bool json = false;
+  DaemonOptions daemon;
 };
 
 int PrintConfig(storage::Datastore& ds, const std::string& ref) {
@@ -27,9 +32,10 @@ int PrintConfig(storage::Datastore& ds, const std::string& ref) {
   auto config = ds.GetVmConfig(*snap);
   if (!config.ok()) return ReportError(config.status());
   if (config->empty()) {
-    return ReportError(Status::NotFound(snap->vm + "@" + snap->id + " has no stored VM "
-                                        "configuration (its driver, " + snap->meta.driver +
-                                        ", has none)"));
+    return ReportError(Status::NotFound(snap->vm + "@" + snap->id +
+                                        " has no stored VM "
+                                        "configuration (its driver, " +
+                                        snap->meta.driver + ", has none)"));
   }
   std::cout << *config << (config->ends_with("\n") ? "" : "\n");
   return kExitOk;
@@ -38,45 +44,52 @@ int PrintConfig(storage::Datastore& ds, const std::string& ref) {
 nlohmann::json ToJson(const storage::SnapshotRecord& s) {
   nlohmann::json disks = nlohmann::json::array();
   for (const auto& d : s.disks) {
-    disks.push_back({{"name", d.name}, {"size", d.size}, {"source", d.source},
-                     {"bytes_read", d.bytes_read}, {"new_bytes", d.new_bytes},
-                     {"chunks", d.chunks}, {"new_chunks", d.new_chunks},
-                     {"zero_bytes", d.zero_bytes}, {"unallocated_bytes", d.unallocated_bytes},
-                     {"incremental", d.incremental}, {"full_reason", d.full_reason},
-                     {"dirty_bytes", d.dirty_bytes}, {"reused_bytes", d.reused_bytes}});
+    disks.push_back({{"name", d.name},
+                     {"size", d.size},
+                     {"source", d.source},
+                     {"bytes_read", d.bytes_read},
+                     {"new_bytes", d.new_bytes},
+                     {"chunks", d.chunks},
+                     {"new_chunks", d.new_chunks},
+                     {"zero_bytes", d.zero_bytes},
+                     {"unallocated_bytes", d.unallocated_bytes},
+                     {"incremental", d.incremental},
+                     {"full_reason", d.full_reason},
+                     {"dirty_bytes", d.dirty_bytes},
+                     {"reused_bytes", d.reused_bytes}});
   }
-  return {{"vm", s.vm},           {"snapshot", s.id},
-          {"vm_uuid", s.meta.vm_uuid}, {"driver", s.meta.driver},
-          {"consistency", s.meta.consistency}, {"consistency_reason", s.meta.consistency_reason},
-          {"checkpoint", s.meta.checkpoint}, {"parent", s.meta.parent},
-          {"started", s.started}, {"finished", s.finished},
-          {"logical_bytes", s.logical_bytes()}, {"bytes_read", s.bytes_read()},
-          {"new_bytes", s.new_bytes()}, {"disks", disks}};
+  return {{"vm", s.vm},
+          {"snapshot", s.id},
+          {"vm_uuid", s.meta.vm_uuid},
+          {"driver", s.meta.driver},
+          {"consistency", s.meta.consistency},
+          {"consistency_reason", s.meta.consistency_reason},
+          {"checkpoint", s.meta.checkpoint},
+          {"parent", s.meta.parent},
+          {"started", s.started},
+          {"finished", s.finished},
+          {"logical_bytes", s.logical_bytes()},
+          {"bytes_read", s.bytes_read()},
+          {"new_bytes", s.new_bytes()},
+          {"disks", disks}};
 }
 
-int RunSnapshots(const SnapshotsOptions& o) {
-  if (!o.vm.empty()) {
-    Status st = storage::ValidateName("VM", o.vm);
-    if (!st.ok()) return ReportError(st);
-  }
-  auto ds = storage::Datastore::Open(o.datastore, false);
-  if (!ds.ok()) return ReportError(ds.status());
-  if (!o.config.empty()) return PrintConfig(**ds, o.config);
-  auto list = (*ds)->ListSnapshots(o.vm);
-  if (!list.ok()) return ReportError(list.status());
+// The same table and JSON in both modes; `where` names the datastore or the daemon.
+int PrintSnapshots(const std::vector<storage::SnapshotRecord>& list, const SnapshotsOptions& o,
+                   const std::string& where) {
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& s : *list) j.push_back(ToJson(s));
+    for (const auto& s : list) j.push_back(ToJson(s));
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
-  if (list->empty()) {
-    std::cout << "no snapshots" << (o.vm.empty() ? "" : " of VM " + o.vm) << " in "
-              << o.datastore << "\n";
+  if (list.empty()) {
+    std::cout << "no snapshots" << (o.vm.empty() ? "" : " of VM " + o.vm) << " in " << where
+              << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;
-  for (const auto& s : *list) {
+  for (const auto& s : list) {
     std::string disks;
     bool any_inc = false, any_full = false;
     for (const auto& d : s.disks) {
@@ -94,12 +107,57 @@ int RunSnapshots(const SnapshotsOptions& o) {
   return kExitOk;
 }
 
+int RunLocal(const SnapshotsOptions& o) {
+  auto ds = storage::Datastore::Open(o.datastore, false);
+  if (!ds.ok()) return ReportError(ds.status());
+  if (!o.config.empty()) return PrintConfig(**ds, o.config);
+  auto list = (*ds)->ListSnapshots(o.vm);
+  if (!list.ok()) return ReportError(list.status());
+  return PrintSnapshots(*list, o, o.datastore);
+}
+
+// Every page of ListSnapshots over all of the daemon's datastores.
+int RunDaemon(const SnapshotsOptions& o) {
+  if (!o.config.empty()) {
+    return ReportError(
+        Status::InvalidArgument("--config reads a datastore directory: give "
+                                "--datastore DIR"));
+  }
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::CatalogService::NewStub((*client)->channel());
+  v1::ListSnapshotsRequest req;
+  req.set_parent("datastores/-/vms/" + (o.vm.empty() ? std::string("-") : o.vm));
+  req.set_page_size(1000);
+  std::vector<storage::SnapshotRecord> list;
+  do {
+    v1::ListSnapshotsResponse resp;
+    auto ctx = (*client)->Context();
+    grpc::Status st = stub->ListSnapshots(ctx.get(), req, &resp);
+    if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+    for (const auto& s : resp.snapshots()) list.push_back(FromProto(s));
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  return PrintSnapshots(list, o, "offhostd at " + (*client)->server());
+}
+
+int RunSnapshots(const SnapshotsOptions& o) {
+  if (!o.vm.empty()) {
+    Status st = storage::ValidateName("VM", o.vm);
+    if (!st.ok()) return ReportError(st);
+  }
+  auto daemon = UseDaemon(o.daemon, o.datastore);
+  if (!daemon.ok()) return ReportError(daemon.status());
+  return *daemon ? RunDaemon(o) : RunLocal(o);
+}
+
 }  // namespace
 
 void AddSnapshotsCommand(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<SnapshotsOptions>();
   auto* cmd = app.add_subcommand("snapshots", "List the snapshots in a datastore");
-  cmd->add_option("--datastore", o->datastore, "Datastore directory")->required();
+  cmd->add_option("--datastore", o->datastore, "Datastore directory (local mode)");
+  AddDaemonOptions(cmd, &o->daemon);
   cmd->add_option("--vm", o->vm, "Only this VM");
   cmd->add_option("--config", o->config,
                   "Print the VM configuration stored with VM@SNAPSHOT (domain XML, ...)");

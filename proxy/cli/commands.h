@@ -18,5 +18,6 @@ void AddFilesCommands(CLI::App& app, RunFn* run);
 void AddMountCommand(CLI::App& app, RunFn* run);
 void AddFindCommands(CLI::App& app, RunFn* run);
 void AddDiscoverCommand(CLI::App& app, RunFn* run);
+void AddJobsCommand(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

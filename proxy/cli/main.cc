@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   AddMountCommand(app, &run);
   AddFindCommands(app, &run);
   AddDiscoverCommand(app, &run);
+  AddJobsCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,139 @@
+// offhost jobs [--server ADDR] [--json]          the daemon's jobs, newest first
+// offhost jobs cancel JOB [--server ADDR]         ask the daemon to cancel one
+// Jobs exist only in offhostd: there is no local mode.
+#include <google/protobuf/util/json_util.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "daemon_client.h"
+#include "daemon_convert.h"
+#include "job_watch.h"
+#include "offhost/v1/jobs.grpc.pb.h"
+
+namespace offhost::cli {
+namespace {
+
+struct JobsOptions {
+  DaemonOptions daemon;
+  bool json = false;
+  std::string cancel;  // the job to cancel
+};
+
+std::string TypeName(v1::JobType t) {
+  switch (t) {
+    case v1::JOB_TYPE_BACKUP:
+      return "backup";
+    case v1::JOB_TYPE_DISK_RESTORE:
+      return "restore";
+    case v1::JOB_TYPE_FILE_RESTORE:
+      return "restore-file";
+    case v1::JOB_TYPE_VERIFY:
+      return "verify";
+    default:
+      return "unknown";
+  }
+}
+
+// What the job works on, in the CLI's own terms (VM, VM@SNAPSHOT, datastore).
+std::string Target(const v1::Job& j) {
+  if (j.has_backup()) {
+    if (j.has_backup_result()) {
+      const auto& s = j.backup_result().snapshot();
+      return LastPart(s.backup_group()) + "@" + s.snapshot_id();
+    }
+    return LastPart(j.backup().vm());
+  }
+  if (j.has_disk_restore()) return j.disk_restore().snapshot();
+  if (j.has_file_restore()) return j.file_restore().snapshot();
+  if (j.has_verify()) return j.verify().datastore().empty() ? "all" : j.verify().datastore();
+  return "";
+}
+
+std::string Progress(const v1::Job& j) {
+  if (j.state() == v1::JOB_STATE_FAILED || j.state() == v1::JOB_STATE_INTERRUPTED) {
+    return j.error().message();
+  }
+  const auto& p = j.progress();
+  if (p.total_bytes() == 0) return "";
+  return HumanBytes(p.done_bytes()) + " / " + HumanBytes(p.total_bytes());
+}
+
+// The proto3 JSON mapping, as grpcurl prints it: one schema for every client of the daemon.
+nlohmann::json ToJson(const v1::Job& j) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(j, &text, options);
+  return nlohmann::json::parse(text);
+}
+
+std::string JobName(const std::string& id) { return id.starts_with("jobs/") ? id : "jobs/" + id; }
+
+int ListJobs(const JobsOptions& o) {
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::JobsService::NewStub((*client)->channel());
+  v1::ListJobsRequest req;
+  req.set_page_size(1000);
+  std::vector<v1::Job> jobs;
+  do {
+    v1::ListJobsResponse resp;
+    auto ctx = (*client)->Context();
+    grpc::Status st = stub->ListJobs(ctx.get(), req, &resp);
+    if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+    jobs.insert(jobs.end(), resp.jobs().begin(), resp.jobs().end());
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  if (o.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& job : jobs) j.push_back(ToJson(job));
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (jobs.empty()) {
+    std::cout << "no jobs in offhostd at " << (*client)->server() << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& j : jobs) {
+    rows.push_back({LastPart(j.name()), TypeName(j.type()), JobStateName(j.state()), Target(j),
+                    FormatTime(j.create_time().seconds()), j.creator().name(), Progress(j)});
+  }
+  PrintTable({"JOB", "TYPE", "STATE", "TARGET", "CREATED", "BY", "PROGRESS"}, rows, {});
+  return kExitOk;
+}
+
+int CancelJob(const JobsOptions& o) {
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::JobsService::NewStub((*client)->channel());
+  v1::CancelJobRequest req;
+  req.set_name(JobName(o.cancel));
+  v1::Job job;
+  auto ctx = (*client)->Context();
+  grpc::Status st = stub->CancelJob(ctx.get(), req, &job);
+  if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+  std::cout << job.name() << ": " << JobStateName(job.state()) << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddJobsCommand(CLI::App& app, RunFn* run) {
+  auto o = std::make_shared<JobsOptions>();
+  auto* cmd = app.add_subcommand("jobs", "List offhostd's jobs (backups, restores, verifies)");
+  AddDaemonOptions(cmd, &o->daemon);
+  cmd->add_flag("--json", o->json, "Print the jobs as JSON (the offhost.v1 Job messages)");
+  // CLI11 runs the parent's callback after the subcommand's: one callback decides for both.
+  cmd->callback(
+      [run, o] { *run = [o] { return o->cancel.empty() ? ListJobs(*o) : CancelJob(*o); }; });
+
+  auto* cancel = cmd->add_subcommand("cancel", "Ask offhostd to cancel a job");
+  cancel->add_option("JOB", o->cancel, "The job: its id or jobs/ID")->required();
+  AddDaemonOptions(cancel, &o->daemon);
+}
+
+}  // namespace offhost::cli
