@@ -5,6 +5,7 @@
 #include "datastores.h"
 #include "jobs.h"
 #include "names.h"
+#include "offhost/snapshot-drivers/nbd_block_device.h"
 #include "snapshots.h"
 #include "status_map.h"
 
@@ -69,6 +70,24 @@ grpc::Status ResolveInventoryVm(const ServiceContext& context, grpc::ServerConte
   return grpc::Status::OK;
 }
 
+// Why an ad-hoc source URI may not be opened, or "" when it may. The daemon runs as root:
+// an API caller must not make it read local files (tls-psk-file=, tls-certificates=), talk to
+// local sockets (other backups' exports) or carry secrets in a request that jobs keep.
+std::string AdHocUriProblem(const std::string& uri) {
+  if (!uri.starts_with("nbd://") && !uri.starts_with("nbds://")) {
+    return "ad-hoc sources must be network exports (nbd:// or nbds://), not " +
+           snapshot_drivers::MaskUri(uri);
+  }
+  if (snapshot_drivers::MaskUri(uri) != uri) {
+    return "the URI holds a password; configure the source as a VM of the host instead";
+  }
+  if (uri.find('?') != std::string::npos) {
+    return "query parameters (TLS files, sockets) are not allowed in ad-hoc URIs; configure "
+           "the source as a VM of the host instead";
+  }
+  return "";
+}
+
 // Ad-hoc sources: only the nbd driver's settings are taken so far.
 grpc::Status ResolveAdHoc(const ServiceContext& context, grpc::ServerContext* ctx,
                           const v1::AdHocSource& source, BackupPlan* plan,
@@ -102,6 +121,10 @@ grpc::Status ResolveAdHoc(const ServiceContext& context, grpc::ServerContext* ct
   plan->request.snapshot.settings = (*host)->settings;
   for (const v1::NbdDisk& d : source.settings().nbd().disks()) {
     if (Status st = storage::ValidateName("disk", d.name()); !st.ok()) return ToGrpc(ctx, st, "");
+    if (std::string why = AdHocUriProblem(d.uri()); !why.empty()) {
+      return Fail(ctx, grpc::StatusCode::PERMISSION_DENIED, "SOURCE_NOT_ALLOWED",
+                  "disk " + d.name() + ": " + why);
+    }
     plan->request.snapshot.settings["disk." + d.name()] = d.uri();
   }
   if (!source.settings().nbd().bitmap().empty()) {

@@ -41,7 +41,8 @@ class BackupService final : public v1::BackupService::Service {
       return grpc::Status::OK;
     }
     std::string vm = "hosts/" + plan.host + "/vms/" + plan.vm_id;
-    std::vector<proxy::JobRecord> same_vm = context_.jobs->List({.keys = {{"vm_id", plan.vm_id}}});
+    std::vector<proxy::JobRecord> same_vm =
+        context_.jobs->List({.types = {"backup"}, .keys = {{"vm_id", plan.vm_id}}});
     if (const proxy::JobRecord* running = RunningBackup(same_vm, *req, caller)) {
       return Fail(ctx, grpc::StatusCode::FAILED_PRECONDITION, "VM_BACKUP_RUNNING",
                   "a backup of " + vm + " is running: " + JobResource(running->id),

@@ -243,7 +243,8 @@ proxy::JobFn FileRestoreJob(FileRestorePlan plan) {
     if (!dir.ok()) return AsJobError(dir.status());
     OFFHOST_ASSIGN_OR_RETURN(auto opened, proxy::SnapshotFiles::Open(*ds, snap));
     Result<proxy::FileRestoreResult> r =
-        proxy::RestoreFiles(opened->files(), plan.path, *dir, {.overwrite = plan.spec.overwrite()});
+        proxy::RestoreFiles(opened->files(), plan.path, *dir,
+                            {.overwrite = plan.spec.overwrite(), .keep_setid = false});
     if (!r.ok()) return AsJobError(r.status());
     for (const std::string& s : r->skipped) control.Warn("skipped " + s);
     uint64_t entries = r->files + r->directories + r->symlinks;

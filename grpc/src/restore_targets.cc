@@ -83,8 +83,12 @@ Result<std::string> AllowedDirectoryTarget(const std::vector<std::string>& roots
 }
 
 Status AllowedNbdTarget(const std::vector<std::string>& prefixes, const std::string& uri) {
+  // An entry allows itself, or (ending in '/') the exports of that server; never a longer
+  // host name ("nbd://10.0.0.9" is not "nbd://10.0.0.99") or extra query parameters.
+  bool has_query = uri.find('?') != std::string::npos;
   for (const std::string& prefix : prefixes) {
-    if (uri.starts_with(prefix)) return Status::OK();
+    if (uri == prefix) return Status::OK();
+    if (prefix.ends_with("/") && uri.starts_with(prefix) && !has_query) return Status::OK();
   }
   return Status(StatusCode::kNotSupported,
                 "the NBD target is not one offhostd may write: add its URI prefix to [server] "

@@ -92,7 +92,7 @@ Result<std::unique_ptr<DaemonClient>> DaemonClient::Connect(const DaemonOptions&
   OFFHOST_ASSIGN_OR_RETURN(std::string token, LoadToken(o));
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (server.starts_with("unix:")) {
-    // The socket's file permissions and the daemon's peer-credential check protect it.
+    // A local socket: its file permissions keep others out; the token still gives the role.
     creds = grpc::InsecureChannelCredentials();
   } else {
     OFFHOST_ASSIGN_OR_RETURN(creds, TlsCredentials(o));
@@ -119,8 +119,7 @@ int ReportRpcError(const grpc::Status& st, const grpc::ClientContext& ctx,
       if (client.has_token()) {
         std::cerr << "offhost: offhostd refused the token from --token-file / $OFFHOST_TOKEN\n";
       } else {
-        std::cerr << "offhost: give offhostd a token with --token-file FILE or $OFFHOST_TOKEN "
-                     "(on the proxy, root may use the unix socket without one)\n";
+        std::cerr << "offhost: give offhostd a token with --token-file FILE or $OFFHOST_TOKEN\n";
       }
       return kExitAuth;
     case grpc::StatusCode::PERMISSION_DENIED:

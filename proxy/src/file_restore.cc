@@ -49,9 +49,12 @@ class Restorer {
       return Status::OK();
     }
     switch (info.type) {
-      case mount::FileType::kDirectory: return RestoreDir(dirfd, guest_path, info, shown);
-      case mount::FileType::kRegular: return RestoreFile(dirfd, guest_path, info, shown);
-      case mount::FileType::kSymlink: return RestoreLink(dirfd, info, shown);
+      case mount::FileType::kDirectory:
+        return RestoreDir(dirfd, guest_path, info, shown);
+      case mount::FileType::kRegular:
+        return RestoreFile(dirfd, guest_path, info, shown);
+      case mount::FileType::kSymlink:
+        return RestoreLink(dirfd, info, shown);
       default:
         result.skipped.push_back(guest_path + ": not a file, folder or symlink");
         return Status::OK();
@@ -102,7 +105,7 @@ class Restorer {
           Restore(sub.get(), guest_path + "/" + child.name, child, shown + "/" + child.name));
     }
     SetOwner(dirfd, info.name, info);
-    ::fchmod(sub.get(), info.mode ? info.mode : 0755);
+    ::fchmod(sub.get(), Mode(info.mode ? info.mode : 0755));
     SetTimes(dirfd, info.name, info);  // after the children, which touch it
     return Status::OK();
   }
@@ -110,28 +113,29 @@ class Restorer {
   Status RestoreFile(int dirfd, const std::string& guest_path, const mount::FileInfo& info,
                      const std::string& shown) {
     OFFHOST_RETURN_IF_ERROR(MakeRoom(dirfd, info.name, false, shown));
-    Fd fd(::openat(dirfd, info.name.c_str(),
-                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    Fd fd(::openat(dirfd, info.name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   0600));
     if (fd.get() < 0) return Status::FromErrno("create " + shown, errno);
     static const char kZero[4096] = {};
-    OFFHOST_RETURN_IF_ERROR(files_.ReadFile(guest_path, [&](uint64_t off, std::span<const char> data) {
-      // Zero blocks are not written, so a sparse file stays sparse.
-      for (size_t pos = 0; pos < data.size(); pos += sizeof kZero) {
-        size_t n = std::min(sizeof kZero, data.size() - pos);
-        if (std::memcmp(data.data() + pos, kZero, n) == 0) continue;
-        if (::pwrite(fd.get(), data.data() + pos, n, static_cast<off_t>(off + pos)) !=
-            static_cast<ssize_t>(n)) {
-          return Status::FromErrno("write " + shown, errno);
-        }
-      }
-      result.bytes += data.size();
-      return Status::OK();
-    }));
+    OFFHOST_RETURN_IF_ERROR(
+        files_.ReadFile(guest_path, [&](uint64_t off, std::span<const char> data) {
+          // Zero blocks are not written, so a sparse file stays sparse.
+          for (size_t pos = 0; pos < data.size(); pos += sizeof kZero) {
+            size_t n = std::min(sizeof kZero, data.size() - pos);
+            if (std::memcmp(data.data() + pos, kZero, n) == 0) continue;
+            if (::pwrite(fd.get(), data.data() + pos, n, static_cast<off_t>(off + pos)) !=
+                static_cast<ssize_t>(n)) {
+              return Status::FromErrno("write " + shown, errno);
+            }
+          }
+          result.bytes += data.size();
+          return Status::OK();
+        }));
     if (::ftruncate(fd.get(), static_cast<off_t>(info.size)) != 0) {
       return Status::FromErrno("size " + shown, errno);
     }
     SetOwner(dirfd, info.name, info);
-    ::fchmod(fd.get(), info.mode);
+    ::fchmod(fd.get(), Mode(info.mode));
     SetTimes(dirfd, info.name, info);
     ++result.files;
     return Status::OK();
@@ -150,6 +154,11 @@ class Restorer {
   }
 
   mount::GuestFiles& files_;
+  mode_t Mode(uint32_t guest_mode) const {
+    return options_.keep_setid ? guest_mode
+                               : guest_mode & ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+  }
+
   const FileRestoreOptions& options_;
 };
 
@@ -173,8 +182,8 @@ Result<FileRestoreResult> RestoreFiles(mount::GuestFiles& files, const std::stri
                                        const FileRestoreOptions& options) {
   Fd target(::open(target_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (target.get() < 0) {
-    return Status::FromErrno("open target folder " + target_dir +
-                                 " (it must be an existing directory)", errno);
+    return Status::FromErrno(
+        "open target folder " + target_dir + " (it must be an existing directory)", errno);
   }
   OFFHOST_ASSIGN_OR_RETURN(mount::FileInfo info, files.Stat(path));
   if (path == "/" || info.name.empty() || info.name == "/") {

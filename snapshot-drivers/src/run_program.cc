@@ -23,6 +23,11 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {  // only async-signal-safe calls until exec
+    // offhostd blocks SIGTERM/SIGINT in every thread to take them in one place; a blocked mask
+    // survives exec, and the helper would then ignore our SIGTERM and its parent-death signal.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(kExecFailed);  // the proxy died before prctl took effect

@@ -152,6 +152,11 @@ Result<Endpoint> ParseEndpoint(const std::string& uri, bool portal_only,
                                    " has no secret: give --chap-secret-file or set "
                                    "OFFHOST_CHAP_SECRET");
   }
+  // Mutual CHAP is an answer to our own CHAP login: without it the target would go unchecked.
+  if (ep.user.empty() && !c.target_chap_user.empty()) {
+    return Status::InvalidArgument("mutual CHAP (--target-chap-user) needs CHAP for " + ep.shown +
+                                   " too: put the CHAP user in the URI, iscsi://USER@PORTAL/...");
+  }
   return ep;
 }
 

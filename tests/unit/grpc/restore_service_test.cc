@@ -427,6 +427,26 @@ TEST_F(RestoreServiceTest, NbdTargetsMustBeConfigured) {
   EXPECT_EQ(Reason(ctx), "RESTORE_TARGET_NOT_ALLOWED");
 }
 
+// An allowed entry is a whole URI, or (ending in '/') a server: never a longer host name, and
+// never the same export with extra query parameters (a second socket=).
+TEST_F(RestoreServiceTest, NbdTargetsMatchWholeServersOnly) {
+  context_.restore_nbd_targets = {"nbd://10.20.0.9/", "nbd+unix:///vm1?socket=/run/vm1.sock"};
+  for (const char* uri : {"nbd://10.20.0.99/vda", "nbd://10.20.0.9:10809/vda",
+                          "nbd+unix:///vm1?socket=/run/vm1.sock.x",
+                          "nbd+unix:///vm1?socket=/run/vm1.sock&socket=/run/vm2.sock",
+                          "nbd://10.20.0.9/vda?tls-psk-file=/etc/shadow"}) {
+    v1::StartDiskRestoreRequest req;
+    req.mutable_spec()->set_snapshot(kLatest);
+    req.mutable_spec()->mutable_nbd()->set_uri(uri);
+    grpc::ClientContext ctx;
+    v1::Job job;
+    EXPECT_EQ(restore_->StartDiskRestore(&ctx, req, &job).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << uri;
+    EXPECT_EQ(Reason(ctx), "RESTORE_TARGET_NOT_ALLOWED") << uri;
+  }
+}
+
 TEST_F(RestoreServiceTest, FileRestoreJobWritesFilesAndFolders) {
   std::filesystem::create_directories(tmp_ / "restore/one");
   v1::Job job;

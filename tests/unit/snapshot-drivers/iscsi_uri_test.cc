@@ -65,5 +65,19 @@ TEST(IscsiInitiator, CredentialsComeFromDriverSettings) {
   EXPECT_EQ(IscsiCredentialsFromSettings({}).initiator_name_file, "/etc/iscsi/initiatorname.iscsi");
 }
 
+// Mutual CHAP answers our own CHAP login; asked for without it, the target would go
+// unchecked while the operator believes otherwise. Refused before any connection.
+TEST(IscsiInitiator, MutualChapWithoutChapIsRefused) {
+  IscsiOpenOptions o;
+  o.credentials.initiator_name_file = "/nonexistent";
+  o.credentials.target_chap_user = "array";
+  o.credentials.target_chap_secret = "s";
+  auto dev = OpenIscsi("iscsi://127.0.0.1:1/iqn.2026-11.test:t/1", o);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_EQ(dev.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(dev.status().message().find("mutual CHAP"), std::string::npos)
+      << dev.status().message();
+}
+
 }  // namespace
 }  // namespace offhost::snapshot_drivers

@@ -24,6 +24,10 @@ class SnapshotFiles {
 
 struct FileRestoreOptions {
   bool overwrite = false;  // replace files that exist in the target
+  // Keep the guest's setuid/setgid bits. The operator restoring on their own proxy may want
+  // them; a daemon restoring for a remote caller must not plant setuid files (owned by the
+  // guest's root) on the proxy.
+  bool keep_setid = true;
 };
 
 struct FileRestoreResult {
