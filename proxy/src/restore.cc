@@ -67,7 +67,14 @@ class DiskRestore {
   void WorkerLoop(BoundedQueue<std::vector<ManifestEntry>>& queue) {
     std::map<storage::ChunkId, std::string> decoded;
     while (auto job = queue.Pop()) {
-      decoded.clear();
+      // Chunks the previous range decoded stay for this one when it uses them too: the runs
+      // an incremental packed into one chunk are slices of it in consecutive ranges.
+      std::map<storage::ChunkId, std::string> previous;
+      previous.swap(decoded);
+      for (const ManifestEntry& e : *job) {
+        auto it = previous.find(e.chunk);
+        if (it != previous.end()) decoded.insert(previous.extract(it));
+      }
       for (const ManifestEntry& e : *job) {
         if (Failed()) break;
         Status st = RestoreEntry(e, &decoded[e.chunk]);

@@ -32,13 +32,17 @@ void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t s
 }
 
 // Incompressible data (media, encrypted or already compressed files) is common in VM disks;
-// three 16 KiB samples tell it apart for a fraction of compressing the whole chunk.
+// eight 8 KiB samples spread over the chunk tell it apart for a fraction of compressing the
+// whole chunk. Eight, not fewer, because a chunk may be a pack of an incremental's changed runs
+// of different kinds (docs/chunking.md): one compressible sample is enough to try.
 bool LooksIncompressible(ZSTD_CCtx* cctx, std::span<const char> data) {
-  constexpr size_t kSample = 16 * 1024;
+  constexpr size_t kSample = 8 * 1024;
+  constexpr size_t kSamples = 8;
   if (data.size() < 16 * kSample) return false;
   char out[ZSTD_COMPRESSBOUND(kSample)];
-  for (size_t at : {size_t{0}, data.size() / 2, data.size() - kSample}) {
-    size_t n = ZSTD_compressCCtx(cctx, out, sizeof out, data.data() + at, kSample, 1);
+  const size_t step = (data.size() - kSample) / (kSamples - 1);
+  for (size_t i = 0; i < kSamples; ++i) {
+    size_t n = ZSTD_compressCCtx(cctx, out, sizeof out, data.data() + i * step, kSample, 1);
     if (ZSTD_isError(n) || n < kSample - kSample / 16) return false;
   }
   return true;
