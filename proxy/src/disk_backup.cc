@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -31,8 +32,10 @@ bool AllZero(const char* p, size_t n) {
 
 class BufferPool {
  public:
-  BufferPool(size_t count, size_t size) : storage_(count * size) {
-    for (size_t i = 0; i < count; ++i) free_.push_back(storage_.data() + i * size);
+  // The memory is not initialised, so pages no job touches (an incremental reads only a few
+  // ranges into pool buffers) cost nothing.
+  BufferPool(size_t count, size_t size) : storage_(new char[count * size]) {
+    for (size_t i = 0; i < count; ++i) free_.push_back(storage_.get() + i * size);
   }
   char* Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -48,7 +51,7 @@ class BufferPool {
   }
 
  private:
-  std::vector<char> storage_;
+  std::unique_ptr<char[]> storage_;
   std::vector<char*> free_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -151,7 +154,7 @@ constexpr size_t kMaxPatchPieces = 16;
 
 struct Piece {
   ManifestEntry entry;  // for a fresh piece only offset and length matter
-  bool fresh = false;   // bytes are in the job's `own` buffer from `at`, to be stored as a new chunk
+  bool fresh = false;  // bytes are in the job's `own` buffer from `at`, to be stored as a new chunk
   size_t at = 0;
 };
 
@@ -162,12 +165,12 @@ struct Job {
   char* buffer;  // from the pool (kWhole, kMerge); a patch reads into `own`, sized to its runs
   std::vector<char> own;
   JobKind kind = JobKind::kWhole;
-  std::vector<Piece> pieces;         // kPatch
-  std::vector<ManifestEntry> base;   // kMerge: the previous snapshot's entries for the range
-  std::vector<Extent> fresh;         // kMerge: changed ranges, relative to `offset`
-  std::vector<Extent> data;          // kMerge: allocated ranges, to re-read if `base` is unusable
-  std::vector<Job> members;          // kPack: the patch jobs, in disk order
-  size_t fresh_bytes = 0;            // kPatch: bytes in `own`; kPack: of all members
+  std::vector<Piece> pieces;        // kPatch
+  std::vector<ManifestEntry> base;  // kMerge: the previous snapshot's entries for the range
+  std::vector<Extent> fresh;        // kMerge: changed ranges, relative to `offset`
+  std::vector<Extent> data;         // kMerge: allocated ranges, to re-read if `base` is unusable
+  std::vector<Job> members;         // kPack: the patch jobs, in disk order
+  size_t fresh_bytes = 0;           // kPatch: bytes in `own`; kPack: of all members
 };
 
 // The pieces of a range after its changed runs replace the previous snapshot's bytes.
@@ -411,8 +414,7 @@ class DiskBackup {
     if (options_.counters) options_.counters->bytes_read += n;
   }
 
-  Status Flush(BoundedQueue<Job>& queue, std::vector<Job>* batch,
-               std::vector<ReadRequest>* reads) {
+  Status Flush(BoundedQueue<Job>& queue, std::vector<Job>* batch, std::vector<ReadRequest>* reads) {
     Status st = reads->empty() ? Status::OK() : dev_.Read(*reads);
     reads->clear();
     Job pack{0, 0, 0, nullptr};
@@ -504,8 +506,8 @@ class DiskBackup {
   Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded) {
     if (job.kind == JobKind::kPack) return ProcessPack(job, encoder, encoded);
     if (job.kind == JobKind::kMerge) OFFHOST_RETURN_IF_ERROR(MergeBase(job));
-    OFFHOST_ASSIGN_OR_RETURN(ManifestEntry e, StoreRange(job.offset, {job.buffer, job.length},
-                                                         encoder, encoded));
+    OFFHOST_ASSIGN_OR_RETURN(ManifestEntry e,
+                             StoreRange(job.offset, {job.buffer, job.length}, encoder, encoded));
     return Complete(job.seq, {e});
   }
 

@@ -19,8 +19,7 @@ uint32_t HeaderCrc(const char* header) {
       crc32(0, reinterpret_cast<const Bytef*>(header), static_cast<uInt>(kCrcOffset)));
 }
 
-void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t stored,
-                 char* h) {
+void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t stored, char* h) {
   std::memset(h, 0, kChunkHeaderSize);
   std::memcpy(h, kMagic, 4);
   PutLe<uint16_t>(h + 4, kChunkFormatVersion);
@@ -115,14 +114,12 @@ Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {
   hdr.stored_size = GetLe<uint32_t>(h + 12);
   std::memcpy(hdr.id.bytes.data(), h + 16, 32);
   if (hdr.raw_size == 0 || hdr.raw_size > kMaxChunkSize) {
-    return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) +
-                              " out of range");
+    return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) + " out of range");
   }
   if (file.size() != kChunkHeaderSize + hdr.stored_size) {
-    return Status::Corruption("chunk file is " + std::to_string(file.size()) +
-                              " bytes but its header says " +
-                              std::to_string(kChunkHeaderSize + hdr.stored_size) +
-                              " (truncated or extended)");
+    return Status::Corruption(
+        "chunk file is " + std::to_string(file.size()) + " bytes but its header says " +
+        std::to_string(kChunkHeaderSize + hdr.stored_size) + " (truncated or extended)");
   }
   return hdr;
 }
@@ -130,8 +127,8 @@ Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {
 Status DecodeChunk(const ChunkId& expected, std::span<const char> file, std::string* out) {
   OFFHOST_ASSIGN_OR_RETURN(ChunkHeader hdr, DecodeChunkHeader(file));
   if (hdr.id != expected) {
-    return Status::Corruption("chunk header names chunk " + hdr.id.ShortHex() +
-                              " instead of " + expected.ShortHex());
+    return Status::Corruption("chunk header names chunk " + hdr.id.ShortHex() + " instead of " +
+                              expected.ShortHex());
   }
   auto payload = file.subspan(kChunkHeaderSize);
   out->resize(hdr.raw_size);

@@ -103,7 +103,8 @@ TEST_F(IncrementalTest, ScatteredSmallWritesStayBoundedOverALongChain) {
     uint64_t at = 5 * kChunk + (i * 1531u) % (kChunk - 512);
     disk_->Put(at, RandomBytes(512, 100 + i));
     disk_->Put(6 * kChunk + i * 1024, RandomBytes(512, 200 + i));
-    disk_->SetDirty({{at, 512, ExtentType::kData}, {6 * kChunk + i * 1024, 512, ExtentType::kData}});
+    disk_->SetDirty(
+        {{at, 512, ExtentType::kData}, {6 * kChunk + i * 1024, 512, ExtentType::kData}});
     auto inc = Backup(&prev->snapshot);
     ASSERT_TRUE(inc.ok()) << inc.status().message();
     EXPECT_EQ(inc->snapshot.disks[0].bytes_read, 1024u);
@@ -116,11 +117,13 @@ TEST_F(IncrementalTest, ScatteredSmallWritesStayBoundedOverALongChain) {
     ASSERT_TRUE((*dev)->Read({&req, 1}).ok());
     ASSERT_EQ(got, disk_->bytes().substr(5 * kChunk - 150, got.size()));
     size_t pieces5 = 0, pieces6 = 0;
-    ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-      if (e.offset / kChunk == 5) ++pieces5;
-      if (e.offset / kChunk == 6) ++pieces6;
-      return Status::OK();
-    }).ok());
+    ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda",
+                                          [&](const storage::ManifestEntry& e) {
+                                            if (e.offset / kChunk == 5) ++pieces5;
+                                            if (e.offset / kChunk == 6) ++pieces6;
+                                            return Status::OK();
+                                          })
+                    .ok());
     EXPECT_LE(pieces5, 16u);  // a range this fragmented is rebuilt as one chunk
     EXPECT_LE(pieces6, 16u);
     prev = std::move(inc);
@@ -146,20 +149,25 @@ TEST_F(IncrementalTest, ScatteredRunsArePackedIntoChunksOfAtMostTheChunkSize) {
   ASSERT_TRUE(inc.ok()) << inc.status().message();
   const auto& d = inc->snapshot.disks[0];
   EXPECT_EQ(d.bytes_read, 24u * 4096u + 8192u);
-  EXPECT_EQ(d.new_chunks, 2u);  // 16 runs fill the first pack, 8 go to the second
+  EXPECT_EQ(d.new_chunks, 2u);                // 16 runs fill the first pack, 8 go to the second
   std::map<storage::ChunkId, uint64_t> used;  // bytes each new chunk serves
   std::set<storage::ChunkId> old;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-    old.insert(e.chunk);
-    return Status::OK();
-  }).ok());
-  ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-    if (e.kind == storage::ManifestEntryKind::kChunk && !old.count(e.chunk)) {
-      used[e.chunk] += e.length;
-      EXPECT_LE(e.chunk_offset + e.length, kChunk);
-    }
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          old.insert(e.chunk);
+                                          return Status::OK();
+                                        })
+                  .ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.kind == storage::ManifestEntryKind::kChunk &&
+                                              !old.count(e.chunk)) {
+                                            used[e.chunk] += e.length;
+                                            EXPECT_LE(e.chunk_offset + e.length, kChunk);
+                                          }
+                                          return Status::OK();
+                                        })
+                  .ok());
   ASSERT_EQ(used.size(), 2u);
   for (const auto& [id, bytes] : used) EXPECT_LE(bytes, kChunk);
   EXPECT_EQ(Restore(inc->snapshot), disk_->bytes());
@@ -189,10 +197,12 @@ TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
   storage::ChunkId base;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-    if (e.offset == 3 * kChunk) base = e.chunk;
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset == 3 * kChunk) base = e.chunk;
+                                          return Status::OK();
+                                        })
+                  .ok());
   std::filesystem::resize_file(ds_->chunks().Locate(base), 100);
   // Most of the chunk changes, so the range is rebuilt from the base, which must be read.
   const uint32_t changed = kChunk / 2 + 512;
@@ -255,10 +265,12 @@ TEST_F(IncrementalTest, MissingUnchangedChunkIsReadAgainFromTheSource) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
   storage::ChunkId first;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-    if (e.offset == 0) first = e.chunk;
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset == 0) first = e.chunk;
+                                          return Status::OK();
+                                        })
+                  .ok());
   std::filesystem::remove(ds_->chunks().Locate(first));
   disk_->SetDirty({});
   auto inc = Backup(&full->snapshot);
