@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <map>
 #include <mutex>
 #include <string_view>
@@ -64,29 +65,58 @@ class DiskRestore {
   }
 
  private:
-  void WorkerLoop(BoundedQueue<std::vector<ManifestEntry>>& queue) {
-    std::map<storage::ChunkId, std::string> decoded;
-    while (auto job = queue.Pop()) {
-      // Chunks the previous range decoded stay for this one when it uses them too: the runs
-      // an incremental packed into one chunk are slices of it in consecutive ranges.
-      std::map<storage::ChunkId, std::string> previous;
-      previous.swap(decoded);
-      for (const ManifestEntry& e : *job) {
-        auto it = previous.find(e.chunk);
-        if (it != previous.end()) decoded.insert(previous.extract(it));
+  // Decoded chunks one worker keeps, most recently used first. Beyond the current range's,
+  // up to kKeepDecodedBytes stay for the next ranges: the runs an incremental packed into one
+  // chunk are slices of it in many ranges near each other, and each is decoded once.
+  class DecodedChunks {
+   public:
+    // The chunk's decoded bytes, or an empty string to fill; valid until the next Trim.
+    std::string& Slot(const storage::ChunkId& id) {
+      auto it = index_.find(id);
+      if (it != index_.end()) {
+        items_.splice(items_.begin(), items_, it->second);
+      } else {
+        items_.emplace_front(id, std::string());
+        index_[id] = items_.begin();
       }
+      return items_.front().second;
+    }
+    void Trim(size_t keep_bytes) {
+      size_t bytes = 0;
+      for (auto it = items_.begin(); it != items_.end();) {
+        bytes += it->second.size();
+        if (bytes <= keep_bytes || it == items_.begin()) {
+          ++it;
+          continue;
+        }
+        index_.erase(it->first);
+        it = items_.erase(it);
+      }
+    }
+
+   private:
+    std::list<std::pair<storage::ChunkId, std::string>> items_;
+    std::map<storage::ChunkId, std::list<std::pair<storage::ChunkId, std::string>>::iterator>
+        index_;
+  };
+  static constexpr size_t kKeepDecodedBytes = 32u << 20;
+
+  void WorkerLoop(BoundedQueue<std::vector<ManifestEntry>>& queue) {
+    DecodedChunks decoded;
+    while (auto job = queue.Pop()) {
       for (const ManifestEntry& e : *job) {
         if (Failed()) break;
-        Status st = RestoreEntry(e, &decoded[e.chunk]);
+        Status st = RestoreEntry(e, &decoded.Slot(e.chunk));
         if (!st.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
           if (failure_.ok()) failure_ = st;
         }
       }
+      decoded.Trim(kKeepDecodedBytes);
     }
   }
 
-  // `data` is the chunk's bytes when an earlier entry of the same job decoded it, else empty.
+  // `data` is the chunk's bytes when an earlier entry decoded it, else empty.
   Status RestoreEntry(const ManifestEntry& e, std::string* data) {
     auto damaged = [&](const Status& why) {
       return Status::Corruption(

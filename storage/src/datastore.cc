@@ -308,6 +308,12 @@ Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) 
   rocksdb::WriteBatch batch;
   for (const auto& snap : snapshots) {
     OFFHOST_RETURN_IF_ERROR(ValidateName("VM", snap.vm));
+    // Ids are UTC times (YYYY-MM-DDTHH:MM:SSZ): one with a '/' would name other keys.
+    std::tm tm{};
+    const char* end = strptime(snap.id.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (snap.id.size() != 20 || !end || *end != '\0') {
+      return Status::InvalidArgument("'" + snap.id + "' is not a snapshot id; nothing was removed");
+    }
     batch.Delete(SnapshotKey(snap.vm, snap.id));
     batch.Delete(ConfigKey(snap.vm, snap.id));
     batch.Delete(CatalogKey(snap.vm, snap.id));

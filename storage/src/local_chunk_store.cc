@@ -136,8 +136,11 @@ class AlignedBuffer {
 Result<bool> WriteFileDirect(const std::string& path, std::span<const char> data) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644));
   if (fd.get() < 0) {
-    if (errno == EINVAL) return false;
-    return Status::FromErrno("create " + path, errno);
+    if (errno != EINVAL) return Status::FromErrno("create " + path, errno);
+    // Some file systems (ramfs, tmpfs before Linux 6.6, some FUSE) create the file and only
+    // then refuse O_DIRECT: the name is ours (O_EXCL), so remove it for the buffered write.
+    ::unlink(path.c_str());
+    return false;
   }
   const size_t padded = (data.size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
   thread_local AlignedBuffer buffer;
@@ -155,6 +158,11 @@ Result<bool> WriteFileDirect(const std::string& path, std::span<const char> data
     }
     if (n < 0) return Status::FromErrno("write " + path, errno);
     done += static_cast<size_t>(n);
+    // A short write that ends off a block boundary (the disk filling up) would make the next
+    // O_DIRECT write fail with EINVAL and hide the cause: go on without O_DIRECT.
+    if (done % kDirectAlign != 0 && ::fcntl(fd.get(), F_SETFL, 0) != 0) {
+      return Status::FromErrno("write " + path, errno);
+    }
   }
   if (::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) {
     return Status::FromErrno("truncate " + path, errno);

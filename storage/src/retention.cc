@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <set>
 
 namespace offhost::storage {
 namespace {
@@ -26,12 +27,13 @@ std::string PeriodKey(int64_t when, const char* format) {
 }  // namespace
 
 Status ValidateRetentionPolicy(const RetentionPolicy& p) {
+  bool keeps = false;
   for (int n :
        {p.keep_last, p.keep_hourly, p.keep_daily, p.keep_weekly, p.keep_monthly, p.keep_yearly}) {
     if (n < 0) return Status::InvalidArgument("retention counts cannot be negative");
+    keeps = keeps || n > 0;
   }
-  if (p.keep_last + p.keep_hourly + p.keep_daily + p.keep_weekly + p.keep_monthly + p.keep_yearly ==
-      0) {
+  if (!keeps) {
     return Status::InvalidArgument(
         "a retention policy must keep something: give at least one of --keep-last, "
         "--keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly");
@@ -41,17 +43,22 @@ Status ValidateRetentionPolicy(const RetentionPolicy& p) {
 
 std::vector<RetentionDecision> ApplyRetention(std::vector<SnapshotRecord> snapshots,
                                               const RetentionPolicy& policy) {
-  // Newest first; ids (UTC start times) break ties between equal start seconds.
+  // Newest first by id, the order "latest" and the next incremental's base use: ids only
+  // grow, where a start time can go back (a clock stepped back, proxies with skewed clocks).
   std::sort(snapshots.begin(), snapshots.end(),
-            [](const SnapshotRecord& a, const SnapshotRecord& b) {
-              return a.started != b.started ? a.started > b.started : a.id > b.id;
-            });
+            [](const SnapshotRecord& a, const SnapshotRecord& b) { return a.id > b.id; });
   std::vector<RetentionDecision> out;
   for (auto& s : snapshots) out.push_back({std::move(s), false, {}});
   auto keep = [&](RetentionDecision& d, std::string why) {
     d.keep = true;
     d.reasons.push_back(std::move(why));
   };
+  // The newest snapshot of each VM identity is the base of its next incremental backup
+  // (two VMs may share a name: the base is looked up by UUID).
+  std::set<std::string> based;
+  for (auto& d : out) {
+    if (based.insert(d.snapshot.meta.vm_uuid).second) keep(d, "base of the next incremental");
+  }
   for (int i = 0; i < policy.keep_last && i < static_cast<int>(out.size()); ++i) {
     keep(out[i], "last " + std::to_string(i + 1));
   }

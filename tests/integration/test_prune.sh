@@ -44,7 +44,7 @@ run_expect 0 "$OFFHOST" prune --datastore "$DS" --vm web01 --keep-last 2 --dry-r
 [ "$(json_field "$OUT" '[s["snapshot"] for s in j["snapshots"] if s["keep"]]')" = \
   "['${IDS[3]}', '${IDS[2]}']" ] || fail "dry run keeps the wrong snapshots: $OUT"
 [ "$(json_field "$OUT" '[s["reasons"] for s in j["snapshots"] if s["keep"]]')" = \
-  "[['last 1'], ['last 2']]" ] || fail "reasons: $OUT"
+  "[['base of the next incremental', 'last 1'], ['last 2']]" ] || fail "reasons: $OUT"
 
 # --- the real prune, every VM at once ------------------------------------------------------------
 run_expect 0 "$OFFHOST" prune --datastore "$DS" --keep-last 2

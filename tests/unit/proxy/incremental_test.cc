@@ -149,7 +149,18 @@ TEST_F(IncrementalTest, ScatteredRunsArePackedIntoChunksOfAtMostTheChunkSize) {
   ASSERT_TRUE(inc.ok()) << inc.status().message();
   const auto& d = inc->snapshot.disks[0];
   EXPECT_EQ(d.bytes_read, 24u * 4096u + 8192u);
-  EXPECT_EQ(d.new_chunks, 2u);                // 16 runs fill the first pack, 8 go to the second
+  EXPECT_EQ(d.new_chunks, 2u);  // 16 runs fill the first pack, 8 go to the second
+  bool zero_run = false;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset <= 30 * kChunk &&
+                                              e.offset + e.length >= 30 * kChunk + 8192) {
+                                            zero_run = e.kind == storage::ManifestEntryKind::kZero;
+                                          }
+                                          return Status::OK();
+                                        })
+                  .ok());
+  EXPECT_TRUE(zero_run) << "the run of zeroes was not recorded as zeroes";
   std::map<storage::ChunkId, uint64_t> used;  // bytes each new chunk serves
   std::set<storage::ChunkId> old;
   ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <rocksdb/db.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "offhost/storage/chunk_codec.h"
@@ -71,26 +74,72 @@ TEST_F(DatastoreTest, SnapshotIdsStayUniqueWithinOneSecond) {
   EXPECT_EQ(ds_->ListSnapshots("other")->size(), 0u);
 }
 
+// The index keys (docs/datastore-format.md) that start with `prefix`, read straight from RocksDB.
+std::vector<std::string> IndexKeys(const std::filesystem::path& ds, const std::string& prefix) {
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Options options;
+  EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(options, (ds / "index").string(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::vector<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    keys.push_back(it->key().ToString());
+  }
+  return keys;
+}
+
 TEST_F(DatastoreTest, DeletedSnapshotsAreGoneAndTheOthersStayWhole) {
-  SnapshotRecord a = Commit("vm", "first"), b = Commit("vm", "second"), c = Commit("vm", "third");
-  SnapshotRecord other = Commit("other", "first");
+  // Each snapshot with a stored VM configuration and a catalog record, like a VM backup's.
+  auto commit = [&](const std::string& vm, const std::string& data) {
+    auto w = ds_->BeginSnapshot(vm);
+    EXPECT_TRUE(w.ok());
+    SnapshotMeta meta;
+    meta.vm_config = "<domain>" + vm + "</domain>";
+    (*w)->SetMeta(meta);
+    (*w)->SetCatalog(CatalogRecord{{"vda"}, {}});
+    auto disk = (*w)->AddDisk("vda", "test", data.size());
+    ChunkId id = ChunkId::Of(data);
+    ChunkEncoder enc;
+    std::string file;
+    EXPECT_TRUE(enc.Encode(id, data, &file).ok());
+    EXPECT_TRUE(ds_->chunks().Put(id, file).ok());
+    EXPECT_TRUE((*disk)->Add({0, data.size(), ManifestEntryKind::kChunk, id}).ok());
+    EXPECT_TRUE((*disk)->Finish({}).ok());
+    auto rec = (*w)->Commit();
+    EXPECT_TRUE(rec.ok()) << rec.status().message();
+    return *rec;
+  };
+  SnapshotRecord a = commit("vm", "first"), b = commit("vm", "second"), c = commit("vm", "third");
+  SnapshotRecord other = commit("other", "first");
+  for (const char* kind : {"s/", "m/", "c/", "f/"}) {
+    ASSERT_EQ(IndexKeys(dir_ / "ds", std::string(kind) + "vm/" + a.id).size(), 1u) << kind;
+  }
   ASSERT_TRUE(ds_->DeleteSnapshots({a, c}).ok());
+  for (const auto& gone : {a, c}) {
+    for (const char* kind : {"s/", "m/", "c/", "f/"}) {
+      EXPECT_TRUE(IndexKeys(dir_ / "ds", std::string(kind) + "vm/" + gone.id).empty())
+          << kind << gone.id;
+    }
+  }
+  for (const char* kind : {"s/", "m/", "c/", "f/"}) {
+    EXPECT_EQ(IndexKeys(dir_ / "ds", std::string(kind) + "vm/" + b.id).size(), 1u) << kind;
+    EXPECT_EQ(IndexKeys(dir_ / "ds", std::string(kind) + "other/" + other.id).size(), 1u) << kind;
+  }
   auto left = ds_->ListSnapshots();
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->size(), 2u);
-  EXPECT_EQ((*left)[0].vm, "other");
-  EXPECT_EQ((*left)[1].id, b.id);
-  EXPECT_FALSE(ds_->OpenManifest(a, "vda").ok());  // its manifest went with it
   EXPECT_EQ(ds_->FindSnapshot("vm", "latest")->id, b.id);
-  // The chunk "first" is still used by the other VM's snapshot and was not touched; verify
-  // finds every remaining snapshot whole.
-  std::vector<ManifestEntry> entries;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(other, "vda", [&](const ManifestEntry& e) {
-    entries.push_back(e);
-    return Status::OK();
-  }).ok());
-  EXPECT_TRUE(*ds_->chunks().Contains(entries[0].chunk));
+  EXPECT_EQ(*ds_->GetVmConfig(b), "<domain>vm</domain>");
+  // Chunks are garbage collection's business: the remaining snapshots verify whole.
+  auto report = VerifyDatastore(*ds_, {});
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(report->snapshots_checked, 2u);
   EXPECT_TRUE(ds_->DeleteSnapshots({a}).ok());  // already gone: nothing to do
+  SnapshotRecord bad = b;
+  bad.id = "../other/" + other.id;
+  EXPECT_FALSE(ds_->DeleteSnapshots({bad}).ok());
+  EXPECT_EQ(ds_->ListSnapshots()->size(), 2u);
 }
 
 TEST_F(DatastoreTest, AbandonedSnapshotIsNeverVisibleAndLeavesNoStaging) {

@@ -67,8 +67,8 @@ TEST(RetentionTest, AYearOfDailyBackupsKeepsExactlyWhatThePolicySays) {
   // Newest first, and the newest is kept by every rule.
   EXPECT_EQ(d.front().snapshot.id, "2026-12-31T01:30:00Z");
   EXPECT_EQ(d.front().reasons,
-            (std::vector<std::string>{"last 1", "daily 2026-12-31", "weekly 2026-W53",
-                                      "monthly 2026-12", "yearly 2026"}));
+            (std::vector<std::string>{"base of the next incremental", "last 1", "daily 2026-12-31",
+                                      "weekly 2026-W53", "monthly 2026-12", "yearly 2026"}));
   EXPECT_EQ(d.back().snapshot.id, "2026-01-01T01:30:00Z");
   EXPECT_FALSE(d.back().keep);
   EXPECT_TRUE(d.back().reasons.empty());
@@ -114,6 +114,51 @@ TEST(RetentionTest, KeepLastAloneAndMoreThanThereAre) {
   EXPECT_EQ(Kept(d), (std::set<std::string>{"2026-12-31"}));
 }
 
+TEST(RetentionTest, WeeksAreIsoWeeksAcrossTheNewYear) {
+  // Daily from 2026-12-20 to 2027-01-05. 2027-01-01..03 belong to ISO week 2026-W53 (Dec 28 to
+  // Jan 3), so that week's newest is Jan 3, and Dec 31 is not kept.
+  std::vector<SnapshotRecord> h;
+  for (int64_t t = Utc(2026, 12, 20); t <= Utc(2027, 1, 5); t += 86400) h.push_back(At(t));
+  RetentionPolicy p;
+  p.keep_weekly = 3;
+  auto d = ApplyRetention(h, p);
+  EXPECT_EQ(Kept(d), (std::set<std::string>{"2027-01-05", "2027-01-03", "2026-12-27"}));
+  for (const auto& x : d) {
+    if (x.snapshot.id.starts_with("2027-01-03")) {
+      EXPECT_EQ(x.reasons, (std::vector<std::string>{"weekly 2026-W53"}));
+    }
+  }
+}
+
+TEST(RetentionTest, TheLatestByIdIsKeptEvenWhenTheClockWentBack) {
+  // Ids only grow; the third backup started at a time before the second (the clock was
+  // stepped back). "latest" and the next incremental's base is the third.
+  std::vector<SnapshotRecord> h = {At(Utc(2026, 5, 1, 10)), At(Utc(2026, 5, 1, 11)),
+                                   At(Utc(2026, 5, 1, 12))};
+  h[2].started = Utc(2026, 5, 1, 10, 45);
+  RetentionPolicy p;
+  p.keep_daily = 1;
+  auto d = ApplyRetention(h, p);
+  ASSERT_EQ(d.front().snapshot.id, "2026-05-01T12:30:00Z");
+  EXPECT_TRUE(d.front().keep);
+  EXPECT_EQ(d.front().reasons,
+            (std::vector<std::string>{"base of the next incremental", "daily 2026-05-01"}));
+  EXPECT_FALSE(d[1].keep);
+  EXPECT_FALSE(d[2].keep);
+}
+
+TEST(RetentionTest, EachVmIdentityKeepsTheBaseOfItsNextIncremental) {
+  // Two VMs named alike (a VM re-created): the old one's newest snapshot stays, as its base.
+  std::vector<SnapshotRecord> h = {At(Utc(2026, 2, 1)), At(Utc(2026, 2, 2)), At(Utc(2026, 2, 3)),
+                                   At(Utc(2026, 2, 4))};
+  h[0].meta.vm_uuid = h[1].meta.vm_uuid = "11111111-1111-1111-1111-111111111111";
+  h[2].meta.vm_uuid = h[3].meta.vm_uuid = "22222222-2222-2222-2222-222222222222";
+  RetentionPolicy p;
+  p.keep_last = 1;
+  auto d = ApplyRetention(h, p);
+  EXPECT_EQ(Kept(d), (std::set<std::string>{"2026-02-04", "2026-02-02"}));
+}
+
 TEST(RetentionTest, APolicyThatKeepsNothingIsRefused) {
   RetentionPolicy p;
   Status st = ValidateRetentionPolicy(p);
@@ -121,6 +166,10 @@ TEST(RetentionTest, APolicyThatKeepsNothingIsRefused) {
   EXPECT_NE(st.message().find("--keep-last"), std::string::npos);
   p.keep_daily = -1;
   EXPECT_FALSE(ValidateRetentionPolicy(p).ok());
+  p.keep_daily = 0;  // counts that would overflow a sum still keep something
+  p.keep_last = p.keep_hourly = 2147483647;
+  p.keep_yearly = 2;
+  EXPECT_TRUE(ValidateRetentionPolicy(p).ok());
   p.keep_daily = 7;
   EXPECT_TRUE(ValidateRetentionPolicy(p).ok());
 }

@@ -1,8 +1,9 @@
 // Retention: which snapshots of a VM a keep-last/hourly/daily/weekly/monthly/yearly policy
-// keeps, and why. Semantics (as restic's `forget`; docs/retention.md): snapshots are taken
-// newest first; keep-last N keeps the N newest; each period rule keeps the newest snapshot of
-// each of the N most recent periods (UTC hours, days, ISO weeks, months, years) that have a
-// snapshot. A snapshot may be kept by several rules; it is removed only when no rule keeps it.
+// keeps, and why (docs/retention.md): snapshots are taken newest first (by id); keep-last N
+// keeps the N newest; each period rule keeps the newest snapshot of each of the N most recent
+// periods (UTC hours, days, ISO weeks, months, years of their start) that have a snapshot.
+// The newest snapshot of each VM identity (UUID) is always kept: it is the base of the next
+// incremental. A snapshot may be kept by several rules; it is removed when none keeps it.
 #pragma once
 
 #include <string>
@@ -31,8 +32,8 @@ struct RetentionDecision {
   std::vector<std::string> reasons;  // "last 1", "daily 2026-12-31", "weekly 2026-W53", ...
 };
 
-// The decision for every snapshot of one VM, newest first. Snapshots are timed by their
-// start (`started`, UTC).
+// The decision for every snapshot of one VM name, newest (greatest id) first. Periods are
+// those of the snapshots' start (`started`, UTC).
 std::vector<RetentionDecision> ApplyRetention(std::vector<SnapshotRecord> snapshots,
                                               const RetentionPolicy& policy);
 
