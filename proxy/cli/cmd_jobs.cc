@@ -1,8 +1,6 @@
 // offhost jobs [--server ADDR] [--json]          the daemon's jobs, newest first
 // offhost jobs cancel JOB [--server ADDR]         ask the daemon to cancel one
 // Jobs exist only in offhostd: there is no local mode.
-#include <google/protobuf/util/json_util.h>
-
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -61,15 +59,6 @@ std::string Progress(const v1::Job& j) {
   return HumanBytes(p.done_bytes()) + " / " + HumanBytes(p.total_bytes());
 }
 
-// The proto3 JSON mapping, as grpcurl prints it: one schema for every client of the daemon.
-nlohmann::json ToJson(const v1::Job& j) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(j, &text, options);
-  return nlohmann::json::parse(text);
-}
-
 std::string JobName(const std::string& id) { return id.starts_with("jobs/") ? id : "jobs/" + id; }
 
 int ListJobs(const JobsOptions& o) {
@@ -89,7 +78,7 @@ int ListJobs(const JobsOptions& o) {
   } while (!req.page_token().empty());
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& job : jobs) j.push_back(ToJson(job));
+    for (const auto& job : jobs) j.push_back(ProtoJson(job));
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }

@@ -19,5 +19,6 @@ void AddMountCommand(CLI::App& app, RunFn* run);
 void AddFindCommands(CLI::App& app, RunFn* run);
 void AddDiscoverCommand(CLI::App& app, RunFn* run);
 void AddJobsCommand(CLI::App& app, RunFn* run);
+void AddInventoryCommands(CLI::App& app, RunFn* run);  // hosts, vms
 
 }  // namespace offhost::cli
