@@ -361,7 +361,8 @@ class InventoryService final : public v1::InventoryService::Service {
     std::string host_name;
     if (!SplitHostName(req->parent(), &host_name)) {
       return Fail(ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
-                  "parent \"" + req->parent() + "\" is not \"hosts/{host}\" or \"hosts/-\"");
+                  "parent \"" + req->parent() + "\" is not \"hosts/{host}\" or \"hosts/-\"",
+                  {{"field", "parent"}});
     }
     if (host_name != kAny) {
       const HostConfig* host = nullptr;
@@ -430,7 +431,8 @@ class InventoryService final : public v1::InventoryService::Service {
     std::string host_name, vm_name;
     if (!SplitVmName(req->name(), &host_name, &vm_name)) {
       return Fail(ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
-                  "name \"" + req->name() + "\" is not \"hosts/{host}/vms/{vm}\" (host may be \"-\")");
+                  "name \"" + req->name() + "\" is not \"hosts/{host}/vms/{vm}\" (host may be \"-\")",
+                  {{"field", "name"}});
     }
     const VmConfig* vm = FindVm(context_, vm_name);
     if (vm == nullptr || (host_name != kAny && vm->host != host_name)) {
@@ -527,7 +529,7 @@ class InventoryService final : public v1::InventoryService::Service {
     std::string host_name;
     if (!SplitHostName(name, &host_name) || host_name == kAny) {
       return Fail(ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
-                  field + " \"" + name + "\" is not \"hosts/{host}\"");
+                  field + " \"" + name + "\" is not \"hosts/{host}\"", {{"field", field}});
     }
     *host = FindHost(context_, host_name);
     if (*host == nullptr) {

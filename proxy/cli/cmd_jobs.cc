@@ -35,6 +35,13 @@ std::string TypeName(v1::JobType t) {
   }
 }
 
+// "datastores/{ds}/vms/{vm}/snapshots/{id}" → "vm@id", as the CLI names snapshots.
+std::string SnapshotRef(const std::string& name) {
+  auto vms = name.find("/vms/"), snaps = name.find("/snapshots/");
+  if (vms == std::string::npos || snaps == std::string::npos || snaps < vms) return name;
+  return name.substr(vms + 5, snaps - vms - 5) + "@" + name.substr(snaps + 11);
+}
+
 // What the job works on, in the CLI's own terms (VM, VM@SNAPSHOT, datastore).
 std::string Target(const v1::Job& j) {
   if (j.has_backup()) {
@@ -44,8 +51,13 @@ std::string Target(const v1::Job& j) {
     }
     return LastPart(j.backup().vm());
   }
-  if (j.has_disk_restore()) return j.disk_restore().snapshot();
-  if (j.has_file_restore()) return j.file_restore().snapshot();
+  if (j.has_disk_restore()) {
+    const auto& r = j.disk_restore();
+    return SnapshotRef(r.snapshot()) + (r.disk().empty() ? "" : " disk " + r.disk());
+  }
+  if (j.has_file_restore()) {
+    return SnapshotRef(j.file_restore().snapshot()) + ":" + j.file_restore().path();
+  }
   if (j.has_verify()) return j.verify().datastore().empty() ? "all" : j.verify().datastore();
   return "";
 }

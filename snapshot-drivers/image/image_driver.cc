@@ -449,7 +449,7 @@ class ImageDriver final : public SnapshotDriver {
       d.format = img->format;
       d.size = img->size;
       if (bitmap.empty()) {
-        d.full_reason = "no bitmap configured (a persistent qcow2 bitmap makes incrementals possible)";
+        d.full_reason = "no bitmap configured; a persistent qcow2 bitmap makes incrementals possible";
       } else if (std::string why = BitmapProblem(*img, bitmap); !why.empty()) {
         d.full_reason = why;
       } else {
