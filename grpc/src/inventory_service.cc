@@ -170,7 +170,6 @@ struct Entry {
   std::optional<storage::SnapshotRecord> latest;
 };
 
-
 // VM_VIEW_BASIC: the configuration, and the latest snapshot in its default datastore (which
 // also tells the UUID the hypervisor had at that backup).
 void FillBasic(const ServiceContext& context, DatastoreCache& cache, Entry& e, v1::Vm* out) {
@@ -261,10 +260,10 @@ std::vector<Result<sd::VmDescription>> DescribeAll(grpc::ServerContext* ctx,
     if (pending[i].wait_until(deadline) == std::future_status::ready) {
       out.push_back(pending[i].get());
     } else {
-      out.push_back(Status::Unavailable(
-          "host " + entries[i].host->name + " did not answer within " +
-          HumanTimeout(context.describe_timeout) + " (asking about VM " +
-          entries[i].vm->name + ")"));
+      out.push_back(Status::Unavailable("host " + entries[i].host->name +
+                                        " did not answer within " +
+                                        HumanTimeout(context.describe_timeout) +
+                                        " (asking about VM " + entries[i].vm->name + ")"));
     }
   }
   return out;
@@ -430,9 +429,10 @@ class InventoryService final : public v1::InventoryService::Service {
     if (auto st = context_.authorizer->Check(ctx, Role::kReadOnly, &caller); !st.ok()) return st;
     std::string host_name, vm_name;
     if (!SplitVmName(req->name(), &host_name, &vm_name)) {
-      return Fail(ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
-                  "name \"" + req->name() + "\" is not \"hosts/{host}/vms/{vm}\" (host may be \"-\")",
-                  {{"field", "name"}});
+      return Fail(
+          ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_NAME",
+          "name \"" + req->name() + "\" is not \"hosts/{host}/vms/{vm}\" (host may be \"-\")",
+          {{"field", "name"}});
     }
     const VmConfig* vm = FindVm(context_, vm_name);
     if (vm == nullptr || (host_name != kAny && vm->host != host_name)) {
@@ -441,8 +441,9 @@ class InventoryService final : public v1::InventoryService::Service {
                     "no host is named \"" + host_name + "\" in offhostd's configuration");
       }
       return Fail(ctx, grpc::StatusCode::NOT_FOUND, "VM_NOT_FOUND",
-                  "no VM " + req->name() + " in offhostd's configuration ([[vm]]); list them "
-                  "with ListVms (parent \"hosts/-\")");
+                  "no VM " + req->name() +
+                      " in offhostd's configuration ([[vm]]); list them "
+                      "with ListVms (parent \"hosts/-\")");
     }
     Entry e{FindHost(context_, vm->host), vm, std::nullopt};
     DatastoreCache cache(context_);
@@ -493,9 +494,11 @@ class InventoryService final : public v1::InventoryService::Service {
     }
     std::string portal = IscsiPortal(context_, *host);
     if (portal.empty()) {
-      return Fail(ctx, grpc::StatusCode::FAILED_PRECONDITION, "NO_PORTAL",
-                  "host " + host->name + " names no portal: set settings.portal = "
-                  "\"iscsi://ADDRESS\" in its [[host]] or give one of its VMs an iscsi:// disk");
+      return Fail(
+          ctx, grpc::StatusCode::FAILED_PRECONDITION, "NO_PORTAL",
+          "host " + host->name +
+              " names no portal: set settings.portal = "
+              "\"iscsi://ADDRESS\" in its [[host]] or give one of its VMs an iscsi:// disk");
     }
     auto targets = sd::DiscoverIscsi(portal, sd::IscsiCredentialsFromSettings(host->settings));
     if (!targets.ok() && targets.status().code() == StatusCode::kUnavailable) {

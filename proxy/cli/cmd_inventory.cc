@@ -156,8 +156,8 @@ int ListVms(const InventoryOptions& o) {
     }
     for (const auto& d : vm.disks()) {
       std::vector<std::string> row = head;
-      row.insert(row.end(), {d.name(), HumanBytes(d.size_bytes()), OrDash(d.format()),
-                             NextBackup(d)});
+      row.insert(row.end(),
+                 {d.name(), HumanBytes(d.size_bytes()), OrDash(d.format()), NextBackup(d)});
       rows.push_back(std::move(row));
     }
     for (const auto& x : vm.excluded_disks()) {
@@ -166,8 +166,7 @@ int ListVms(const InventoryOptions& o) {
       rows.push_back(std::move(row));
     }
   }
-  PrintTable({"VM", "HOST", "DRIVER", "POWER", "DISK", "SIZE", "FORMAT", "NEXT BACKUP"}, rows,
-             {5});
+  PrintTable({"VM", "HOST", "DRIVER", "POWER", "DISK", "SIZE", "FORMAT", "NEXT BACKUP"}, rows, {5});
   return kExitOk;
 }
 

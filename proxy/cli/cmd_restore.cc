@@ -91,13 +91,14 @@ int RestoreDaemon(const RestoreCliOptions& o, const std::string& vm, const std::
   auto ctx = (*client)->Context();
   grpc::Status st = stub->StartDiskRestore(ctx.get(), req, &job);
   if (!st.ok()) return ReportRpcError(st, *ctx, **client);
-  auto done = WatchToEnd(**client, job.name(), "restore " + (o.disk.empty() ? "disk" : o.disk),
-                         &exit);
+  auto done =
+      WatchToEnd(**client, job.name(), "restore " + (o.disk.empty() ? "disk" : o.disk), &exit);
   if (!done.ok()) return exit;
   if (done->state() != v1::JOB_STATE_SUCCEEDED) {
     std::cerr << "offhost: the restore did not complete; "
-              << (spec->has_file() ? spec->file().path() + " was not written (the daemon removed "
-                                                           "its .partial file)"
+              << (spec->has_file() ? spec->file().path() +
+                                         " was not written (the daemon removed "
+                                         "its .partial file)"
                                    : std::string("the NBD target holds a partial disk"))
               << "\n";
     return ReportJobFailure(*done);
@@ -105,8 +106,8 @@ int RestoreDaemon(const RestoreCliOptions& o, const std::string& vm, const std::
   const v1::DiskRestoreResult& r = done->disk_restore_result();
   double seconds = static_cast<double>(done->end_time().seconds() - done->start_time().seconds()) +
                    (done->end_time().nanos() - done->start_time().nanos()) / 1e9;
-  PrintRestored(vm, LastPart(r.snapshot()), r.disk(), r.target(), r.size_bytes(),
-                r.bytes_written(), seconds);
+  PrintRestored(vm, LastPart(r.snapshot()), r.disk(), r.target(), r.size_bytes(), r.bytes_written(),
+                seconds);
   return kExitOk;
 }
 

@@ -25,8 +25,7 @@ struct SnapshotsOptions {
 Result<std::pair<std::string, std::string>> SplitConfigRef(const std::string& ref) {
   auto at = ref.rfind('@');
   if (at == std::string::npos || at == 0 || at + 1 == ref.size()) {
-    return Status::InvalidArgument("--config '" + ref +
-                                   "' is not VM@SNAPSHOT (e.g. web01@latest)");
+    return Status::InvalidArgument("--config '" + ref + "' is not VM@SNAPSHOT (e.g. web01@latest)");
   }
   return std::make_pair(ref.substr(0, at), ref.substr(at + 1));
 }
@@ -35,9 +34,8 @@ Result<std::pair<std::string, std::string>> SplitConfigRef(const std::string& re
 int PrintVmConfig(const std::string& config, const std::string& vm, const std::string& id,
                   const std::string& driver) {
   if (config.empty()) {
-    return ReportError(Status::NotFound(vm + "@" + id +
-                                        " has no stored VM configuration (its driver, " + driver +
-                                        ", has none)"));
+    return ReportError(Status::NotFound(
+        vm + "@" + id + " has no stored VM configuration (its driver, " + driver + ", has none)"));
   }
   std::cout << config << (config.ends_with("\n") ? "" : "\n");
   return kExitOk;

@@ -17,9 +17,8 @@ Status SizeLogicalVolume(snapshot_drivers::DiskInfo& d) {
     }
     names += (names.empty() ? "" : ", ") + lv.vg + "/" + lv.lv;
   }
-  return Status::NotFound("disk " + d.name + ": no logical volume " + d.logical_volume +
-                          " on " + d.source + " (it has: " + (names.empty() ? "none" : names) +
-                          ")");
+  return Status::NotFound("disk " + d.name + ": no logical volume " + d.logical_volume + " on " +
+                          d.source + " (it has: " + (names.empty() ? "none" : names) + ")");
 }
 
 }  // namespace

@@ -449,7 +449,8 @@ class ImageDriver final : public SnapshotDriver {
       d.format = img->format;
       d.size = img->size;
       if (bitmap.empty()) {
-        d.full_reason = "no bitmap configured; a persistent qcow2 bitmap makes incrementals possible";
+        d.full_reason =
+            "no bitmap configured; a persistent qcow2 bitmap makes incrementals possible";
       } else if (std::string why = BitmapProblem(*img, bitmap); !why.empty()) {
         d.full_reason = why;
       } else {
@@ -457,7 +458,9 @@ class ImageDriver final : public SnapshotDriver {
       }
       out.disks.push_back(std::move(d));
     }
-    if (out.disks.empty()) return Status::InvalidArgument("the image driver needs at least one disk");
+    if (out.disks.empty()) {
+      return Status::InvalidArgument("the image driver needs at least one disk");
+    }
     return out;
   }
 };

@@ -66,7 +66,9 @@ class IscsiDriver final : public SnapshotDriver {
       d.device = std::move(v.device);
       out.disks.push_back(std::move(d));
     }
-    if (out.disks.empty()) return Status::InvalidArgument("the iscsi driver needs at least one disk");
+    if (out.disks.empty()) {
+      return Status::InvalidArgument("the iscsi driver needs at least one disk");
+    }
     return out;
   }
 

@@ -420,7 +420,8 @@ class LibvirtDriver final : public SnapshotDriver {
         info.full_reason = "checkpoint " + req.parent_checkpoint +
                            " is not known to libvirt (deleted, VM re-created or restored)";
       } else if (d.format != "qcow2") {
-        info.full_reason = "disk " + d.target + " is " + d.format + ", which cannot hold checkpoints";
+        info.full_reason =
+            "disk " + d.target + " is " + d.format + ", which cannot hold checkpoints";
       } else if (std::find(tracked.begin(), tracked.end(), d.target) == tracked.end()) {
         info.full_reason = "disk " + d.target + " is not in checkpoint " + req.parent_checkpoint;
       }

@@ -120,10 +120,9 @@ Result<ChunkHeader> DecodeChunkHeaderOnly(std::span<const char> header, uint64_t
                               " out of range");
   }
   if (file_size != kChunkHeaderSize + hdr.stored_size) {
-    return Status::Corruption("chunk file is " + std::to_string(file_size) +
-                              " bytes but its header says " +
-                              std::to_string(kChunkHeaderSize + hdr.stored_size) +
-                              " (truncated or extended)");
+    return Status::Corruption(
+        "chunk file is " + std::to_string(file_size) + " bytes but its header says " +
+        std::to_string(kChunkHeaderSize + hdr.stored_size) + " (truncated or extended)");
   }
   return hdr;
 }

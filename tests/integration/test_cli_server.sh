@@ -6,7 +6,8 @@
 # tables, --json; --disks asks the drivers, and a host that does not answer is shown with its
 # error), restore of the whole disk to a file under restore_roots and to an allowed NBD export
 # (cmp-identical; an existing file, a target outside the roots and an unknown snapshot exit 1),
-# snapshots --config of an image-driver VM (the same text as the local mode); over TLS on
+# snapshots --config of an image-driver VM (the same text as the local mode), datastore status
+# (chunk space counted by the daemon equals the chunk files'); over TLS on
 # 127.0.0.1 with a client certificate: snapshots. A wrong token exits 4 with the daemon's reason; no token over
 # TLS exits 4 saying how to give one; --datastore with --server is a usage error (2).
 source "$(dirname "$0")/lib.sh"
@@ -177,7 +178,7 @@ echo "ok: verify through the daemon: $OUT"
 # HEADER in $OUT's table (aligned tables: every row's field starts under its header).
 column_at() {
   local header row pos
-  header=$(grep -m1 -- "^VM \|^HOST " <<<"$OUT")
+  header=$(grep -m1 -- "^VM \|^HOST \|^DATASTORE " <<<"$OUT")
   pos=$(awk -v h="$1" '{print index($0, h)}' <<<"$header")
   row=$(grep -m1 -- "^$2 " <<<"$OUT")
   [ "$pos" -gt 0 ] && [ -n "$row" ] || fail "no column $1 or row $2 in: $OUT"
@@ -256,6 +257,24 @@ run_expect 1 "$OFFHOST" snapshots "${D[@]}" --config web01@latest
 expect_output "has no stored VM configuration (its driver, nbd, has none)"
 run_expect 2 "$OFFHOST" snapshots "${D[@]}" --config web05
 echo "ok: snapshots --config through the daemon"
+
+# Space and deduplication: the daemon counts the chunk files in the background (the first
+# status call starts it, --wait waits for it); checked against the chunk files themselves.
+run_expect 0 "$OFFHOST" datastore status "${D[@]}" --wait --json
+chunks=$(find "$WORK/ds" -type f -regextype egrep -regex '.*/[0-9a-f]{64}')
+files=$(wc -l <<<"$chunks")
+bytes=$(xargs stat -c %s <<<"$chunks" | awk '{s += $1} END {print s}')
+[ "$(json_field "$OUT" 'j[0]["status"]["chunk_count"]')" = "$files" ] &&
+  [ "$(json_field "$OUT" 'j[0]["status"]["stored_bytes"]')" = "$bytes" ] &&
+  [ "$(json_field "$OUT" 'j[0]["status"].get("unreferenced_bytes", "0")')" = 0 ] &&
+  [ "$(json_field "$OUT" 'j[0]["status"]["snapshot_count"]')" = 2 ] &&
+  [ "$(json_field "$OUT" 'abs(int(j[0]["status"]["logical_bytes"]) / int(j[0]["status"]["unique_bytes"]) - j[0]["status"]["dedupe_ratio"]) < 1e-9')" = True ] ||
+  fail "datastore status --json ($files chunk files, $bytes bytes): $OUT"
+run_expect 0 "$OFFHOST" datastore status "${D[@]}"
+[ "$(column_at DATASTORE main)" = main ] && [ "$(column_at SNAPSHOTS main)" = 2 ] &&
+  [[ $(column_at DEDUPE main) == *x ]] && [ "$(column_at COUNTED main)" != counting ] ||
+  fail "datastore status: $OUT"
+echo "ok: datastore status: $(tail -1 <<<"$OUT")"
 
 # Ctrl-C during a watched backup cancels the job: CANCELLED, exit 1, no new snapshot.
 rm -f "$HOLD" "$HOLD.ready"

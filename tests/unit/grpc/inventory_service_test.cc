@@ -35,18 +35,30 @@ class InventoryServiceTest : public ::testing::Test {
     context_.authorizer = &auth_;
     context_.datastores = {{"main", dir_ / "ds", ""}};
     context_.hosts = {
-        {"kvm1", "libvirt", {{"connect", "qemu+tls://admin:pw@kvm1.example/system"}}, false, "main",
+        {"kvm1",
+         "libvirt",
+         {{"connect", "qemu+tls://admin:pw@kvm1.example/system"}},
+         false,
+         "main",
          "the production KVM host"},
         {"files", "image", {}, false, "", ""},
         {"exports", "nbd", {}, true, "", ""},
-        {"san1", "iscsi", {{"portal", "iscsi://127.0.0.1:1"}, {"chap-user", "backup"}, {"chap-secret", "s3cret-chap"}}, false,
-         "", ""},
+        {"san1",
+         "iscsi",
+         {{"portal", "iscsi://127.0.0.1:1"},
+          {"chap-user", "backup"},
+          {"chap-secret", "s3cret-chap"}},
+         false,
+         "",
+         ""},
     };
     context_.vms = {
         {"web01", "kvm1", "", {{"domain", "web01.example"}}},
         {"db01", "kvm1", "", {{"domain", kUuid}, {"freeze-timeout", "30"}}},
         {"web05", "files", "", {{"disk.vda", raw_}}},
-        {"gone", "exports", "",
+        {"gone",
+         "exports",
+         "",
          {{"disk.vda", "nbd+unix:///vda?socket=" + (dir_ / "no-such.sock")}}},
         {"tls", "exports", "", {{"disk.vda", "nbds://backup:hunter2@10.20.0.5/vda"}}},
         {"lun1", "san1", "", {{"disk.sda", "iscsi://127.0.0.1:1/iqn.2001-05.com.example:t/1"}}},
@@ -141,10 +153,9 @@ TEST_F(InventoryServiceTest, ListsVmsByHostThenNameFromTheConfiguration) {
   v1::ListVmsRequest req;
   req.set_parent("hosts/-");
   auto all = ListVms(req);
-  EXPECT_EQ(Names(all), (std::vector<std::string>{
-                            "hosts/exports/vms/gone", "hosts/exports/vms/tls",
-                            "hosts/files/vms/web05", "hosts/kvm1/vms/db01",
-                            "hosts/kvm1/vms/web01", "hosts/san1/vms/lun1"}));
+  EXPECT_EQ(Names(all), (std::vector<std::string>{"hosts/exports/vms/gone", "hosts/exports/vms/tls",
+                                                  "hosts/files/vms/web05", "hosts/kvm1/vms/db01",
+                                                  "hosts/kvm1/vms/web01", "hosts/san1/vms/lun1"}));
   const v1::Vm& web01 = all.vms(4);
   EXPECT_EQ(web01.vm_id(), "web01");
   EXPECT_EQ(web01.host(), "hosts/kvm1");
@@ -321,8 +332,7 @@ TEST_F(InventoryServiceTest, AHostThatNeverAnswersCostsOneTimeout) {
   req.set_view(v1::VM_VIEW_FULL);
   auto start = std::chrono::steady_clock::now();
   auto out = ListVms(req);
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(out.vms_size(), 2);
   for (const auto& vm : out.vms()) {
     EXPECT_EQ(vm.inventory_error(),

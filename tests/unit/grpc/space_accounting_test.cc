@@ -55,8 +55,8 @@ TEST(SpaceAccountingTest, CountsUniqueStoredAndUnreferencedBytes) {
     ASSERT_TRUE(header.ok());
     ++files;
     stored += file.size();
-    (name == stray.Hex() ? unreferenced : unique) += name == stray.Hex() ? file.size()
-                                                                         : header->raw_size;
+    (name == stray.Hex() ? unreferenced : unique) +=
+        name == stray.Hex() ? file.size() : header->raw_size;
   }
   ASSERT_GT(unreferenced, 0u);
   ASSERT_EQ(unique, 2u << 20);  // two distinct MiB of data; the zeroes are never stored
