@@ -3,11 +3,13 @@
 # (daemon/client.py): the hosts and VMs of its configuration, and with VM_VIEW_FULL the disks
 # of real sources as their drivers see them now — a qemu-nbd export (nbd), a raw and a qcow2
 # image with a persistent bitmap (image), a running QEMU over QMP (qemu; when
-# qemu-system-x86_64 is installed) — and a host that does not answer, which gives its VM an
-# inventory_error instead of failing the call. After a backup through the daemon the VM shows
+# qemu-system-x86_64 is installed), a LUN of a private tgtd on 127.0.0.1 (iscsi, with
+# DiscoverIscsiTargets of its portal; when tgtd is installed) — and a host that does not
+# answer, which gives its VM an inventory_error instead of failing the call. After a backup through the daemon the VM shows
 # its latest snapshot and the qcow2 disk an incremental next backup. The sources are unchanged.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/qemu_lib.sh"
+source "$(dirname "$0")/tgt_lib.sh"
 source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd qemu-img sha256sum
 
@@ -21,7 +23,10 @@ truncate -s 8M "$WORK/images/web05-vda.raw"
 qemu-img create -q -f qcow2 "$WORK/images/web05-vdb.qcow2" 24M
 qemu-img bitmap --add --enable "$WORK/images/web05-vdb.qcow2" bm0
 qemu-io -f qcow2 -c "write -q -P 0x5a 1M 2M" "$WORK/images/web05-vdb.qcow2" >/dev/null
-SUMS_BEFORE=$(sha256sum "$WORK/web01.raw" "$WORK/images/"*)
+# iscsi: a 48 MiB LUN with some data.
+truncate -s 48M "$WORK/lun1.img"
+head -c 1M /dev/urandom | dd of="$WORK/lun1.img" bs=1M seek=5 conv=notrunc status=none
+SUMS_BEFORE=$(sha256sum "$WORK/web01.raw" "$WORK/images/"* "$WORK/lun1.img")
 
 # qemu: a running VM with one qcow2 disk and a UUID, when QEMU is here.
 HAVE_QEMU=0
@@ -32,6 +37,17 @@ if command -v qemu-system-x86_64 >/dev/null; then
   VM1_UUID=$(cat "$WORK/vm1.uuid")
 else
   echo "note: qemu-system-x86_64 is not installed; the qemu host is left out"
+fi
+
+HAVE_TGT=0
+IQN=iqn.2026-11.test.offhost:inventory
+if command -v tgtd >/dev/null && command -v tgtadm >/dev/null; then
+  HAVE_TGT=1
+  start_tgtd
+  add_target 1 "$IQN"
+  add_lun 1 1 "$WORK/lun1.img"
+else
+  echo "note: tgtd is not installed; the iscsi host is left out"
 fi
 
 new_datastore "$WORK/ds"
@@ -100,6 +116,20 @@ host = "qemu1"
 settings = { qmp = "$WORK/vm1.qmp" }
 EOF2
   fi
+  if [ "$HAVE_TGT" = 1 ]; then
+    cat <<EOF2
+
+[[host]]
+name = "san1"
+driver = "iscsi"
+settings = { portal = "iscsi://127.0.0.1:$TGT_PORT", initiator-name = "iqn.2026-11.test:proxy", initiator-name-file = "/nonexistent" }
+
+[[vm]]
+name = "db02"
+host = "san1"
+settings = { disks = { sda = "$(iscsi_uri "$IQN" 1)" } }
+EOF2
+  fi
 } >"$WORK/offhostd.toml"
 "$OFFHOSTD" --check-config "$WORK/offhostd.toml" >/dev/null || fail "the test's config is refused"
 "$OFFHOSTD" --config "$WORK/offhostd.toml" 2>"$WORK/offhostd.log" &
@@ -109,9 +139,10 @@ R=(--unix "$SOCK" --token-file "$WORK/reader.token")
 O=(--unix "$SOCK" --token-file "$WORK/operator.token")
 
 # Hosts by name, from the configuration (a read-only token may list them).
-QEMU_HOST=
-[ "$HAVE_QEMU" = 1 ] && QEMU_HOST=" | hosts/qemu1 driver=DRIVER_QEMU address=$WORK vms=1 ds=datastores/main status=-"
-expect "OK hosts/down driver=DRIVER_NBD address=$WORK vms=1 ds=datastores/main status=- | hosts/exports driver=DRIVER_NBD address=$WORK vms=1 ds=datastores/main status=- | hosts/images driver=DRIVER_IMAGE address=$WORK/images vms=1 ds=datastores/main status=-$QEMU_HOST" \
+MORE_HOSTS=
+[ "$HAVE_QEMU" = 1 ] && MORE_HOSTS+=" | hosts/qemu1 driver=DRIVER_QEMU address=$WORK vms=1 ds=datastores/main status=-"
+[ "$HAVE_TGT" = 1 ] && MORE_HOSTS+=" | hosts/san1 driver=DRIVER_ISCSI address=iscsi://127.0.0.1:$TGT_PORT vms=1 ds=datastores/main status=-"
+expect "OK hosts/down driver=DRIVER_NBD address=$WORK vms=1 ds=datastores/main status=- | hosts/exports driver=DRIVER_NBD address=$WORK vms=1 ds=datastores/main status=- | hosts/images driver=DRIVER_IMAGE address=$WORK/images vms=1 ds=datastores/main status=-$MORE_HOSTS" \
   "${R[@]}" hosts
 
 # VM_VIEW_BASIC: the configuration only, no disks, no errors (no host is contacted), in pages.
@@ -139,6 +170,13 @@ if [ "$HAVE_QEMU" = 1 ]; then
     --uuid "${VM1_UUID^^}" vms
   [ "$(qemu_leftovers vm1)" = "jobs=[] exports=[] nodes=[]" ] || fail "describe left: $(qemu_leftovers vm1)"
 fi
+if [ "$HAVE_TGT" = 1 ]; then
+  [[ $out == *"hosts/san1/vms/db02 uuid=- power=UNSPECIFIED latest=- disks=sda:50331648:raw:full excluded=- error=-"* ]] ||
+    fail "the iSCSI VM: $out"
+  # The portal's targets and LUNs, logged in to with the host's initiator name.
+  expect "OK $IQN luns=*1:disk:50331648:$(iscsi_uri "$IQN" 1)* error=-" "${O[@]}" \
+    --name hosts/san1 discover
+fi
 echo "ok: full view: every disk's size and format, the unreachable host's error"
 
 # GetVm of the unreachable VM with VM_VIEW_FULL is UNAVAILABLE; its basic view still answers.
@@ -165,7 +203,8 @@ expect "OK hosts/images/vms/web05 uuid=- power=STOPPED latest=yes disks=vda:8388
   "${R[@]}" --full --name hosts/images/vms/web05 vm
 echo "ok: after a backup: latest snapshot, incremental possible on the qcow2 disk"
 
-[ "$(sha256sum "$WORK/web01.raw" "$WORK/images/"*)" = "$SUMS_BEFORE" ] || fail "a source changed"
+[ "$(sha256sum "$WORK/web01.raw" "$WORK/images/"* "$WORK/lun1.img")" = "$SUMS_BEFORE" ] ||
+  fail "a source changed"
 pid=$(server_pid offhostd)
 kill -TERM "$pid"
 wait "$pid" || fail "offhostd exited $? on SIGTERM"

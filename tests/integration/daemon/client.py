@@ -13,7 +13,8 @@ hosts (ListHosts), vms (ListVms of --parent, filtered by --uuid/--name) and vm (
 --name) print one item per resource, joined by " | ":
     hosts/NAME driver=DRIVER_X address=A vms=N ds=D status=STATE_X
     hosts/H/vms/V uuid=U power=P latest=yes|- disks=vda:SIZE:FORMAT:inc|full,... error=E
---full asks for HOST_VIEW_FULL / VM_VIEW_FULL. discover runs DiscoverIscsiTargets of --name.
+--full asks for HOST_VIEW_FULL / VM_VIEW_FULL. discover runs DiscoverIscsiTargets of --name:
+    IQN luns=LUN:TYPE:SIZE:URI,... error=E | ...
 
 GEN_DIR holds the Python modules generated from grpc/proto and from health.proto and
 reflection.proto beside this file (see gen_stubs in test_daemon_auth.sh). Prints
@@ -132,7 +133,10 @@ def inventory(args, ch, md):
     if args.call == "discover":
         reply = stub.DiscoverIscsiTargets(pb.DiscoverIscsiTargetsRequest(host=args.name),
                                           metadata=md, timeout=60)
-        return " | ".join(t.iqn for t in reply.targets)
+        return " | ".join(
+            f"{t.iqn} luns=" + ",".join(f"{l.lun}:{l.device_type}:{l.size_bytes}:{l.uri}"
+                                        for l in t.luns) + f" error={t.error or '-'}"
+            for t in reply.targets)
     vms, token = [], ""
     while True:  # every page, two VMs at a time: the pages are followed too
         reply = stub.ListVms(pb.ListVmsRequest(parent=args.parent, view=view, uuid=args.uuid,
