@@ -281,27 +281,35 @@ void FillHost(const ServiceContext& context, const HostConfig& h, v1::Host* out)
   out->set_vm_count(VmCount(context, h.name));
 }
 
-// HOST_VIEW_FULL: the host answers when its driver can describe one of its VMs, or (iSCSI)
-// its portal answers discovery. An error that is not about reaching it (a VM the hypervisor
-// does not know) still means it answered.
-void FillHostStatus(grpc::ServerContext* ctx, const ServiceContext& context, const HostConfig& h,
-                    v1::Host* out) {
-  v1::HostStatus* status = out->mutable_status();
-  *status->mutable_check_time() = TimeUtil::GetCurrentTime();
+// HOST_VIEW_FULL of several hosts, asked at once: a host answers when its driver can describe
+// its first VM. An error that is not about reaching it (a domain the hypervisor does not know)
+// still means it answered.
+void FillHostStatuses(grpc::ServerContext* ctx, const ServiceContext& context,
+                      const std::vector<const HostConfig*>& hosts,
+                      const std::vector<v1::Host*>& out) {
   std::vector<Entry> entries;
-  for (const VmConfig& vm : context.vms) {
-    if (vm.host == h.name) entries.push_back({&h, &vm, std::nullopt});
+  std::vector<size_t> asked;  // the host of each entry
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    v1::HostStatus* status = out[i]->mutable_status();
+    *status->mutable_check_time() = TimeUtil::GetCurrentTime();
+    auto vm = std::find_if(context.vms.begin(), context.vms.end(),
+                           [&](const VmConfig& v) { return v.host == hosts[i]->name; });
+    if (vm == context.vms.end()) {
+      status->set_message("no VM of this host is configured, so there is nothing to ask it about");
+      continue;
+    }
+    entries.push_back({hosts[i], &*vm, std::nullopt});
+    asked.push_back(i);
   }
-  if (entries.empty()) {
-    status->set_message("no VM of this host is configured, so there is nothing to ask it about");
-    return;
+  auto results = DescribeAll(ctx, context, entries);
+  for (size_t k = 0; k < results.size(); ++k) {
+    v1::HostStatus* status = out[asked[k]]->mutable_status();
+    const Result<sd::VmDescription>& r = results[k];
+    bool unreachable = !r.ok() && r.status().code() == StatusCode::kUnavailable;
+    status->set_state(unreachable ? v1::HostStatus::STATE_UNREACHABLE
+                                  : v1::HostStatus::STATE_REACHABLE);
+    if (!r.ok()) status->set_message(r.status().message());
   }
-  entries.resize(1);
-  Result<sd::VmDescription> r = std::move(DescribeAll(ctx, context, entries)[0]);
-  bool unreachable = !r.ok() && r.status().code() == StatusCode::kUnavailable;
-  status->set_state(unreachable ? v1::HostStatus::STATE_UNREACHABLE
-                                : v1::HostStatus::STATE_REACHABLE);
-  if (!r.ok()) status->set_message(r.status().message());
 }
 
 // The iSCSI portal of a host: its "portal" setting, else the portal of its VMs' first LUN.
@@ -332,11 +340,14 @@ class InventoryService final : public v1::InventoryService::Service {
     std::vector<const HostConfig*> hosts;
     for (const HostConfig& h : context_.hosts) hosts.push_back(&h);
     std::sort(hosts.begin(), hosts.end(), [](auto* a, auto* b) { return a->name < b->name; });
+    std::vector<const HostConfig*> page_hosts;
+    std::vector<v1::Host*> filled;
     for (size_t i = page.offset; i < hosts.size() && i < page.offset + page.size; ++i) {
-      v1::Host* h = out->add_hosts();
-      FillHost(context_, *hosts[i], h);
-      if (req->view() == v1::HOST_VIEW_FULL) FillHostStatus(ctx, context_, *hosts[i], h);
+      filled.push_back(out->add_hosts());
+      FillHost(context_, *hosts[i], filled.back());
+      page_hosts.push_back(hosts[i]);
     }
+    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatuses(ctx, context_, page_hosts, filled);
     out->set_next_page_token(NextPageToken(*req, page, hosts.size()));
     return grpc::Status::OK;
   }
@@ -348,7 +359,7 @@ class InventoryService final : public v1::InventoryService::Service {
     const HostConfig* host = nullptr;
     if (auto st = LookupHost(ctx, req->name(), "name", &host); !st.ok()) return st;
     FillHost(context_, *host, out);
-    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatus(ctx, context_, *host, out);
+    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatuses(ctx, context_, {host}, {out});
     return grpc::Status::OK;
   }
 
