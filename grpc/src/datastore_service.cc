@@ -69,7 +69,7 @@ class DatastoreService final : public v1::DatastoreService::Service {
     if (auto st = context_.authorizer->Check(ctx, Role::kReadOnly, &caller); !st.ok()) return st;
     OFFHOST_RPC_ASSIGN_OR_RETURN(Page page, ReadPage(*req), ctx, "");
     OFFHOST_RPC_ASSIGN_OR_RETURN(auto all, SelectDatastores(context_, kAny), ctx, "");
-    for (size_t i = page.offset; i < all.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(all.size()); i < page.end(all.size()); ++i) {
       OFFHOST_RPC_ASSIGN_OR_RETURN(auto ds, OpenDatastore(*all[i]), ctx, "");
       FillDatastore(*all[i], *ds, out->add_datastores());
     }

@@ -342,7 +342,7 @@ class InventoryService final : public v1::InventoryService::Service {
     std::sort(hosts.begin(), hosts.end(), [](auto* a, auto* b) { return a->name < b->name; });
     std::vector<const HostConfig*> page_hosts;
     std::vector<v1::Host*> filled;
-    for (size_t i = page.offset; i < hosts.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(hosts.size()); i < page.end(hosts.size()); ++i) {
       filled.push_back(out->add_hosts());
       FillHost(context_, *hosts[i], filled.back());
       page_hosts.push_back(hosts[i]);
@@ -420,9 +420,10 @@ class InventoryService final : public v1::InventoryService::Service {
     for (size_t i = 0; i < vms.size(); ++i) {
       if (Matches(*req, vms[i])) kept.push_back(i);
     }
-    size_t end = std::min(kept.size(), page.offset + page.size);
     std::vector<size_t> page_vms;
-    for (size_t k = page.offset; k < end; ++k) page_vms.push_back(kept[k]);
+    for (size_t k = page.begin(kept.size()); k < page.end(kept.size()); ++k) {
+      page_vms.push_back(kept[k]);
+    }
     if (full) {
       std::vector<size_t> rest;
       for (size_t i : page_vms) {
@@ -478,7 +479,7 @@ class InventoryService final : public v1::InventoryService::Service {
     std::vector<const CredentialConfig*> all;
     for (const CredentialConfig& c : context_.credentials) all.push_back(&c);
     std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->name < b->name; });
-    for (size_t i = page.offset; i < all.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(all.size()); i < page.end(all.size()); ++i) {
       v1::Credential* c = out->add_credentials();
       c->set_name("credentials/" + all[i]->name);
       c->set_kind(all[i]->kind == "chap"      ? v1::CREDENTIAL_KIND_CHAP
