@@ -17,6 +17,7 @@
 #include "file_info.h"
 #include "inventory.h"
 #include "names.h"
+#include "offhost/proxy/iscsi_discovery.h"
 #include "offhost/proxy/vm_describe.h"
 #include "offhost/snapshot-drivers/iscsi_block_device.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
@@ -512,13 +513,14 @@ class InventoryService final : public v1::InventoryService::Service {
               " names no portal: set settings.portal = "
               "\"iscsi://ADDRESS\" in its [[host]] or give one of its VMs an iscsi:// disk");
     }
-    auto targets = sd::DiscoverIscsi(portal, sd::IscsiCredentialsFromSettings(host->settings));
-    if (!targets.ok() && targets.status().code() == StatusCode::kUnavailable) {
-      return Fail(ctx, grpc::StatusCode::UNAVAILABLE, "HOST_UNREACHABLE",
-                  targets.status().message(), {{"host", HostResource(host->name)}});
+    auto found =
+        proxy::DiscoverIscsiPortal(portal, sd::IscsiCredentialsFromSettings(host->settings));
+    if (!found.ok() && found.status().code() == StatusCode::kUnavailable) {
+      return Fail(ctx, grpc::StatusCode::UNAVAILABLE, "HOST_UNREACHABLE", found.status().message(),
+                  {{"host", HostResource(host->name)}});
     }
-    if (!targets.ok()) return ToGrpc(ctx, targets.status(), "HOST_NOT_FOUND");
-    for (const sd::IscsiTarget& t : *targets) {
+    if (!found.ok()) return ToGrpc(ctx, found.status(), "HOST_NOT_FOUND");
+    for (const sd::IscsiTarget& t : found->targets) {
       v1::IscsiTarget* target = out->add_targets();
       target->set_iqn(t.name);
       for (const auto& p : t.portals) target->add_portals(p);
@@ -533,6 +535,16 @@ class InventoryService final : public v1::InventoryService::Service {
         lun->set_size_bytes(l.size);
         lun->set_block_size_bytes(l.block_size);
         lun->set_thin(l.thin);
+        auto volumes = found->volumes.find(l.uri);
+        if (volumes == found->volumes.end()) continue;
+        for (const mount::LogicalVolumeInfo& v : volumes->second) {
+          v1::IscsiLogicalVolume* lv = lun->add_logical_volumes();
+          lv->set_volume_group(v.vg);
+          lv->set_logical_volume(v.lv);
+          lv->set_size_bytes(v.size);
+          lv->set_uri(proxy::LogicalVolumeUri(l.uri, v));
+          lv->set_unreadable(v.unreadable);
+        }
       }
     }
     return grpc::Status::OK;

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "iscsi_options.h"
 #include "offhost/mount/logical_volumes.h"
+#include "offhost/proxy/iscsi_discovery.h"
 #include "offhost/snapshot-drivers/iscsi_block_device.h"
 
 namespace offhost::cli {
@@ -22,49 +23,10 @@ struct DiscoverOptions {
   IscsiCliOptions iscsi;
 };
 
-// The logical volumes found on each disk LUN, by LUN URI.
 using VolumesByLun = std::map<std::string, std::vector<mount::LogicalVolumeInfo>>;
 
-// "alice@" when the portal URI names a CHAP user: the LUNs are opened as the same user.
-std::string UserPart(const std::string& portal) {
-  const std::string scheme = "iscsi://";
-  if (!portal.starts_with(scheme)) return "";
-  auto at = portal.find('@', scheme.size());
-  auto slash = portal.find('/', scheme.size());
-  if (at == std::string::npos || (slash != std::string::npos && at > slash)) return "";
-  return portal.substr(scheme.size(), at + 1 - scheme.size());
-}
-
-// Reads the LVM2 labels of every disk LUN (a few KiB each); a LUN that cannot be read is
-// skipped with a warning, the discovery still lists it.
-VolumesByLun FindLogicalVolumes(const std::vector<sd::IscsiTarget>& targets,
-                                const std::string& portal, const sd::IscsiCredentials& creds) {
-  VolumesByLun out;
-  std::string user = UserPart(portal);
-  for (const auto& t : targets) {
-    for (const auto& l : t.luns) {
-      if (l.device_type != "disk" || !l.uri.starts_with("iscsi://")) continue;
-      sd::IscsiOpenOptions options;
-      options.credentials = creds;
-      auto lun = sd::OpenIscsi("iscsi://" + user + l.uri.substr(8), options);
-      if (!lun.ok()) {
-        std::cerr << "offhost: warning: " << lun.status().message() << "\n";
-        continue;
-      }
-      auto lvs = mount::ListLogicalVolumes(**lun);
-      if (!lvs.ok()) {
-        std::cerr << "offhost: warning: looking for LVM on " << l.uri << ": "
-                  << lvs.status().message() << "\n";
-        continue;
-      }
-      if (!lvs->empty()) out[l.uri] = std::move(*lvs);
-    }
-  }
-  return out;
-}
-
 std::string LvUri(const sd::IscsiLun& l, const mount::LogicalVolumeInfo& v) {
-  return l.uri + "#" + v.vg + "/" + v.lv;
+  return proxy::LogicalVolumeUri(l.uri, v);
 }
 
 nlohmann::json ToJson(const sd::IscsiTarget& t, const VolumesByLun& volumes) {
@@ -133,15 +95,15 @@ int RunDiscover(const DiscoverOptions& o) {
   auto settings = IscsiSettings(o.iscsi);
   if (!settings.ok()) return ReportError(settings.status());
   sd::IscsiCredentials creds = sd::IscsiCredentialsFromSettings(*settings);
-  auto targets = sd::DiscoverIscsi(o.portal, creds);
-  if (!targets.ok()) return ReportError(targets.status());
-  VolumesByLun volumes = FindLogicalVolumes(*targets, o.portal, creds);
+  auto found = proxy::DiscoverIscsiPortal(o.portal, creds);
+  if (!found.ok()) return ReportError(found.status());
+  for (const auto& w : found->warnings) std::cerr << "offhost: warning: " << w << "\n";
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& t : *targets) j.push_back(ToJson(t, volumes));
+    for (const auto& t : found->targets) j.push_back(ToJson(t, found->volumes));
     std::cout << j.dump(2) << "\n";
   } else {
-    PrintTargets(*targets, volumes);
+    PrintTargets(found->targets, found->volumes);
   }
   return kExitOk;
 }

@@ -23,10 +23,19 @@ truncate -s 8M "$WORK/images/web05-vda.raw"
 qemu-img create -q -f qcow2 "$WORK/images/web05-vdb.qcow2" 24M
 qemu-img bitmap --add --enable "$WORK/images/web05-vdb.qcow2" bm0
 qemu-io -f qcow2 -c "write -q -P 0x5a 1M 2M" "$WORK/images/web05-vdb.qcow2" >/dev/null
-# iscsi: a 48 MiB LUN with some data.
+# iscsi: a 48 MiB LUN with some data, and (where this machine can write LVM labels: a loop
+# device and the LVM tools) a 32 MiB LUN holding volume group "san" with one VM disk as a
+# logical volume of two 4 MiB extents (shared LVM).
 truncate -s 48M "$WORK/lun1.img"
 head -c 1M /dev/urandom | dd of="$WORK/lun1.img" bs=1M seek=5 conv=notrunc status=none
-SUMS_BEFORE=$(sha256sum "$WORK/web01.raw" "$WORK/images/"* "$WORK/lun1.img")
+truncate -s 32M "$WORK/lun2.img"
+HAVE_LVM=0
+if (lvm_vg "$WORK/lun2.img" 0 $((32 << 20)) san "web07-disk0 0 2 0") >"$WORK/lvm.log" 2>&1; then
+  HAVE_LVM=1
+else
+  echo "note: no LVM volume group could be made here ($(tail -1 "$WORK/lvm.log")); shared LVM is left out"
+fi
+SUMS_BEFORE=$(sha256sum "$WORK/web01.raw" "$WORK/images/"* "$WORK/lun1.img" "$WORK/lun2.img")
 
 # qemu: a running VM with one qcow2 disk and a UUID, when QEMU is here.
 HAVE_QEMU=0
@@ -46,6 +55,7 @@ if command -v tgtd >/dev/null && command -v tgtadm >/dev/null; then
   start_tgtd
   add_target 1 "$IQN"
   add_lun 1 1 "$WORK/lun1.img"
+  [ "$HAVE_LVM" = 1 ] && add_lun 1 2 "$WORK/lun2.img"
 else
   echo "note: tgtd is not installed; the iscsi host is left out"
 fi
@@ -130,6 +140,15 @@ host = "san1"
 settings = { disks = { sda = "$(iscsi_uri "$IQN" 1)" } }
 EOF2
   fi
+  if [ "$HAVE_TGT" = 1 ] && [ "$HAVE_LVM" = 1 ]; then
+    cat <<EOF2
+
+[[vm]]
+name = "web07"
+host = "san1"
+settings = { disks = { vda = "$(iscsi_uri "$IQN" 2)#san/web07-disk0" } }
+EOF2
+  fi
 } >"$WORK/offhostd.toml"
 "$OFFHOSTD" --check-config "$WORK/offhostd.toml" >/dev/null || fail "the test's config is refused"
 "$OFFHOSTD" --config "$WORK/offhostd.toml" 2>"$WORK/offhostd.log" &
@@ -141,7 +160,7 @@ O=(--unix "$SOCK" --token-file "$WORK/operator.token")
 # Hosts by name, from the configuration (a read-only token may list them).
 MORE_HOSTS=
 [ "$HAVE_QEMU" = 1 ] && MORE_HOSTS+=" | hosts/qemu1 driver=DRIVER_QEMU address=$WORK vms=1 ds=datastores/main status=-"
-[ "$HAVE_TGT" = 1 ] && MORE_HOSTS+=" | hosts/san1 driver=DRIVER_ISCSI address=iscsi://127.0.0.1:$TGT_PORT vms=1 ds=datastores/main status=-"
+[ "$HAVE_TGT" = 1 ] && MORE_HOSTS+=" | hosts/san1 driver=DRIVER_ISCSI address=iscsi://127.0.0.1:$TGT_PORT vms=$((1 + HAVE_LVM)) ds=datastores/main status=-"
 expect "OK hosts/down driver=DRIVER_NBD address=$WORK vms=1 ds=datastores/main status=- | hosts/exports driver=DRIVER_NBD address=$WORK vms=1 ds=datastores/main status=- | hosts/images driver=DRIVER_IMAGE address=$WORK/images vms=1 ds=datastores/main status=-$MORE_HOSTS" \
   "${R[@]}" hosts
 
@@ -176,6 +195,14 @@ if [ "$HAVE_TGT" = 1 ]; then
   # The portal's targets and LUNs, logged in to with the host's initiator name.
   expect "OK $IQN luns=*1:disk:50331648:$(iscsi_uri "$IQN" 1)* error=-" "${O[@]}" \
     --name hosts/san1 discover
+  if [ "$HAVE_LVM" = 1 ]; then
+    # The logical volume: sized as the LV, not the LUN, and listed by discovery with its URI.
+    [[ $out == *"hosts/san1/vms/web07 uuid=- power=UNSPECIFIED latest=- disks=vda:8388608:raw:full excluded=- error=-"* ]] ||
+      fail "the shared-LVM VM: $out"
+    LV_URI="$(iscsi_uri "$IQN" 2)#san/web07-disk0"
+    expect "OK $IQN luns=*2:disk:33554432:$(iscsi_uri "$IQN" 2)\[san/web07-disk0:8388608:$LV_URI\] error=-" \
+      "${O[@]}" --name hosts/san1 discover
+  fi
 fi
 echo "ok: full view: every disk's size and format, the unreachable host's error"
 
@@ -203,7 +230,8 @@ expect "OK hosts/images/vms/web05 uuid=- power=STOPPED latest=yes disks=vda:8388
   "${R[@]}" --full --name hosts/images/vms/web05 vm
 echo "ok: after a backup: latest snapshot, incremental possible on the qcow2 disk"
 
-[ "$(sha256sum "$WORK/web01.raw" "$WORK/images/"* "$WORK/lun1.img")" = "$SUMS_BEFORE" ] ||
+[ "$(sha256sum "$WORK/web01.raw" "$WORK/images/"* "$WORK/lun1.img" "$WORK/lun2.img")" = \
+  "$SUMS_BEFORE" ] ||
   fail "a source changed"
 pid=$(server_pid offhostd)
 kill -TERM "$pid"

@@ -14,7 +14,7 @@ hosts (ListHosts), vms (ListVms of --parent, filtered by --uuid/--name) and vm (
     hosts/NAME driver=DRIVER_X address=A vms=N ds=D status=STATE_X
     hosts/H/vms/V uuid=U power=P latest=yes|- disks=vda:SIZE:FORMAT:inc|full,... error=E
 --full asks for HOST_VIEW_FULL / VM_VIEW_FULL. discover runs DiscoverIscsiTargets of --name:
-    IQN luns=LUN:TYPE:SIZE:URI,... error=E | ...
+    IQN luns=LUN:TYPE:SIZE:URI[VG/LV:SIZE:URI;...],... error=E | ...
 
 GEN_DIR holds the Python modules generated from grpc/proto and from health.proto and
 reflection.proto beside this file (see gen_stubs in test_daemon_auth.sh). Prints
@@ -119,6 +119,13 @@ def vm_line(vm):
             f"excluded={excluded or '-'} error={vm.inventory_error or '-'}")
 
 
+def lvs(lun):
+    if not lun.logical_volumes:
+        return ""
+    return "[" + ";".join(f"{v.volume_group}/{v.logical_volume}:{v.size_bytes}:{v.uri}"
+                          for v in lun.logical_volumes) + "]"
+
+
 def inventory(args, ch, md):
     from offhost.v1 import inventory_pb2 as pb, inventory_pb2_grpc as rpc
     stub = rpc.InventoryServiceStub(ch)
@@ -135,7 +142,7 @@ def inventory(args, ch, md):
                                           metadata=md, timeout=60)
         return " | ".join(
             f"{t.iqn} luns=" + ",".join(f"{l.lun}:{l.device_type}:{l.size_bytes}:{l.uri}"
-                                        for l in t.luns) + f" error={t.error or '-'}"
+                                        + lvs(l) for l in t.luns) + f" error={t.error or '-'}"
             for t in reply.targets)
     vms, token = [], ""
     while True:  # every page, two VMs at a time: the pages are followed too
