@@ -195,6 +195,27 @@ if [ "$HAVE_TGT" = 1 ]; then
   # The portal's targets and LUNs, logged in to with the host's initiator name.
   expect "OK $IQN luns=*1:disk:50331648:$(iscsi_uri "$IQN" 1)* error=-" "${O[@]}" \
     --name hosts/san1 discover
+  # The CLI through the daemon prints what discovery from here prints.
+  run_expect 0 "$OFFHOST" discover --server "unix:$SOCK" --token-file "$WORK/operator.token" \
+    --host san1 --json
+  DAEMON_JSON=$OUT
+  run_expect 0 env OFFHOST_INITIATOR_NAME_FILE=/nonexistent "$OFFHOST" discover \
+    "iscsi://127.0.0.1:$TGT_PORT" --initiator-name iqn.2026-11.test:proxy --json
+  [ "$OUT" = "$DAEMON_JSON" ] || fail "discover --host differs from discovery from here:
+$DAEMON_JSON
+---
+$OUT"
+  run_expect 0 "$OFFHOST" discover --server "unix:$SOCK" --token-file "$WORK/operator.token" \
+    --host san1
+  expect_output "$(iscsi_uri "$IQN" 1)"
+  [ "$HAVE_LVM" = 0 ] || expect_output "san/web07-disk0"
+  run_expect 4 "$OFFHOST" discover --server "unix:$SOCK" --token-file "$WORK/reader.token" \
+    --host san1
+  expect_output "ROLE_TOO_LOW"
+  run_expect 1 "$OFFHOST" discover --server "unix:$SOCK" --token-file "$WORK/operator.token" \
+    --host exports
+  expect_output "NOT_AN_ISCSI_HOST"
+  echo "ok: offhost discover --host: the same as discovery from here"
   if [ "$HAVE_LVM" = 1 ]; then
     # The logical volume: sized as the LV, not the LUN, and listed by discovery with its URI.
     [[ $out == *"hosts/san1/vms/web07 uuid=- power=UNSPECIFIED latest=- disks=vda:8388608:raw:full excluded=- error=-"* ]] ||
