@@ -33,8 +33,6 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
                                std::vector<BackupDisk>& disks, const BackupOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (disks.empty()) return Status::InvalidArgument("a backup needs at least one --disk");
-  // Staging left by backups that were killed is removed before a new one starts.
-  ds.CleanupInterrupted().status().IgnoreError();
   if (options.counters) {
     for (const auto& d : disks) options.counters->total_bytes += d.device->size();
   }

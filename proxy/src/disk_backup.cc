@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -31,8 +32,10 @@ bool AllZero(const char* p, size_t n) {
 
 class BufferPool {
  public:
-  BufferPool(size_t count, size_t size) : storage_(count * size) {
-    for (size_t i = 0; i < count; ++i) free_.push_back(storage_.data() + i * size);
+  // The memory is not initialised, so pages no job touches (an incremental reads only a few
+  // ranges into pool buffers) cost nothing.
+  BufferPool(size_t count, size_t size) : storage_(new char[count * size]) {
+    for (size_t i = 0; i < count; ++i) free_.push_back(storage_.get() + i * size);
   }
   char* Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -48,7 +51,7 @@ class BufferPool {
   }
 
  private:
-  std::vector<char> storage_;
+  std::unique_ptr<char[]> storage_;
   std::vector<char*> free_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -135,11 +138,14 @@ class PreviousManifest {
 
 // How an incremental stores a chunk-size range with changes (docs/chunking.md):
 //   kWhole — read the range from the source and store it as one chunk (fulls; lost base);
-//   kPatch — store only the changed runs as small chunks; the rest stays slices of the
+//   kPatch — store only the changed runs (packed, see kPack); the rest stays slices of the
 //            previous snapshot's chunks;
 //   kMerge — rebuild the range from the previous snapshot plus the changes and store it as one
-//            chunk, when patching would leave it too fragmented.
-enum class JobKind { kWhole, kPatch, kMerge };
+//            chunk, when patching would leave it too fragmented;
+//   kPack  — several kPatch jobs whose changed runs are stored together as one chunk (a
+//            "pack"), each run a slice of it: an incremental with scattered small changes
+//            writes and syncs a few chunk files instead of one per run.
+enum class JobKind { kWhole, kPatch, kMerge, kPack };
 
 // A patched range is rebuilt once it would need more pieces than this, or once more than half
 // of its data no longer comes from its main chunk: this bounds restore reads per range and
@@ -148,7 +154,7 @@ constexpr size_t kMaxPatchPieces = 16;
 
 struct Piece {
   ManifestEntry entry;  // for a fresh piece only offset and length matter
-  bool fresh = false;   // bytes are in the job's `own` buffer from `at`, to be stored as a new chunk
+  bool fresh = false;  // bytes are in the job's `own` buffer from `at`, to be stored as a new chunk
   size_t at = 0;
 };
 
@@ -159,10 +165,12 @@ struct Job {
   char* buffer;  // from the pool (kWhole, kMerge); a patch reads into `own`, sized to its runs
   std::vector<char> own;
   JobKind kind = JobKind::kWhole;
-  std::vector<Piece> pieces;         // kPatch
-  std::vector<ManifestEntry> base;   // kMerge: the previous snapshot's entries for the range
-  std::vector<Extent> fresh;         // kMerge: changed ranges, relative to `offset`
-  std::vector<Extent> data;          // kMerge: allocated ranges, to re-read if `base` is unusable
+  std::vector<Piece> pieces;        // kPatch
+  std::vector<ManifestEntry> base;  // kMerge: the previous snapshot's entries for the range
+  std::vector<Extent> fresh;        // kMerge: changed ranges, relative to `offset`
+  std::vector<Extent> data;         // kMerge: allocated ranges, to re-read if `base` is unusable
+  std::vector<Job> members;         // kPack: the patch jobs, in disk order
+  size_t fresh_bytes = 0;           // kPatch: bytes in `own`; kPack: of all members
 };
 
 // The pieces of a range after its changed runs replace the previous snapshot's bytes.
@@ -315,6 +323,7 @@ class DiskBackup {
       total += p.entry.length;
     }
     job.own.assign(total, '\0');
+    job.fresh_bytes = total;
     for (const Piece& p : job.pieces) {
       if (!p.fresh) continue;
       for (const Extent& d : data) {
@@ -405,14 +414,33 @@ class DiskBackup {
     if (options_.counters) options_.counters->bytes_read += n;
   }
 
-  Status Flush(BoundedQueue<Job>& queue, std::vector<Job>* batch,
-               std::vector<ReadRequest>* reads) {
+  Status Flush(BoundedQueue<Job>& queue, std::vector<Job>* batch, std::vector<ReadRequest>* reads) {
     Status st = reads->empty() ? Status::OK() : dev_.Read(*reads);
     reads->clear();
-    for (Job& j : *batch) {
+    Job pack{0, 0, 0, nullptr};
+    pack.kind = JobKind::kPack;
+    auto push = [&](Job& j) {
       char* buffer = j.buffer;
       if ((!st.ok() || !queue.Push(std::move(j))) && buffer) pool_->Release(buffer);
+    };
+    auto push_pack = [&] {
+      if (pack.members.empty()) return;
+      push(pack);
+      pack = Job{0, 0, 0, nullptr};
+      pack.kind = JobKind::kPack;
+    };
+    for (Job& j : *batch) {
+      if (j.kind != JobKind::kPatch) {
+        push(j);
+        continue;
+      }
+      // Patches are packed in disk order, each pack at most one chunk size: a restore
+      // reading the disk in order then meets a pack's runs one after the other.
+      if (pack.fresh_bytes + j.fresh_bytes > chunk_size_) push_pack();
+      pack.fresh_bytes += j.fresh_bytes;
+      pack.members.push_back(std::move(j));
     }
+    push_pack();
     batch->clear();
     batch_pool_jobs_ = 0;
     batch_bytes_ = 0;
@@ -476,26 +504,52 @@ class DiskBackup {
   }
 
   Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded) {
-    std::vector<ManifestEntry> out;
-    if (job.kind == JobKind::kPatch) {
+    if (job.kind == JobKind::kPack) return ProcessPack(job, encoder, encoded);
+    if (job.kind == JobKind::kMerge) OFFHOST_RETURN_IF_ERROR(MergeBase(job));
+    OFFHOST_ASSIGN_OR_RETURN(ManifestEntry e,
+                             StoreRange(job.offset, {job.buffer, job.length}, encoder, encoded));
+    return Complete(job.seq, {e});
+  }
+
+  // Stores the changed runs of the pack's patch jobs as one chunk (all-zero runs as zero
+  // entries) and completes each job with its kept slices and its runs as slices of the pack.
+  Status ProcessPack(const Job& pack, storage::ChunkEncoder& encoder, std::string* encoded) {
+    std::string bytes;
+    bytes.reserve(pack.fresh_bytes);
+    std::vector<std::vector<ManifestEntry>> out(pack.members.size());
+    std::vector<std::pair<size_t, size_t>> runs;  // (member, entry) of each run in the pack
+    for (size_t m = 0; m < pack.members.size(); ++m) {
+      const Job& job = pack.members[m];
       for (const Piece& p : job.pieces) {
         if (!p.fresh) {
           CountKept(p.entry);
-          out.push_back(p.entry);
+          out[m].push_back(p.entry);
           continue;
         }
-        OFFHOST_ASSIGN_OR_RETURN(
-            ManifestEntry e,
-            StoreRange(p.entry.offset, {job.own.data() + p.at, p.entry.length},
-                       encoder, encoded));
-        out.push_back(e);
+        const char* data = job.own.data() + p.at;
+        ManifestEntry e{p.entry.offset, p.entry.length, ManifestEntryKind::kZero, {}};
+        if (AllZero(data, p.entry.length)) {
+          std::lock_guard<std::mutex> lock(stats_mu_);
+          record_.zero_bytes += p.entry.length;
+        } else {
+          e.kind = ManifestEntryKind::kChunk;
+          e.chunk_offset = static_cast<uint32_t>(bytes.size());
+          bytes.append(data, p.entry.length);
+          runs.emplace_back(m, out[m].size());
+        }
+        out[m].push_back(e);
       }
-      return Complete(job.seq, out);
     }
-    if (job.kind == JobKind::kMerge) OFFHOST_RETURN_IF_ERROR(MergeBase(job));
-    OFFHOST_ASSIGN_OR_RETURN(ManifestEntry e, StoreRange(job.offset, {job.buffer, job.length},
-                                                         encoder, encoded));
-    return Complete(job.seq, {e});
+    if (!bytes.empty()) {
+      OFFHOST_ASSIGN_OR_RETURN(ChunkId id, StoreChunk(bytes, encoder, encoded));
+      for (auto [m, i] : runs) out[m][i].chunk = id;
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      record_.chunks += runs.size();
+    }
+    for (size_t m = 0; m < pack.members.size(); ++m) {
+      OFFHOST_RETURN_IF_ERROR(Complete(pack.members[m].seq, std::move(out[m])));
+    }
+    return Status::OK();
   }
 
   // Stores the bytes of [offset, offset+data.size()) as one chunk, or says they are zeroes.
@@ -506,6 +560,15 @@ class DiskBackup {
       record_.zero_bytes += data.size();
       return ManifestEntry{offset, data.size(), ManifestEntryKind::kZero, {}};
     }
+    OFFHOST_ASSIGN_OR_RETURN(ChunkId id, StoreChunk(data, encoder, encoded));
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++record_.chunks;
+    return ManifestEntry{offset, data.size(), ManifestEntryKind::kChunk, id};
+  }
+
+  // Hashes, dedupes, compresses and stores one chunk; counts it when it is new.
+  Result<ChunkId> StoreChunk(std::span<const char> data, storage::ChunkEncoder& encoder,
+                             std::string* encoded) {
     ChunkId id = ChunkId::Of(data);
     OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().Contains(id));
     bool wrote = false;
@@ -513,16 +576,13 @@ class DiskBackup {
       OFFHOST_RETURN_IF_ERROR(encoder.Encode(id, data, encoded));
       OFFHOST_ASSIGN_OR_RETURN(wrote, ds_.chunks().Put(id, *encoded));
     }
-    {
+    if (wrote) {
       std::lock_guard<std::mutex> lock(stats_mu_);
-      ++record_.chunks;
-      if (wrote) {
-        ++record_.new_chunks;
-        record_.new_bytes += encoded->size();
-        if (options_.counters) options_.counters->new_bytes += encoded->size();
-      }
+      ++record_.new_chunks;
+      record_.new_bytes += encoded->size();
+      if (options_.counters) options_.counters->new_bytes += encoded->size();
     }
-    return ManifestEntry{offset, data.size(), ManifestEntryKind::kChunk, id};
+    return id;
   }
 
   // Puts a range's manifest entries back into disk order.

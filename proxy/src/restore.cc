@@ -6,8 +6,8 @@
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <string_view>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "bounded_queue.h"
@@ -67,7 +67,14 @@ class DiskRestore {
   void WorkerLoop(BoundedQueue<std::vector<ManifestEntry>>& queue) {
     std::map<storage::ChunkId, std::string> decoded;
     while (auto job = queue.Pop()) {
-      decoded.clear();
+      // Chunks the previous range decoded stay for this one when it uses them too: the runs
+      // an incremental packed into one chunk are slices of it in consecutive ranges.
+      std::map<storage::ChunkId, std::string> previous;
+      previous.swap(decoded);
+      for (const ManifestEntry& e : *job) {
+        auto it = previous.find(e.chunk);
+        if (it != previous.end()) decoded.insert(previous.extract(it));
+      }
       for (const ManifestEntry& e : *job) {
         if (Failed()) break;
         Status st = RestoreEntry(e, &decoded[e.chunk]);
@@ -82,12 +89,11 @@ class DiskRestore {
   // `data` is the chunk's bytes when an earlier entry of the same job decoded it, else empty.
   Status RestoreEntry(const ManifestEntry& e, std::string* data) {
     auto damaged = [&](const Status& why) {
-      return Status::Corruption("chunk " + e.chunk.Hex() + " (" + ds_.chunks().Locate(e.chunk) +
-                                ") for disk offset " + std::to_string(e.offset) + " of " +
-                                snap_.vm + "@" + snap_.id + " disk " + disk_ +
-                                " is damaged: " + why.message() +
-                                "; nothing wrong was written — run 'offhost verify --datastore " +
-                                ds_.dir() + "'");
+      return Status::Corruption(
+          "chunk " + e.chunk.Hex() + " (" + ds_.chunks().Locate(e.chunk) + ") for disk offset " +
+          std::to_string(e.offset) + " of " + snap_.vm + "@" + snap_.id + " disk " + disk_ +
+          " is damaged: " + why.message() +
+          "; nothing wrong was written — run 'offhost verify --datastore " + ds_.dir() + "'");
     };
     if (data->empty()) {
       auto file = ds_.chunks().Get(e.chunk);
@@ -131,7 +137,9 @@ class DiskRestore {
     size_t pos = 0;
     while (pos < data.size()) {
       auto block_len = [&](size_t p) { return std::min(kBlock, data.size() - p); };
-      auto is_zero = [&](size_t p) { return std::memcmp(data.data() + p, kZeroBlock, block_len(p)) == 0; };
+      auto is_zero = [&](size_t p) {
+        return std::memcmp(data.data() + p, kZeroBlock, block_len(p)) == 0;
+      };
       if (is_zero(pos)) {
         pos += block_len(pos);
         continue;

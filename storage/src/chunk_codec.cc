@@ -20,8 +20,7 @@ uint32_t HeaderCrc(const char* header) {
       crc32(0, reinterpret_cast<const Bytef*>(header), static_cast<uInt>(kCrcOffset)));
 }
 
-void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t stored,
-                 char* h) {
+void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t stored, char* h) {
   std::memset(h, 0, kChunkHeaderSize);
   std::memcpy(h, kMagic, 4);
   PutLe<uint16_t>(h + 4, kChunkFormatVersion);
@@ -33,13 +32,17 @@ void WriteHeader(const ChunkId& id, ChunkCompression c, uint32_t raw, uint32_t s
 }
 
 // Incompressible data (media, encrypted or already compressed files) is common in VM disks;
-// three 16 KiB samples tell it apart for a fraction of compressing the whole chunk.
+// eight 8 KiB samples spread over the chunk tell it apart for a fraction of compressing the
+// whole chunk. Eight, not fewer, because a chunk may be a pack of an incremental's changed runs
+// of different kinds (docs/chunking.md): one compressible sample is enough to try.
 bool LooksIncompressible(ZSTD_CCtx* cctx, std::span<const char> data) {
-  constexpr size_t kSample = 16 * 1024;
+  constexpr size_t kSample = 8 * 1024;
+  constexpr size_t kSamples = 8;
   if (data.size() < 16 * kSample) return false;
   char out[ZSTD_COMPRESSBOUND(kSample)];
-  for (size_t at : {size_t{0}, data.size() / 2, data.size() - kSample}) {
-    size_t n = ZSTD_compressCCtx(cctx, out, sizeof out, data.data() + at, kSample, 1);
+  const size_t step = (data.size() - kSample) / (kSamples - 1);
+  for (size_t i = 0; i < kSamples; ++i) {
+    size_t n = ZSTD_compressCCtx(cctx, out, sizeof out, data.data() + i * step, kSample, 1);
     if (ZSTD_isError(n) || n < kSample - kSample / 16) return false;
   }
   return true;
@@ -116,8 +119,7 @@ Result<ChunkHeader> DecodeChunkHeaderOnly(std::span<const char> header, uint64_t
   hdr.stored_size = GetLe<uint32_t>(h + 12);
   std::memcpy(hdr.id.bytes.data(), h + 16, 32);
   if (hdr.raw_size == 0 || hdr.raw_size > kMaxChunkSize) {
-    return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) +
-                              " out of range");
+    return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) + " out of range");
   }
   if (file_size != kChunkHeaderSize + hdr.stored_size) {
     return Status::Corruption(
@@ -130,8 +132,8 @@ Result<ChunkHeader> DecodeChunkHeaderOnly(std::span<const char> header, uint64_t
 Status DecodeChunk(const ChunkId& expected, std::span<const char> file, std::string* out) {
   OFFHOST_ASSIGN_OR_RETURN(ChunkHeader hdr, DecodeChunkHeader(file));
   if (hdr.id != expected) {
-    return Status::Corruption("chunk header names chunk " + hdr.id.ShortHex() +
-                              " instead of " + expected.ShortHex());
+    return Status::Corruption("chunk header names chunk " + hdr.id.ShortHex() + " instead of " +
+                              expected.ShortHex());
   }
   auto payload = file.subspan(kChunkHeaderSize);
   out->resize(hdr.raw_size);

@@ -302,9 +302,49 @@ Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::st
   }
 }
 
+namespace {
+
+// Removes the markers and staging directories of backups whose process is gone; the caller
+// holds the index open for writing (its lock serialises this with other writers).
+Result<int> RemoveDeadBackups(Index& index, const std::string& dir) {
+  std::unique_ptr<rocksdb::Iterator> it(index.db()->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch batch;
+  std::set<std::string> live;  // staging directories of backups that may still run
+  int removed = 0;
+  std::string host = HostName();
+  for (it->Seek("r/"); it->Valid() && it->key().starts_with("r/"); it->Next()) {
+    nlohmann::json m = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (m.is_discarded()) continue;
+    std::string staging = fs::path(m.value("staging", "")).filename().string();
+    if (m.value("host", "") != host || ProcessAlive(m.value("pid", int64_t{0}))) {
+      live.insert(staging);
+      continue;
+    }
+    batch.Delete(it->key());
+    ++removed;
+  }
+  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list running backups in " + dir));
+  if (removed > 0) OFFHOST_RETURN_IF_ERROR(index.WriteSynced(&batch));
+  // Every other staging directory is dead: its marker was just removed, or its backup died
+  // between creating it and writing the marker (both happen under the index lock, which we
+  // hold), or after committing.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir + "/tmp", ec)) {
+    std::string name = entry.path().filename().string();
+    // Only staging directories (VM@ID); other entries belong to running snapshot drivers.
+    if (name.find('@') == std::string::npos || live.count(name)) continue;
+    fs::remove_all(entry.path(), ec);
+  }
+  return removed;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::string& vm) {
   OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
   OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
+  // Staging left by backups that were killed goes first, under the same open of the index.
+  RemoveDeadBackups(*index, dir_).status().IgnoreError();
   SnapshotRecord rec;
   rec.vm = vm;
   rec.started = static_cast<int64_t>(std::time(nullptr));
@@ -342,39 +382,6 @@ Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::stri
     return st;
   }
   return std::unique_ptr<SnapshotWriter>(new SnapshotWriter(this, rec, staging));
-}
-
-Result<int> Datastore::CleanupInterrupted() {
-  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
-  std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
-  rocksdb::WriteBatch batch;
-  std::set<std::string> live;  // staging directories of backups that may still run
-  int removed = 0;
-  std::string host = HostName();
-  for (it->Seek("r/"); it->Valid() && it->key().starts_with("r/"); it->Next()) {
-    nlohmann::json m = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (m.is_discarded()) continue;
-    std::string staging = fs::path(m.value("staging", "")).filename().string();
-    if (m.value("host", "") != host || ProcessAlive(m.value("pid", int64_t{0}))) {
-      live.insert(staging);
-      continue;
-    }
-    batch.Delete(it->key());
-    ++removed;
-  }
-  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list running backups in " + dir_));
-  if (removed > 0) OFFHOST_RETURN_IF_ERROR(index->WriteSynced(&batch));
-  // Every other staging directory is dead: its marker was just removed, or its backup died
-  // between creating it and writing the marker (both happen under the index lock, which we
-  // hold), or after committing.
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir_ + "/tmp", ec)) {
-    std::string name = entry.path().filename().string();
-    // Only staging directories (VM@ID); other entries belong to running snapshot drivers.
-    if (name.find('@') == std::string::npos || live.count(name)) continue;
-    fs::remove_all(entry.path(), ec);
-  }
-  return removed;
 }
 
 }  // namespace offhost::storage

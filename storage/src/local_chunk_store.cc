@@ -6,11 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <mutex>
-#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -86,8 +87,10 @@ Status SyncFiles(const std::vector<std::string>& paths) {
     for (size_t i; (i = next.fetch_add(1)) < paths.size();) {
       Fd fd(::open(paths[i].c_str(), O_RDONLY | O_CLOEXEC));
       Status st;
-      if (fd.get() < 0) st = Status::FromErrno("open " + paths[i], errno);
-      else if (::fsync(fd.get()) != 0) st = Status::FromErrno("fsync " + paths[i], errno);
+      if (fd.get() < 0)
+        st = Status::FromErrno("open " + paths[i], errno);
+      else if (::fsync(fd.get()) != 0)
+        st = Status::FromErrno("fsync " + paths[i], errno);
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = st;
@@ -99,6 +102,73 @@ Status SyncFiles(const std::vector<std::string>& paths) {
   work();
   for (auto& t : threads) t.join();
   return first;
+}
+
+// Chunk files are written with O_DIRECT where the file system takes it: a backup does not read
+// its chunks again soon, so copying them through the page cache only costs CPU (a quarter of
+// an incremental backup's CPU on the benchmark machine) and evicts pages the proxy still uses.
+// The write is padded to whole blocks and the file cut to its size afterwards.
+constexpr size_t kDirectAlign = 4096;
+
+class AlignedBuffer {
+ public:
+  ~AlignedBuffer() { std::free(data_); }
+  char* Reserve(size_t n) {
+    if (n > capacity_) {
+      std::free(data_);
+      data_ = nullptr;
+      capacity_ = 0;
+      void* p = nullptr;
+      if (::posix_memalign(&p, kDirectAlign, n) != 0) return nullptr;
+      data_ = static_cast<char*>(p);
+      capacity_ = n;
+    }
+    return data_;
+  }
+
+ private:
+  char* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// Writes `data` to the new file `path` bypassing the page cache. False (and no file left)
+// when the file system does not support O_DIRECT.
+Result<bool> WriteFileDirect(const std::string& path, std::span<const char> data) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644));
+  if (fd.get() < 0) {
+    if (errno == EINVAL) return false;
+    return Status::FromErrno("create " + path, errno);
+  }
+  const size_t padded = (data.size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  thread_local AlignedBuffer buffer;
+  char* buf = buffer.Reserve(padded);
+  if (!buf)
+    return Status::IOError("out of memory for a " + std::to_string(padded) + "-byte chunk write");
+  std::memcpy(buf, data.data(), data.size());
+  std::memset(buf + data.size(), 0, padded - data.size());
+  for (size_t done = 0; done < padded;) {
+    ssize_t n = ::pwrite(fd.get(), buf + done, padded - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && done == 0) {  // alignment this file system refuses
+      ::unlink(path.c_str());
+      return false;
+    }
+    if (n < 0) return Status::FromErrno("write " + path, errno);
+    done += static_cast<size_t>(n);
+  }
+  if (::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) {
+    return Status::FromErrno("truncate " + path, errno);
+  }
+  if (::close(fd.release()) != 0) return Status::FromErrno("close " + path, errno);
+  return true;
+}
+
+Status WriteFileBuffered(const std::string& path, std::span<const char> data) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return Status::FromErrno("create " + path, errno);
+  OFFHOST_RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
+  if (::close(fd.release()) != 0) return Status::FromErrno("close " + path, errno);
+  return Status::OK();
 }
 
 struct PendingChunk {
@@ -150,12 +220,9 @@ class LocalChunkStore final : public ChunkStore {
     std::string subdir = SubdirOf(id);
     OFFHOST_RETURN_IF_ERROR(EnsureSubdir(subdir));
     std::string path = Locate(id);
-    std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                      std::to_string(counter_.fetch_add(1));
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (fd.get() < 0) return Status::FromErrno("create " + tmp, errno);
-    Status st = WriteAll(fd.get(), encoded, tmp);
-    if (st.ok() && ::close(fd.release()) != 0) st = Status::FromErrno("close " + tmp, errno);
+    std::string tmp =
+        path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter_.fetch_add(1));
+    Status st = WriteChunkFile(tmp, encoded);
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st.WithContext("store chunk " + id.ShortHex() + " in " + dir_);
@@ -207,8 +274,8 @@ class LocalChunkStore final : public ChunkStore {
     std::string data(static_cast<size_t>(st.st_size), '\0');
     size_t done = 0;
     while (done < data.size()) {
-      ssize_t n = ::pread(fd.get(), data.data() + done, data.size() - done,
-                          static_cast<off_t>(done));
+      ssize_t n =
+          ::pread(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Status::FromErrno("read " + path, errno);
       if (n == 0) break;
@@ -264,6 +331,15 @@ class LocalChunkStore final : public ChunkStore {
     return Status::FromErrno("create chunk directory " + subdir, errno);
   }
 
+  Status WriteChunkFile(const std::string& tmp, std::span<const char> encoded) {
+    if (direct_.load(std::memory_order_relaxed)) {
+      Result<bool> written = WriteFileDirect(tmp, encoded);
+      if (!written.ok() || *written) return written.status();
+      direct_ = false;  // this file system has no O_DIRECT: buffered writes from now on
+    }
+    return WriteFileBuffered(tmp, encoded);
+  }
+
   // Makes every pending chunk durable, then gives it its name.
   Status Flush() {
     std::lock_guard<std::mutex> flushing(flush_mu_);
@@ -283,7 +359,8 @@ class LocalChunkStore final : public ChunkStore {
       if (::renameat2(AT_FDCWD, c.tmp.c_str(), AT_FDCWD, c.path.c_str(), RENAME_NOREPLACE) != 0) {
         if (errno == EEXIST) {
           ::unlink(c.tmp.c_str());
-        } else if (!((errno == EINVAL || errno == ENOSYS) && ::rename(c.tmp.c_str(), c.path.c_str()) == 0)) {
+        } else if (!((errno == EINVAL || errno == ENOSYS) &&
+                     ::rename(c.tmp.c_str(), c.path.c_str()) == 0)) {
           return Status::FromErrno("rename " + c.tmp, errno);
         }
       }
@@ -301,6 +378,7 @@ class LocalChunkStore final : public ChunkStore {
 
   std::string dir_;
   std::atomic<uint64_t> counter_{0};
+  std::atomic<bool> direct_{true};
   std::mutex flush_mu_;  // one flush at a time
   std::mutex mu_;
   std::set<std::string> dirty_;

@@ -162,7 +162,7 @@ void SnapshotWriter::Abort() {
   std::error_code ec;
   fs::remove_all(staging_dir_, ec);
   auto index = Index::OpenWritable(ds_->dir() + "/index");
-  if (!index.ok()) return;  // CleanupInterrupted removes the marker later
+  if (!index.ok()) return;  // the next BeginSnapshot removes the marker
   rocksdb::WriteBatch batch;
   batch.Delete(RunningKey(record_.vm, record_.id));
   (*index)->WriteSynced(&batch).IgnoreError();

@@ -1,6 +1,9 @@
 // Incremental forever: only dirty ranges are read; the snapshot is complete on its own.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "offhost/proxy/backup.h"
 #include "offhost/proxy/restore.h"
 #include "offhost/storage/snapshot_disk.h"
@@ -82,10 +85,10 @@ TEST_F(IncrementalTest, ReadsOnlyDirtyBytesAndRestoresTheNewState) {
   EXPECT_EQ(d.bytes_read, 4096u + 8192u + 4096u);
   EXPECT_EQ(last_->bytes_read(), d.bytes_read);
   EXPECT_EQ(d.dirty_bytes, 4096u + 8192u + 4096u);  // the trimmed chunk is a hole: not counted
-  // Only the changed runs are stored, as small chunks; both halves of the straddling write
-  // hold the same bytes and are one chunk.
-  EXPECT_EQ(d.new_chunks, 3u);
-  EXPECT_LT(d.new_bytes, 3u * 4096u + 3u * 64u);
+  // Only the changed runs are stored, packed together into one chunk (16 KiB of runs from
+  // three ranges), each run a slice of it.
+  EXPECT_EQ(d.new_chunks, 1u);
+  EXPECT_LT(d.new_bytes, 4u * 4096u + 64u);
   EXPECT_EQ(inc->snapshot.meta.parent, full->snapshot.id);
 
   EXPECT_EQ(Restore(inc->snapshot), after);
@@ -100,7 +103,8 @@ TEST_F(IncrementalTest, ScatteredSmallWritesStayBoundedOverALongChain) {
     uint64_t at = 5 * kChunk + (i * 1531u) % (kChunk - 512);
     disk_->Put(at, RandomBytes(512, 100 + i));
     disk_->Put(6 * kChunk + i * 1024, RandomBytes(512, 200 + i));
-    disk_->SetDirty({{at, 512, ExtentType::kData}, {6 * kChunk + i * 1024, 512, ExtentType::kData}});
+    disk_->SetDirty(
+        {{at, 512, ExtentType::kData}, {6 * kChunk + i * 1024, 512, ExtentType::kData}});
     auto inc = Backup(&prev->snapshot);
     ASSERT_TRUE(inc.ok()) << inc.status().message();
     EXPECT_EQ(inc->snapshot.disks[0].bytes_read, 1024u);
@@ -113,15 +117,67 @@ TEST_F(IncrementalTest, ScatteredSmallWritesStayBoundedOverALongChain) {
     ASSERT_TRUE((*dev)->Read({&req, 1}).ok());
     ASSERT_EQ(got, disk_->bytes().substr(5 * kChunk - 150, got.size()));
     size_t pieces5 = 0, pieces6 = 0;
-    ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-      if (e.offset / kChunk == 5) ++pieces5;
-      if (e.offset / kChunk == 6) ++pieces6;
-      return Status::OK();
-    }).ok());
+    ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda",
+                                          [&](const storage::ManifestEntry& e) {
+                                            if (e.offset / kChunk == 5) ++pieces5;
+                                            if (e.offset / kChunk == 6) ++pieces6;
+                                            return Status::OK();
+                                          })
+                    .ok());
     EXPECT_LE(pieces5, 16u);  // a range this fragmented is rebuilt as one chunk
     EXPECT_LE(pieces6, 16u);
     prev = std::move(inc);
   }
+}
+
+TEST_F(IncrementalTest, ScatteredRunsArePackedIntoChunksOfAtMostTheChunkSize) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  const std::string before = disk_->bytes();
+  // 4 KiB written in each of 24 ranges (96 KiB of runs: more than one 64 KiB pack), and one
+  // more run of zeroes, which is recorded as zeroes and stored nowhere.
+  std::vector<Extent> dirty;
+  for (uint32_t i = 0; i < 24; ++i) {
+    uint64_t at = uint64_t{i} * kChunk + 1000 + i * 512;
+    disk_->Put(at, RandomBytes(4096, 500 + i));
+    dirty.push_back({at, 4096, ExtentType::kData});
+  }
+  disk_->Put(30 * kChunk, std::string(8192, '\0'));
+  dirty.push_back({30 * kChunk, 8192, ExtentType::kData});
+  disk_->SetDirty(dirty);
+  auto inc = Backup(&full->snapshot);
+  ASSERT_TRUE(inc.ok()) << inc.status().message();
+  const auto& d = inc->snapshot.disks[0];
+  EXPECT_EQ(d.bytes_read, 24u * 4096u + 8192u);
+  EXPECT_EQ(d.new_chunks, 2u);                // 16 runs fill the first pack, 8 go to the second
+  std::map<storage::ChunkId, uint64_t> used;  // bytes each new chunk serves
+  std::set<storage::ChunkId> old;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          old.insert(e.chunk);
+                                          return Status::OK();
+                                        })
+                  .ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(inc->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.kind == storage::ManifestEntryKind::kChunk &&
+                                              !old.count(e.chunk)) {
+                                            used[e.chunk] += e.length;
+                                            EXPECT_LE(e.chunk_offset + e.length, kChunk);
+                                          }
+                                          return Status::OK();
+                                        })
+                  .ok());
+  ASSERT_EQ(used.size(), 2u);
+  for (const auto& [id, bytes] : used) EXPECT_LE(bytes, kChunk);
+  EXPECT_EQ(Restore(inc->snapshot), disk_->bytes());
+  EXPECT_EQ(Restore(full->snapshot), before);
+  auto dev = storage::OpenSnapshotDisk(*ds_, inc->snapshot, "vda", {});
+  ASSERT_TRUE(dev.ok());
+  std::string got(kSize, '\0');
+  ReadRequest req{0, {got.data(), got.size()}};
+  ASSERT_TRUE((*dev)->Read({&req, 1}).ok());
+  EXPECT_EQ(got, disk_->bytes());
 }
 
 TEST_F(IncrementalTest, NothingDirtyReadsNothing) {
@@ -141,10 +197,12 @@ TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
   storage::ChunkId base;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-    if (e.offset == 3 * kChunk) base = e.chunk;
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset == 3 * kChunk) base = e.chunk;
+                                          return Status::OK();
+                                        })
+                  .ok());
   std::filesystem::resize_file(ds_->chunks().Locate(base), 100);
   // Most of the chunk changes, so the range is rebuilt from the base, which must be read.
   const uint32_t changed = kChunk / 2 + 512;
@@ -207,10 +265,12 @@ TEST_F(IncrementalTest, MissingUnchangedChunkIsReadAgainFromTheSource) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
   storage::ChunkId first;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda", [&](const storage::ManifestEntry& e) {
-    if (e.offset == 0) first = e.chunk;
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset == 0) first = e.chunk;
+                                          return Status::OK();
+                                        })
+                  .ok());
   std::filesystem::remove(ds_->chunks().Locate(first));
   disk_->SetDirty({});
   auto inc = Backup(&full->snapshot);

@@ -123,11 +123,9 @@ class Datastore {
   // Reads the file catalogs of snapshots (docs/catalog-format.md).
   Result<std::unique_ptr<CatalogReader>> OpenCatalog();
 
-  // Starts a new snapshot of `vm`, invisible until SnapshotWriter::Commit.
+  // Starts a new snapshot of `vm`, invisible until SnapshotWriter::Commit. Staging left by
+  // backups whose process is gone is removed first, under the same open of the index.
   Result<std::unique_ptr<SnapshotWriter>> BeginSnapshot(const std::string& vm);
-
-  // Removes staging left by backups whose process is gone. Returns how many were removed.
-  Result<int> CleanupInterrupted();
 
  private:
   friend class SnapshotWriter;
