@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <future>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <tuple>
@@ -232,29 +234,50 @@ std::string HumanTimeout(std::chrono::milliseconds t) {
                                : std::to_string(t.count()) + " ms";
 }
 
+// The VMs whose driver is being asked now ("host/vm") and the answer to come, shared with the
+// threads that ask, which may outlive the call and the service.
+struct InFlight {
+  std::mutex mu;
+  std::map<std::string, std::shared_future<Result<sd::VmDescription>>> vms;
+};
+
 // The drivers of several VMs asked at once, each on a thread of its own, for at most the
 // context's describe_timeout (less when the call's deadline is nearer): a host that does not
 // answer (a TCP connect to an address nobody holds, a server that never speaks) then costs one
 // timeout, not one per VM, and never holds the call until the kernel gives up. A driver still
-// waiting after that is left to finish on its own; it holds nothing of the request.
+// waiting after that is left to finish on its own; it holds nothing of the request. A VM whose
+// driver is still being asked for an earlier call is not asked again: this call waits for the
+// same answer, so callers cannot pile up threads behind a host that hangs (at most one per VM).
 std::vector<Result<sd::VmDescription>> DescribeAll(grpc::ServerContext* ctx,
                                                    const ServiceContext& context,
+                                                   const std::shared_ptr<InFlight>& in_flight,
                                                    const std::vector<Entry>& entries) {
   auto deadline = std::chrono::system_clock::now() + context.describe_timeout;
   if (ctx != nullptr) {
     auto call = ctx->deadline() - std::chrono::milliseconds(500);
     if (call < deadline) deadline = call;
   }
-  std::vector<std::future<Result<sd::VmDescription>>> pending;
+  std::vector<std::shared_future<Result<sd::VmDescription>>> pending;
   for (const Entry& e : entries) {
+    std::string key = e.host->name + "/" + e.vm->name;
+    std::lock_guard<std::mutex> lock(in_flight->mu);
+    if (auto it = in_flight->vms.find(key); it != in_flight->vms.end()) {
+      pending.push_back(it->second);
+      continue;
+    }
     proxy::VmDescribeRequest req;
     req.driver = e.host->driver;
     req.snapshot = DriverRequest(*e.host, *e.vm);
     req.latest = e.latest;
     std::packaged_task<Result<sd::VmDescription>()> task(
         [req = std::move(req)]() mutable { return proxy::DescribeVm(std::move(req)); });
-    pending.push_back(task.get_future());
-    std::thread(std::move(task)).detach();
+    pending.push_back(task.get_future().share());
+    in_flight->vms.emplace(key, pending.back());
+    std::thread([task = std::move(task), in_flight, key]() mutable {
+      task();
+      std::lock_guard<std::mutex> done(in_flight->mu);
+      in_flight->vms.erase(key);
+    }).detach();
   }
   std::vector<Result<sd::VmDescription>> out;
   for (size_t i = 0; i < pending.size(); ++i) {
@@ -286,6 +309,7 @@ void FillHost(const ServiceContext& context, const HostConfig& h, v1::Host* out)
 // its first VM. An error that is not about reaching it (a domain the hypervisor does not know)
 // still means it answered.
 void FillHostStatuses(grpc::ServerContext* ctx, const ServiceContext& context,
+                      const std::shared_ptr<InFlight>& in_flight,
                       const std::vector<const HostConfig*>& hosts,
                       const std::vector<v1::Host*>& out) {
   std::vector<Entry> entries;
@@ -302,7 +326,7 @@ void FillHostStatuses(grpc::ServerContext* ctx, const ServiceContext& context,
     entries.push_back({hosts[i], &*vm, std::nullopt});
     asked.push_back(i);
   }
-  auto results = DescribeAll(ctx, context, entries);
+  auto results = DescribeAll(ctx, context, in_flight, entries);
   for (size_t k = 0; k < results.size(); ++k) {
     v1::HostStatus* status = out[asked[k]]->mutable_status();
     const Result<sd::VmDescription>& r = results[k];
@@ -348,7 +372,7 @@ class InventoryService final : public v1::InventoryService::Service {
       FillHost(context_, *hosts[i], filled.back());
       page_hosts.push_back(hosts[i]);
     }
-    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatuses(ctx, context_, page_hosts, filled);
+    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatuses(ctx, context_, in_flight_, page_hosts, filled);
     out->set_next_page_token(NextPageToken(*req, page, hosts.size()));
     return grpc::Status::OK;
   }
@@ -360,7 +384,7 @@ class InventoryService final : public v1::InventoryService::Service {
     const HostConfig* host = nullptr;
     if (auto st = LookupHost(ctx, req->name(), "name", &host); !st.ok()) return st;
     FillHost(context_, *host, out);
-    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatuses(ctx, context_, {host}, {out});
+    if (req->view() == v1::HOST_VIEW_FULL) FillHostStatuses(ctx, context_, in_flight_, {host}, {out});
     return grpc::Status::OK;
   }
 
@@ -399,7 +423,7 @@ class InventoryService final : public v1::InventoryService::Service {
     auto describe = [&](const std::vector<size_t>& which) {
       std::vector<Entry> some;
       for (size_t i : which) some.push_back(entries[i]);
-      auto results = DescribeAll(ctx, context_, some);
+      auto results = DescribeAll(ctx, context_, in_flight_, some);
       for (size_t k = 0; k < which.size(); ++k) {
         FillFull(results[k], &vms[which[k]]);
         described[which[k]] = true;
@@ -462,7 +486,7 @@ class InventoryService final : public v1::InventoryService::Service {
     DatastoreCache cache(context_);
     FillBasic(context_, cache, e, out);
     if (req->view() != v1::VM_VIEW_FULL) return grpc::Status::OK;
-    auto described = DescribeAll(ctx, context_, {e});
+    auto described = DescribeAll(ctx, context_, in_flight_, {e});
     if (!described[0].ok() && described[0].status().code() == StatusCode::kUnavailable) {
       return Fail(ctx, grpc::StatusCode::UNAVAILABLE, "HOST_UNREACHABLE",
                   "host " + e.host->name + " does not answer: " + described[0].status().message(),
@@ -583,6 +607,7 @@ class InventoryService final : public v1::InventoryService::Service {
   }
 
   ServiceContext& context_;
+  std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
 };
 
 }  // namespace

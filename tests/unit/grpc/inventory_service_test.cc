@@ -2,6 +2,7 @@
 // paged, filtered, secrets never shown), and with VM_VIEW_FULL the disks of real sources —
 // disk images read with qemu-img, an NBD export that is not there (an inventory_error, not a
 // failed call) — through an in-process server.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -324,6 +325,7 @@ TEST_F(InventoryServiceTest, AHostThatNeverAnswersCostsOneTimeout) {
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ASSERT_EQ(::listen(fd, 8), 0);
+  ASSERT_EQ(::fcntl(fd, F_SETFL, O_NONBLOCK), 0);  // for counting the connections below
   context_.describe_timeout = std::chrono::milliseconds(500);
   context_.vms[3].settings["disk.vda"] = "nbd+unix:///vda?socket=" + path;
   context_.vms[4].settings["disk.vda"] = "nbd+unix:///vda?socket=" + path;
@@ -339,7 +341,18 @@ TEST_F(InventoryServiceTest, AHostThatNeverAnswersCostsOneTimeout) {
               "host exports did not answer within 500 ms (asking about VM " + vm.vm_id() + ")");
   }
   EXPECT_LT(seconds, 5.0);  // both VMs waited for at once
-  ::close(fd);              // the drivers still waiting get their answer: the end
+  // Asked again while the first drivers still wait: the same answers are awaited, the host is
+  // not asked again (one connection per VM, not one per call).
+  out = ListVms(req);
+  ASSERT_EQ(out.vms_size(), 2);
+  EXPECT_NE(out.vms(0).inventory_error().find("did not answer within 500 ms"), std::string::npos);
+  std::vector<int> accepted;
+  for (int c; (c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+    accepted.push_back(c);
+  }
+  EXPECT_EQ(accepted.size(), 2u);
+  for (int c : accepted) ::close(c);  // the drivers still waiting get their answer: the end
+  ::close(fd);
 }
 
 TEST_F(InventoryServiceTest, CredentialsAreListedWithoutSecrets) {
