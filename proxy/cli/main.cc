@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   AddDiscoverCommand(app, &run);
   AddJobsCommand(app, &run);
   AddInventoryCommands(app, &run);
+  AddPruneCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

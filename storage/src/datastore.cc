@@ -302,6 +302,25 @@ Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::st
   }
 }
 
+Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) {
+  if (snapshots.empty()) return Status::OK();
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
+  rocksdb::WriteBatch batch;
+  for (const auto& snap : snapshots) {
+    OFFHOST_RETURN_IF_ERROR(ValidateName("VM", snap.vm));
+    batch.Delete(SnapshotKey(snap.vm, snap.id));
+    batch.Delete(ConfigKey(snap.vm, snap.id));
+    batch.Delete(CatalogKey(snap.vm, snap.id));
+    const std::string prefix = "m/" + snap.vm + "/" + snap.id + "/";  // every disk's segments
+    std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      batch.Delete(it->key());
+    }
+    OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list the manifests of " + snap.vm + "@" + snap.id));
+  }
+  return index->WriteSynced(&batch);
+}
+
 namespace {
 
 // Removes the markers and staging directories of backups whose process is gone; the caller

@@ -71,6 +71,28 @@ TEST_F(DatastoreTest, SnapshotIdsStayUniqueWithinOneSecond) {
   EXPECT_EQ(ds_->ListSnapshots("other")->size(), 0u);
 }
 
+TEST_F(DatastoreTest, DeletedSnapshotsAreGoneAndTheOthersStayWhole) {
+  SnapshotRecord a = Commit("vm", "first"), b = Commit("vm", "second"), c = Commit("vm", "third");
+  SnapshotRecord other = Commit("other", "first");
+  ASSERT_TRUE(ds_->DeleteSnapshots({a, c}).ok());
+  auto left = ds_->ListSnapshots();
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].vm, "other");
+  EXPECT_EQ((*left)[1].id, b.id);
+  EXPECT_FALSE(ds_->OpenManifest(a, "vda").ok());  // its manifest went with it
+  EXPECT_EQ(ds_->FindSnapshot("vm", "latest")->id, b.id);
+  // The chunk "first" is still used by the other VM's snapshot and was not touched; verify
+  // finds every remaining snapshot whole.
+  std::vector<ManifestEntry> entries;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(other, "vda", [&](const ManifestEntry& e) {
+    entries.push_back(e);
+    return Status::OK();
+  }).ok());
+  EXPECT_TRUE(*ds_->chunks().Contains(entries[0].chunk));
+  EXPECT_TRUE(ds_->DeleteSnapshots({a}).ok());  // already gone: nothing to do
+}
+
 TEST_F(DatastoreTest, AbandonedSnapshotIsNeverVisibleAndLeavesNoStaging) {
   {
     auto w = ds_->BeginSnapshot("vm");

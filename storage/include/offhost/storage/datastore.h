@@ -123,6 +123,11 @@ class Datastore {
   // Reads the file catalogs of snapshots (docs/catalog-format.md).
   Result<std::unique_ptr<CatalogReader>> OpenCatalog();
 
+  // Removes snapshots from the index in one synced write: their records, manifests, stored VM
+  // configurations and catalogs. Their chunks and catalog trees stay until garbage collection
+  // (other snapshots may use them). A snapshot already gone is skipped.
+  Status DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots);
+
   // Starts a new snapshot of `vm`, invisible until SnapshotWriter::Commit. Staging left by
   // backups whose process is gone is removed first, under the same open of the index.
   Result<std::unique_ptr<SnapshotWriter>> BeginSnapshot(const std::string& vm);
