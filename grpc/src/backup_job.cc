@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "datastores.h"
+#include "inventory.h"
 #include "jobs.h"
 #include "names.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
@@ -18,30 +19,6 @@ using google::protobuf::util::TimeUtil;
 // the hypervisor.
 bool DisksInSettings(const std::string& driver) {
   return driver == "nbd" || driver == "iscsi" || driver == "image";
-}
-
-const HostConfig* FindHost(const ServiceContext& context, const std::string& name) {
-  for (const HostConfig& h : context.hosts) {
-    if (h.name == name) return &h;
-  }
-  return nullptr;
-}
-
-const VmConfig* FindVm(const ServiceContext& context, const std::string& name) {
-  for (const VmConfig& v : context.vms) {
-    if (v.name == name) return &v;
-  }
-  return nullptr;
-}
-
-// "hosts/{host}/vms/{vm}" → {host, vm}; {host} may be "-".
-bool SplitVmName(const std::string& name, std::string* host, std::string* vm) {
-  constexpr std::string_view kHosts = "hosts/";
-  size_t slash = name.find("/vms/");
-  if (!name.starts_with(kHosts) || slash == std::string::npos) return false;
-  *host = name.substr(kHosts.size(), slash - kHosts.size());
-  *vm = name.substr(slash + 5);
-  return !host->empty() && !vm->empty() && vm->find('/') == std::string::npos;
 }
 
 grpc::Status ResolveInventoryVm(const ServiceContext& context, grpc::ServerContext* ctx,
@@ -165,13 +142,7 @@ grpc::Status ChooseDatastore(const ServiceContext& context, grpc::ServerContext*
   if (!plan->spec.datastore().empty()) {
     OFFHOST_RPC_ASSIGN_OR_RETURN(name, ParseDatastoreName(plan->spec.datastore(), "datastore"), ctx,
                                  "");
-  } else if (vm != nullptr && !vm->datastore.empty()) {
-    name = vm->datastore;
-  } else if (!host.datastore.empty()) {
-    name = host.datastore;
-  } else if (context.datastores.size() == 1) {
-    name = context.datastores[0].name;
-  } else {
+  } else if (name = DefaultDatastore(context, host, vm); name.empty()) {
     return Fail(ctx, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT",
                 "spec.datastore is empty and the VM has no default datastore; name one");
   }

@@ -93,7 +93,7 @@ class CatalogService final : public v1::CatalogService::Service {
       for (const auto& [vm, list] : by_vm)
         FillBackupGroup(config->name, list, &groups.emplace_back());
     }
-    for (size_t i = page.offset; i < groups.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(groups.size()); i < page.end(groups.size()); ++i) {
       *out->add_backup_groups() = std::move(groups[i]);
     }
     out->set_next_page_token(NextPageToken(*req, page, groups.size()));
@@ -125,7 +125,7 @@ class CatalogService final : public v1::CatalogService::Service {
     std::stable_sort(all.begin(), all.end(), [](const ListedSnapshot& a, const ListedSnapshot& b) {
       return NewerFirst(a.record, b.record);
     });
-    for (size_t i = page.offset; i < all.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(all.size()); i < page.end(all.size()); ++i) {
       const ListedSnapshot& s = all[i];
       Status st = Describe(*configs[s.datastore], *opened[s.datastore], *readers[s.datastore],
                            s.record, req->view(), out->add_snapshots());
@@ -156,7 +156,7 @@ class CatalogService final : public v1::CatalogService::Service {
     if (auto st = ChooseSource(ctx, snap, req->source(), &source); !st.ok()) return st;
     OFFHOST_RPC_ASSIGN_OR_RETURN(auto entries, ListEntries(TargetOf(snap, source), GuestPath(*req)),
                                  ctx, "PATH_NOT_FOUND", "VOLUME_NOT_READABLE");
-    for (size_t i = page.offset; i < entries.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(entries.size()); i < page.end(entries.size()); ++i) {
       *out->add_entries() = std::move(entries[i]);
     }
     out->set_next_page_token(NextPageToken(*req, page, entries.size()));
@@ -221,7 +221,7 @@ class CatalogService final : public v1::CatalogService::Service {
       return a.newest_snapshot().substr(a.newest_snapshot().rfind('/')) >
              b.newest_snapshot().substr(b.newest_snapshot().rfind('/'));
     });
-    for (size_t i = page.offset; i < hits.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(hits.size()); i < page.end(hits.size()); ++i) {
       *out->add_hits() = std::move(hits[i]);
     }
     out->set_next_page_token(NextPageToken(*req, page, hits.size()));
@@ -245,7 +245,7 @@ class CatalogService final : public v1::CatalogService::Service {
     OFFHOST_RPC_ASSIGN_OR_RETURN(auto ds, OpenDatastore(*config), ctx, "");
     OFFHOST_RPC_ASSIGN_OR_RETURN(auto versions, proxy::PathHistory(*ds, group.vm, GuestPath(*req)),
                                  ctx, "VM_NOT_FOUND");
-    for (size_t i = page.offset; i < versions.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(versions.size()); i < page.end(versions.size()); ++i) {
       const proxy::PathVersion& v = versions[i];
       auto* version = out->add_versions();
       version->set_snapshot(SnapshotResource(config->name, group.vm, v.snapshot));

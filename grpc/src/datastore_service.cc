@@ -11,6 +11,7 @@
 #include "offhost/v1/datastore.grpc.pb.h"
 #include "pagination.h"
 #include "services.h"
+#include "space_accounting.h"
 #include "status_map.h"
 #include "verify_job.h"
 
@@ -41,9 +42,9 @@ Status FillFilesystem(const std::string& path, v1::DatastoreStatus* out) {
   return Status::OK();
 }
 
-// What the snapshot records tell. Chunk figures (unique, stored, unreferenced bytes, chunk
-// count, the ratios) are left unset: the only way to get them today is walking every chunk
-// file, far too slow for a status call; they come with the daemon's space accounting.
+// What the snapshot records tell, now. The chunk figures (unique, stored, unreferenced bytes,
+// chunk count, the ratios) need a walk of every manifest and chunk file: they come from the
+// SpaceAccountant's last count (space_accounting.h), as of its accounting_time.
 Status FillSnapshotFigures(storage::Datastore& ds, v1::DatastoreStatus* out) {
   OFFHOST_ASSIGN_OR_RETURN(auto snaps, ds.ListSnapshots());
   std::set<std::string> vms;
@@ -68,7 +69,7 @@ class DatastoreService final : public v1::DatastoreService::Service {
     if (auto st = context_.authorizer->Check(ctx, Role::kReadOnly, &caller); !st.ok()) return st;
     OFFHOST_RPC_ASSIGN_OR_RETURN(Page page, ReadPage(*req), ctx, "");
     OFFHOST_RPC_ASSIGN_OR_RETURN(auto all, SelectDatastores(context_, kAny), ctx, "");
-    for (size_t i = page.offset; i < all.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(all.size()); i < page.end(all.size()); ++i) {
       OFFHOST_RPC_ASSIGN_OR_RETURN(auto ds, OpenDatastore(*all[i]), ctx, "");
       FillDatastore(*all[i], *ds, out->add_datastores());
     }
@@ -100,6 +101,7 @@ class DatastoreService final : public v1::DatastoreService::Service {
     out->set_datastore(DatastoreResource(config->name));
     if (Status st = FillFilesystem(config->path, out); !st.ok()) return ToGrpc(ctx, st, "");
     if (Status st = FillSnapshotFigures(*ds, out); !st.ok()) return ToGrpc(ctx, st, "");
+    if (auto counted = accountant_.Get(*config)) FillSpaceAccounting(*counted, out);
     return grpc::Status::OK;
   }
 
@@ -128,6 +130,7 @@ class DatastoreService final : public v1::DatastoreService::Service {
 
  private:
   ServiceContext& context_;
+  SpaceAccountant accountant_;
 };
 
 }  // namespace

@@ -62,7 +62,7 @@ class JobsService final : public v1::JobsService::Service {
     OFFHOST_RPC_ASSIGN_OR_RETURN(Page page, ReadPage(*req), ctx, "");
     OFFHOST_RPC_ASSIGN_OR_RETURN(proxy::JobFilter filter, ReadFilter(*req), ctx, "");
     std::vector<proxy::JobRecord> jobs = context_.jobs->List(filter);
-    for (size_t i = page.offset; i < jobs.size() && i < page.offset + page.size; ++i) {
+    for (size_t i = page.begin(jobs.size()); i < page.end(jobs.size()); ++i) {
       FillJob(jobs[i], out->add_jobs());
     }
     out->set_next_page_token(NextPageToken(*req, page, jobs.size()));

@@ -19,6 +19,10 @@ namespace offhost::grpcapi {
 struct Page {
   size_t offset = 0;  // results to skip
   size_t size = 0;    // results to return
+
+  // The results of `total` this page covers: [begin(total), end(total)).
+  size_t begin(size_t total) const { return offset < total ? offset : total; }
+  size_t end(size_t total) const { return offset + size < total ? offset + size : total; }
 };
 
 // The page `request` (which has page_size and page_token fields) asks for.

@@ -14,8 +14,6 @@ const char* RoleName(Role role) {
   return "unknown";
 }
 
-// InventoryService, JobsService, BackupService and RestoreService join when the job engine
-// exists.
 std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context) {
   std::vector<std::unique_ptr<grpc::Service>> services;
   services.push_back(MakeSystemService(context));
@@ -24,6 +22,7 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context
   services.push_back(MakeJobsService(context));
   services.push_back(MakeBackupService(context));
   services.push_back(MakeRestoreService(context));
+  services.push_back(MakeInventoryService(context));
   return services;
 }
 

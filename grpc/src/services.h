@@ -13,5 +13,6 @@ std::unique_ptr<grpc::Service> MakeDatastoreService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeJobsService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeBackupService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeRestoreService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeInventoryService(ServiceContext& context);
 
 }  // namespace offhost::grpcapi

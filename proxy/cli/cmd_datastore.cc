@@ -1,9 +1,17 @@
 // offhost datastore init DIR [--chunk-size SIZE] [--zstd-level N]
+// offhost datastore status [--server ADDR] [--datastore-name NAME] [--wait] [--json]
+//   against offhostd: each datastore's space, snapshots and deduplication (DatastoreStatus)
+#include <chrono>
+#include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
+#include "daemon_convert.h"
 #include "offhost/storage/datastore.h"
+#include "offhost/v1/datastore.grpc.pb.h"
 
 namespace offhost::cli {
 namespace {
@@ -44,6 +52,99 @@ int RunInit(const InitOptions& o) {
   return kExitOk;
 }
 
+struct StatusOptions {
+  DaemonOptions daemon;
+  std::string datastore_name;  // only this one
+  bool wait = false;           // until the space accounting has been counted
+  bool json = false;
+};
+
+std::string Ratio(double r) {
+  if (r <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fx", r);
+  return buf;
+}
+
+// The daemon counts chunk space in the background: the first status call starts the count.
+Result<v1::DatastoreStatus> GetStatus(const DaemonClient& client, const std::string& name,
+                                      bool wait, int* exit) {
+  auto stub = v1::DatastoreService::NewStub(client.channel());
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+  for (;;) {
+    v1::GetDatastoreStatusRequest req;
+    req.set_name(name);
+    v1::DatastoreStatus status;
+    auto ctx = client.Context();
+    grpc::Status st = stub->GetDatastoreStatus(ctx.get(), req, &status);
+    if (!st.ok()) {
+      *exit = ReportRpcError(st, *ctx, client);
+      return Status::Unavailable("reported");
+    }
+    if (!wait || status.has_accounting_time() || std::chrono::steady_clock::now() > give_up) {
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int RunStatus(const StatusOptions& o) {
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  std::vector<v1::Datastore> datastores;
+  auto stub = v1::DatastoreService::NewStub((*client)->channel());
+  v1::ListDatastoresRequest req;
+  do {
+    v1::ListDatastoresResponse resp;
+    auto ctx = (*client)->Context();
+    grpc::Status st = stub->ListDatastores(ctx.get(), req, &resp);
+    if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+    for (const auto& d : resp.datastores()) {
+      if (o.datastore_name.empty() || LastPart(d.name()) == o.datastore_name) {
+        datastores.push_back(d);
+      }
+    }
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  if (datastores.empty()) {
+    return ReportError(Status::NotFound(
+        o.datastore_name.empty() ? "offhostd at " + (*client)->server() + " has no datastore"
+                                 : "offhostd has no datastore " + o.datastore_name +
+                                       "; list them with 'offhost datastore status'"));
+  }
+  std::vector<std::pair<v1::Datastore, v1::DatastoreStatus>> all;
+  for (const auto& d : datastores) {
+    int exit = kExitOk;
+    auto status = GetStatus(**client, d.name(), o.wait, &exit);
+    if (!status.ok()) return exit;
+    all.emplace_back(d, *status);
+  }
+  if (o.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& [d, st] : all) {
+      j.push_back({{"datastore", ProtoJson(d)}, {"status", ProtoJson(st)}});
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [d, st] : all) {
+    bool counted = st.has_accounting_time();
+    auto counted_bytes = [&](uint64_t v) { return counted ? HumanBytes(v) : std::string("-"); };
+    rows.push_back(
+        {LastPart(d.name()), d.path(), std::to_string(st.vm_count()),
+         std::to_string(st.snapshot_count()), HumanBytes(st.logical_bytes()),
+         counted_bytes(st.unique_bytes()), counted_bytes(st.stored_bytes()),
+         counted_bytes(st.unreferenced_bytes()), Ratio(st.dedupe_ratio()), Ratio(st.total_ratio()),
+         HumanBytes(st.filesystem_free_bytes()),
+         counted ? FormatTime(st.accounting_time().seconds()) : "counting (--wait for it)"});
+  }
+  PrintTable({"DATASTORE", "PATH", "VMS", "SNAPSHOTS", "LOGICAL", "UNIQUE", "STORED",
+              "UNREFERENCED", "DEDUPE", "TOTAL", "FREE", "COUNTED"},
+             rows, {2, 3, 4, 5, 6, 7, 8, 9, 10});
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddDatastoreCommand(CLI::App& app, RunFn* run) {
@@ -56,6 +157,17 @@ void AddDatastoreCommand(CLI::App& app, RunFn* run) {
                    "Chunk size, a power of two from 64K to 64M (default 4M; see docs/chunking.md)");
   init->add_option("--zstd-level", opts->zstd_level, "zstd level 1-19 (default 1)");
   init->callback([run, opts] { *run = [opts] { return RunInit(*opts); }; });
+
+  auto so = std::make_shared<StatusOptions>();
+  auto* status = ds->add_subcommand(
+      "status", "offhostd's datastores: space, snapshots, deduplication (daemon only)");
+  AddDaemonOptions(status, &so->daemon);
+  status->add_option("--datastore-name", so->datastore_name, "Only this datastore of the daemon");
+  status->add_flag("--wait", so->wait,
+                   "Wait for the daemon's count of chunk space when it has none yet (the first "
+                   "status call starts it)");
+  status->add_flag("--json", so->json, "Print the offhost.v1 Datastore and DatastoreStatus");
+  status->callback([run, so] { *run = [so] { return RunStatus(*so); }; });
 }
 
 }  // namespace offhost::cli

@@ -1,4 +1,7 @@
 // offhost discover iscsi://[USER@]PORTAL[:PORT] [--json] [iSCSI login options]
+// offhost discover --host NAME [--server ADDR] [--json]
+//   against offhostd: the portal of one of its iscsi hosts, logged in to with the host's
+//   configured initiator name and CHAP (InventoryService.DiscoverIscsiTargets)
 // What a SAN portal offers: its targets, their LUNs, the LVM logical volumes on each disk LUN
 // (shared LVM), and the URI to back each one up with.
 #include <iostream>
@@ -7,9 +10,12 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
 #include "iscsi_options.h"
 #include "offhost/mount/logical_volumes.h"
+#include "offhost/proxy/iscsi_discovery.h"
 #include "offhost/snapshot-drivers/iscsi_block_device.h"
+#include "offhost/v1/inventory.grpc.pb.h"
 
 namespace offhost::cli {
 namespace {
@@ -20,51 +26,14 @@ struct DiscoverOptions {
   std::string portal;
   bool json = false;
   IscsiCliOptions iscsi;
+  std::string host;  // daemon mode: the daemon's iscsi host
+  DaemonOptions daemon;
 };
 
-// The logical volumes found on each disk LUN, by LUN URI.
 using VolumesByLun = std::map<std::string, std::vector<mount::LogicalVolumeInfo>>;
 
-// "alice@" when the portal URI names a CHAP user: the LUNs are opened as the same user.
-std::string UserPart(const std::string& portal) {
-  const std::string scheme = "iscsi://";
-  if (!portal.starts_with(scheme)) return "";
-  auto at = portal.find('@', scheme.size());
-  auto slash = portal.find('/', scheme.size());
-  if (at == std::string::npos || (slash != std::string::npos && at > slash)) return "";
-  return portal.substr(scheme.size(), at + 1 - scheme.size());
-}
-
-// Reads the LVM2 labels of every disk LUN (a few KiB each); a LUN that cannot be read is
-// skipped with a warning, the discovery still lists it.
-VolumesByLun FindLogicalVolumes(const std::vector<sd::IscsiTarget>& targets,
-                                const std::string& portal, const sd::IscsiCredentials& creds) {
-  VolumesByLun out;
-  std::string user = UserPart(portal);
-  for (const auto& t : targets) {
-    for (const auto& l : t.luns) {
-      if (l.device_type != "disk" || !l.uri.starts_with("iscsi://")) continue;
-      sd::IscsiOpenOptions options;
-      options.credentials = creds;
-      auto lun = sd::OpenIscsi("iscsi://" + user + l.uri.substr(8), options);
-      if (!lun.ok()) {
-        std::cerr << "offhost: warning: " << lun.status().message() << "\n";
-        continue;
-      }
-      auto lvs = mount::ListLogicalVolumes(**lun);
-      if (!lvs.ok()) {
-        std::cerr << "offhost: warning: looking for LVM on " << l.uri << ": "
-                  << lvs.status().message() << "\n";
-        continue;
-      }
-      if (!lvs->empty()) out[l.uri] = std::move(*lvs);
-    }
-  }
-  return out;
-}
-
 std::string LvUri(const sd::IscsiLun& l, const mount::LogicalVolumeInfo& v) {
-  return l.uri + "#" + v.vg + "/" + v.lv;
+  return proxy::LogicalVolumeUri(l.uri, v);
 }
 
 nlohmann::json ToJson(const sd::IscsiTarget& t, const VolumesByLun& volumes) {
@@ -129,19 +98,89 @@ void PrintTargets(const std::vector<sd::IscsiTarget>& targets, const VolumesByLu
   if (targets.empty()) std::cout << "the portal offers no targets to this initiator\n";
 }
 
+// The daemon's answer in the local shapes, so both modes print the same table and JSON.
+void FromProto(const v1::DiscoverIscsiTargetsResponse& r, std::vector<sd::IscsiTarget>* targets,
+               VolumesByLun* volumes) {
+  for (const auto& t : r.targets()) {
+    sd::IscsiTarget& target = targets->emplace_back();
+    target.name = t.iqn();
+    target.portals.assign(t.portals().begin(), t.portals().end());
+    target.error = t.error();
+    for (const auto& l : t.luns()) {
+      sd::IscsiLun& lun = target.luns.emplace_back();
+      lun.lun = static_cast<int>(l.lun());
+      lun.uri = l.uri();
+      lun.device_type = l.device_type();
+      lun.vendor = l.vendor();
+      lun.product = l.product();
+      lun.size = l.size_bytes();
+      lun.block_size = l.block_size_bytes();
+      lun.thin = l.thin();
+      for (const auto& v : l.logical_volumes()) {
+        (*volumes)[l.uri()].push_back(
+            {v.volume_group(), v.logical_volume(), v.size_bytes(), v.unreadable()});
+      }
+    }
+  }
+}
+
+int DiscoverDaemon(const DiscoverOptions& o) {
+  if (!o.portal.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "give either a PORTAL (discovery from here) or --host NAME (by offhostd), not both"));
+  }
+  const IscsiCliOptions& i = o.iscsi;
+  if (!i.initiator_name.empty() || !i.chap_secret_file.empty() || !i.target_chap_user.empty() ||
+      !i.target_chap_secret_file.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "with --host offhostd logs in with the host's configured initiator name and CHAP; the "
+        "iSCSI login options are for discovery from here (give a PORTAL instead)"));
+  }
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::InventoryService::NewStub((*client)->channel());
+  v1::DiscoverIscsiTargetsRequest req;
+  req.set_host("hosts/" + o.host);
+  v1::DiscoverIscsiTargetsResponse resp;
+  auto ctx = (*client)->Context();
+  grpc::Status st = stub->DiscoverIscsiTargets(ctx.get(), req, &resp);
+  if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+  std::vector<sd::IscsiTarget> targets;
+  VolumesByLun volumes;
+  FromProto(resp, &targets, &volumes);
+  if (o.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& t : targets) j.push_back(ToJson(t, volumes));
+    std::cout << j.dump(2) << "\n";
+  } else {
+    PrintTargets(targets, volumes);
+  }
+  return kExitOk;
+}
+
 int RunDiscover(const DiscoverOptions& o) {
+  if (!o.host.empty()) return DiscoverDaemon(o);
+  if (!o.daemon.server.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "--server asks offhostd: name one of its iscsi hosts with --host NAME"));
+  }
+  if (o.portal.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "give the portal to discover, iscsi://[USER@]PORTAL[:PORT], or --host NAME for one of "
+        "offhostd's iscsi hosts"));
+  }
   auto settings = IscsiSettings(o.iscsi);
   if (!settings.ok()) return ReportError(settings.status());
   sd::IscsiCredentials creds = sd::IscsiCredentialsFromSettings(*settings);
-  auto targets = sd::DiscoverIscsi(o.portal, creds);
-  if (!targets.ok()) return ReportError(targets.status());
-  VolumesByLun volumes = FindLogicalVolumes(*targets, o.portal, creds);
+  auto found = proxy::DiscoverIscsiPortal(o.portal, creds);
+  if (!found.ok()) return ReportError(found.status());
+  for (const auto& w : found->warnings) std::cerr << "offhost: warning: " << w << "\n";
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& t : *targets) j.push_back(ToJson(t, volumes));
+    for (const auto& t : found->targets) j.push_back(ToJson(t, found->volumes));
     std::cout << j.dump(2) << "\n";
   } else {
-    PrintTargets(*targets, volumes);
+    PrintTargets(found->targets, found->volumes);
   }
   return kExitOk;
 }
@@ -152,7 +191,11 @@ void AddDiscoverCommand(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<DiscoverOptions>();
   auto* cmd = app.add_subcommand(
       "discover", "List the targets and LUNs an iSCSI portal offers (SendTargets discovery)");
-  cmd->add_option("portal", o->portal, "iscsi://[USER@]PORTAL[:PORT]")->required();
+  cmd->add_option("portal", o->portal, "iscsi://[USER@]PORTAL[:PORT] (discovery from here)");
+  cmd->add_option("--host", o->host,
+                  "One of offhostd's iscsi hosts: the daemon logs in with its configured "
+                  "initiator name and CHAP");
+  AddDaemonOptions(cmd, &o->daemon);
   cmd->add_flag("--json", o->json, "Print as JSON");
   AddIscsiOptions(cmd, &o->iscsi);
   cmd->callback([run, o] { *run = [o] { return RunDiscover(*o); }; });

@@ -1,8 +1,6 @@
 // offhost jobs [--server ADDR] [--json]          the daemon's jobs, newest first
 // offhost jobs cancel JOB [--server ADDR]         ask the daemon to cancel one
 // Jobs exist only in offhostd: there is no local mode.
-#include <google/protobuf/util/json_util.h>
-
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -37,6 +35,13 @@ std::string TypeName(v1::JobType t) {
   }
 }
 
+// "datastores/{ds}/vms/{vm}/snapshots/{id}" → "vm@id", as the CLI names snapshots.
+std::string SnapshotRef(const std::string& name) {
+  auto vms = name.find("/vms/"), snaps = name.find("/snapshots/");
+  if (vms == std::string::npos || snaps == std::string::npos || snaps < vms) return name;
+  return name.substr(vms + 5, snaps - vms - 5) + "@" + name.substr(snaps + 11);
+}
+
 // What the job works on, in the CLI's own terms (VM, VM@SNAPSHOT, datastore).
 std::string Target(const v1::Job& j) {
   if (j.has_backup()) {
@@ -46,8 +51,13 @@ std::string Target(const v1::Job& j) {
     }
     return LastPart(j.backup().vm());
   }
-  if (j.has_disk_restore()) return j.disk_restore().snapshot();
-  if (j.has_file_restore()) return j.file_restore().snapshot();
+  if (j.has_disk_restore()) {
+    const auto& r = j.disk_restore();
+    return SnapshotRef(r.snapshot()) + (r.disk().empty() ? "" : " disk " + r.disk());
+  }
+  if (j.has_file_restore()) {
+    return SnapshotRef(j.file_restore().snapshot()) + ":" + j.file_restore().path();
+  }
   if (j.has_verify()) return j.verify().datastore().empty() ? "all" : j.verify().datastore();
   return "";
 }
@@ -59,15 +69,6 @@ std::string Progress(const v1::Job& j) {
   const auto& p = j.progress();
   if (p.total_bytes() == 0) return "";
   return HumanBytes(p.done_bytes()) + " / " + HumanBytes(p.total_bytes());
-}
-
-// The proto3 JSON mapping, as grpcurl prints it: one schema for every client of the daemon.
-nlohmann::json ToJson(const v1::Job& j) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(j, &text, options);
-  return nlohmann::json::parse(text);
 }
 
 std::string JobName(const std::string& id) { return id.starts_with("jobs/") ? id : "jobs/" + id; }
@@ -89,7 +90,7 @@ int ListJobs(const JobsOptions& o) {
   } while (!req.page_token().empty());
   if (o.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& job : jobs) j.push_back(ToJson(job));
+    for (const auto& job : jobs) j.push_back(ProtoJson(job));
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }

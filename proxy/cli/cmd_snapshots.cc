@@ -22,23 +22,52 @@ struct SnapshotsOptions {
   DaemonOptions daemon;
 };
 
-int PrintConfig(storage::Datastore& ds, const std::string& ref) {
+Result<std::pair<std::string, std::string>> SplitConfigRef(const std::string& ref) {
   auto at = ref.rfind('@');
-  if (at == std::string::npos || at == 0) {
-    return ReportError(Status::InvalidArgument("--config '" + ref + "' is not VM@SNAPSHOT"));
+  if (at == std::string::npos || at == 0 || at + 1 == ref.size()) {
+    return Status::InvalidArgument("--config '" + ref + "' is not VM@SNAPSHOT (e.g. web01@latest)");
   }
-  auto snap = ds.FindSnapshot(ref.substr(0, at), ref.substr(at + 1));
+  return std::make_pair(ref.substr(0, at), ref.substr(at + 1));
+}
+
+// The same output and error in both modes.
+int PrintVmConfig(const std::string& config, const std::string& vm, const std::string& id,
+                  const std::string& driver) {
+  if (config.empty()) {
+    return ReportError(Status::NotFound(
+        vm + "@" + id + " has no stored VM configuration (its driver, " + driver + ", has none)"));
+  }
+  std::cout << config << (config.ends_with("\n") ? "" : "\n");
+  return kExitOk;
+}
+
+int PrintConfig(storage::Datastore& ds, const std::string& ref) {
+  auto split = SplitConfigRef(ref);
+  if (!split.ok()) return ReportError(split.status());
+  auto snap = ds.FindSnapshot(split->first, split->second);
   if (!snap.ok()) return ReportError(snap.status());
   auto config = ds.GetVmConfig(*snap);
   if (!config.ok()) return ReportError(config.status());
-  if (config->empty()) {
-    return ReportError(Status::NotFound(snap->vm + "@" + snap->id +
-                                        " has no stored VM "
-                                        "configuration (its driver, " +
-                                        snap->meta.driver + ", has none)"));
-  }
-  std::cout << *config << (config->ends_with("\n") ? "" : "\n");
-  return kExitOk;
+  return PrintVmConfig(*config, snap->vm, snap->id, snap->meta.driver);
+}
+
+// GetSnapshot with SNAPSHOT_VIEW_FULL carries the stored configuration (Snapshot.vm_config).
+int PrintConfigFromDaemon(const DaemonClient& client, const std::string& ref) {
+  auto split = SplitConfigRef(ref);
+  if (!split.ok()) return ReportError(split.status());
+  int exit = kExitOk;
+  auto name = FindSnapshotResource(client, split->first, split->second, &exit);
+  if (!name.ok()) return exit;
+  auto stub = v1::CatalogService::NewStub(client.channel());
+  v1::GetSnapshotRequest req;
+  req.set_name(*name);
+  req.set_view(v1::SNAPSHOT_VIEW_FULL);
+  v1::Snapshot snap;
+  auto ctx = client.Context();
+  grpc::Status st = stub->GetSnapshot(ctx.get(), req, &snap);
+  if (!st.ok()) return ReportRpcError(st, *ctx, client);
+  storage::SnapshotRecord rec = FromProto(snap);
+  return PrintVmConfig(snap.vm_config(), rec.vm, rec.id, rec.meta.driver);
 }
 
 nlohmann::json ToJson(const storage::SnapshotRecord& s) {
@@ -118,13 +147,9 @@ int RunLocal(const SnapshotsOptions& o) {
 
 // Every page of ListSnapshots over all of the daemon's datastores.
 int RunDaemon(const SnapshotsOptions& o) {
-  if (!o.config.empty()) {
-    return ReportError(
-        Status::InvalidArgument("--config reads a datastore directory: give "
-                                "--datastore DIR"));
-  }
   auto client = DaemonClient::Connect(o.daemon);
   if (!client.ok()) return ReportError(client.status());
+  if (!o.config.empty()) return PrintConfigFromDaemon(**client, o.config);
   auto stub = v1::CatalogService::NewStub((*client)->channel());
   v1::ListSnapshotsRequest req;
   req.set_parent("datastores/-/vms/" + (o.vm.empty() ? std::string("-") : o.vm));

@@ -19,6 +19,7 @@ void AddMountCommand(CLI::App& app, RunFn* run);
 void AddFindCommands(CLI::App& app, RunFn* run);
 void AddDiscoverCommand(CLI::App& app, RunFn* run);
 void AddJobsCommand(CLI::App& app, RunFn* run);
+void AddInventoryCommands(CLI::App& app, RunFn* run);  // hosts, vms
 void AddPruneCommand(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

@@ -123,6 +123,11 @@ int ReportRpcError(const grpc::Status& st, const grpc::ClientContext& ctx,
       }
       return kExitAuth;
     case grpc::StatusCode::PERMISSION_DENIED:
+      // A restore target or backup source outside what the daemon's configuration allows is
+      // refused whatever the role: not a credentials problem.
+      if (reason == "RESTORE_TARGET_NOT_ALLOWED" || reason == "SOURCE_NOT_ALLOWED") {
+        return kExitFailed;
+      }
       std::cerr << "offhost: the token's role may not do this; ask for one with more rights\n";
       return kExitAuth;
     case grpc::StatusCode::UNAVAILABLE:

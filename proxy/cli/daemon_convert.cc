@@ -1,12 +1,13 @@
 #include "daemon_convert.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <iostream>
 
 #include "cli_util.h"
 #include "offhost/v1/catalog.grpc.pb.h"
 
 namespace offhost::cli {
-namespace {
 
 std::string DriverName(v1::Driver d) {
   switch (d) {
@@ -25,7 +26,13 @@ std::string DriverName(v1::Driver d) {
   }
 }
 
-}  // namespace
+nlohmann::json ProtoJson(const google::protobuf::Message& m) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &text, options);
+  return nlohmann::json::parse(text);
+}
 
 std::string LastPart(const std::string& name) { return name.substr(name.rfind('/') + 1); }
 

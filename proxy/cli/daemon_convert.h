@@ -2,6 +2,9 @@
 // table and one JSON form per command.
 #pragma once
 
+#include <google/protobuf/message.h>
+
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "daemon_client.h"
@@ -11,6 +14,13 @@
 #include "offhost/v1/catalog.pb.h"
 
 namespace offhost::cli {
+
+// "nbd", "libvirt", ... for the API's Driver enum.
+std::string DriverName(v1::Driver d);
+
+// The proto3 JSON mapping with the .proto's field names, as grpcurl prints it: what --json
+// prints for daemon resources that have no local-mode twin (jobs, hosts, VMs).
+nlohmann::json ProtoJson(const google::protobuf::Message& m);
 
 // The last part of a resource name: "datastores/main/vms/web01" → "web01".
 std::string LastPart(const std::string& name);

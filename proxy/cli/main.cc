@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   AddFindCommands(app, &run);
   AddDiscoverCommand(app, &run);
   AddJobsCommand(app, &run);
+  AddInventoryCommands(app, &run);
   AddPruneCommand(app, &run);
   try {
     app.parse(argc, argv);

@@ -460,7 +460,9 @@ void CheckDatastoreRef(Reader& r, const DaemonConfig& config, const toml::table&
 void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
   std::set<std::string> names;
   ForEachTable(r, root, "host", [&](const toml::table& t, const std::string& prefix) {
-    r.CheckKeys(t, prefix, {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore"});
+    r.CheckKeys(
+        t, prefix,
+        {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore", "description"});
     grpcapi::HostConfig host;
     bool ok = r.RequiredString(t, prefix, "name", &host.name) != nullptr;
     if (ok) CheckUniqueName(r, names, t, prefix, host.name, "host");
@@ -475,6 +477,7 @@ void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
     }
     r.Bool(t, prefix, "ad_hoc_sources_allowed", &host.ad_hoc_sources_allowed);
     r.String(t, prefix, "datastore", &host.datastore);
+    r.String(t, prefix, "description", &host.description);
     CheckDatastoreRef(r, config, t, prefix, host.datastore);
     ReadSettings(r, t, prefix, &host.settings);
     if (ok) config.hosts.push_back(host);

@@ -428,6 +428,41 @@ class ImageDriver final : public SnapshotDriver {
     view->vm_config = config.dump(2);
     return std::unique_ptr<PointInTimeView>(std::move(view));
   }
+
+  // qemu-img info of each image (header only, shared lock): no export is started. Whether the
+  // bitmap was reset since the last backup shows only when it is read, so a disk reported
+  // incremental here may still get a full backup (with that reason).
+  Result<VmDescription> Describe(const SnapshotRequest& req) override {
+    VmDescription out;
+    out.name = req.vm;
+    out.power_state = "stopped";  // the image driver is for VMs that do not run
+    std::string bitmap;
+    if (auto it = req.settings.find("bitmap"); it != req.settings.end()) bitmap = it->second;
+    auto parent = DecodeCheckpoint(req.parent_checkpoint, bitmap);
+    for (const auto& [key, path] : req.settings) {
+      if (!key.starts_with("disk.")) continue;
+      DiskInfo d;
+      d.name = key.substr(5);
+      auto img = Inspect(path);
+      if (!img.ok()) return img.status().WithContext("disk " + d.name);
+      d.source = img->path;
+      d.format = img->format;
+      d.size = img->size;
+      if (bitmap.empty()) {
+        d.full_reason =
+            "no bitmap configured; a persistent qcow2 bitmap makes incrementals possible";
+      } else if (std::string why = BitmapProblem(*img, bitmap); !why.empty()) {
+        d.full_reason = why;
+      } else {
+        d.full_reason = IncrementalProblem(req, parent, d.name, *img, bitmap, UINT64_MAX);
+      }
+      out.disks.push_back(std::move(d));
+    }
+    if (out.disks.empty()) {
+      return Status::InvalidArgument("the image driver needs at least one disk");
+    }
+    return out;
+  }
 };
 
 OFFHOST_REGISTER_DRIVER(

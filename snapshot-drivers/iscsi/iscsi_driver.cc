@@ -47,6 +47,31 @@ class IscsiDriver final : public SnapshotDriver {
     return std::unique_ptr<PointInTimeView>(std::move(view));
   }
 
+  // Logs in to each LUN and reads its size, as Take does; the LUN is not read.
+  Result<VmDescription> Describe(const SnapshotRequest& req) override {
+    VmDescription out;
+    out.name = req.vm;
+    IscsiOpenOptions options;
+    options.credentials = IscsiCredentialsFromSettings(req.settings);
+    for (const auto& [key, uri] : req.settings) {
+      if (!key.starts_with("disk.")) continue;
+      OFFHOST_ASSIGN_OR_RETURN(ViewDisk v, OpenDisk(key.substr(5), uri, options));
+      DiskInfo d;
+      d.name = v.name;
+      d.size = v.size;
+      d.source = v.uri;
+      d.format = "raw";
+      d.full_reason = v.full_reason;
+      d.logical_volume = v.logical_volume;
+      d.device = std::move(v.device);
+      out.disks.push_back(std::move(d));
+    }
+    if (out.disks.empty()) {
+      return Status::InvalidArgument("the iscsi driver needs at least one disk");
+    }
+    return out;
+  }
+
  private:
   static Result<ViewDisk> OpenDisk(const std::string& name, const std::string& uri,
                                    const IscsiOpenOptions& options) {

@@ -360,6 +360,76 @@ class LibvirtDriver final : public SnapshotDriver {
     return std::unique_ptr<PointInTimeView>(std::move(view));
   }
 
+  // The domain's state and XML, and each disk's capacity (virDomainGetBlockInfo); nothing is
+  // started on the host.
+  Result<VmDescription> Describe(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
+    VmIdentity id = IdentityOf(dom.get());
+    VmDescription out;
+    out.name = id.name;
+    out.uuid = id.uuid;
+    int state = 0, reason = 0;
+    if (virDomainGetState(dom.get(), &state, &reason, 0) == 0) {
+      out.power_state = state == VIR_DOMAIN_RUNNING   ? "running"
+                        : state == VIR_DOMAIN_PAUSED  ? "paused"
+                        : state == VIR_DOMAIN_SHUTOFF ? "stopped"
+                                                      : "";
+    }
+    char* xml = virDomainGetXMLDesc(dom.get(), 0);
+    if (!xml) return Status::IOError("get the XML of domain " + id.name + ": " + LastError());
+    std::string text = xml;
+    free(xml);
+    OFFHOST_ASSIGN_OR_RETURN(auto all, ParseDomainDisks(text));
+    std::vector<std::string> names;
+    for (const auto& d : all) names.push_back(d.target);
+    OFFHOST_ASSIGN_OR_RETURN(auto selected, SelectDisks(req, names, id.name));
+    std::vector<std::string> tracked;
+    bool parent_known = false;
+    if (!req.parent_checkpoint.empty()) {
+      if (virDomainCheckpointPtr cp =
+              virDomainCheckpointLookupByName(dom.get(), req.parent_checkpoint.c_str(), 0)) {
+        parent_known = true;
+        if (char* cp_xml = virDomainCheckpointGetXMLDesc(cp, 0)) {
+          tracked = CheckpointBitmapDisks(cp_xml);
+          free(cp_xml);
+        }
+        virDomainCheckpointFree(cp);
+      }
+    }
+    for (const auto& d : all) {
+      if (!d.exclude.empty()) {
+        out.excluded.push_back({d.target, d.exclude});
+        continue;
+      }
+      if (std::find(selected.begin(), selected.end(), d.target) == selected.end()) {
+        out.excluded.push_back({d.target, "not selected (--disk)"});
+        continue;
+      }
+      DiskInfo info;
+      info.name = d.target;
+      info.source = d.source;
+      info.format = d.format;
+      virDomainBlockInfo block{};
+      if (virDomainGetBlockInfo(dom.get(), d.target.c_str(), &block, 0) == 0) {
+        info.size = block.capacity;
+      }
+      if (req.parent_checkpoint.empty()) {
+        info.full_reason = "no previous backup of this VM";
+      } else if (!parent_known) {
+        info.full_reason = "checkpoint " + req.parent_checkpoint +
+                           " is not known to libvirt (deleted, VM re-created or restored)";
+      } else if (d.format != "qcow2") {
+        info.full_reason =
+            "disk " + d.target + " is " + d.format + ", which cannot hold checkpoints";
+      } else if (std::find(tracked.begin(), tracked.end(), d.target) == tracked.end()) {
+        info.full_reason = "disk " + d.target + " is not in checkpoint " + req.parent_checkpoint;
+      }
+      out.disks.push_back(std::move(info));
+    }
+    return out;
+  }
+
  private:
   static VmIdentity IdentityOf(virDomainPtr dom) {
     VmIdentity id;

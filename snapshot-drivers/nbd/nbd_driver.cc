@@ -57,6 +57,32 @@ class NbdDriver final : public SnapshotDriver {
     if (!bitmap.empty()) view->checkpoint = "nbd-bitmap:" + bitmap;
     return std::unique_ptr<PointInTimeView>(std::move(view));
   }
+
+  Result<VmDescription> Describe(const SnapshotRequest& req) override {
+    VmDescription out;
+    out.name = req.vm;
+    std::string bitmap;
+    if (auto it = req.settings.find("bitmap"); it != req.settings.end()) bitmap = it->second;
+    for (const auto& [key, uri] : req.settings) {
+      if (!key.starts_with("disk.")) continue;
+      DiskInfo d;
+      d.name = key.substr(5);
+      d.source = MaskUri(uri);
+      auto dev = OpenNbd(uri);
+      if (!dev.ok()) return dev.status().WithContext("disk " + d.name);
+      d.size = (*dev)->size();
+      if (bitmap.empty()) {
+        d.full_reason = "no bitmap configured for this export";
+      } else if (req.parent_checkpoint != "nbd-bitmap:" + bitmap) {
+        d.full_reason = req.parent_checkpoint.empty()
+                            ? "no previous backup of this VM"
+                            : "the previous backup was not taken with bitmap " + bitmap;
+      }
+      out.disks.push_back(std::move(d));
+    }
+    if (out.disks.empty()) return Status::InvalidArgument("the nbd driver needs at least one disk");
+    return out;
+  }
 };
 
 OFFHOST_REGISTER_DRIVER("nbd", "existing NBD exports (--disk NAME=URI [--bitmap CONTEXT])",

@@ -357,6 +357,59 @@ class QemuDriver final : public SnapshotDriver {
     return std::unique_ptr<PointInTimeView>(std::move(view));
   }
 
+  // query-status and query-block on the QMP socket; nothing is added to the VM.
+  Result<VmDescription> Describe(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(auto qmp, ConnectQmp(req));
+    OFFHOST_ASSIGN_OR_RETURN(VmIdentity id, IdentifyWith(*qmp, req));
+    VmDescription out;
+    out.name = id.name;
+    out.uuid = id.uuid;
+    OFFHOST_ASSIGN_OR_RETURN(json status, qmp->Execute("query-status"));
+    std::string state = status.value("status", "");
+    out.power_state = state == "running" ? "running" : state == "paused" ? "paused" : "";
+    OFFHOST_ASSIGN_OR_RETURN(json devices, qmp->Execute("query-block"));
+    std::vector<std::string> names;
+    std::vector<DiskInfo> disks;
+    for (const auto& dev : devices) {
+      if (!dev.contains("inserted")) continue;  // empty removable drive
+      const json& ins = dev["inserted"];
+      DiskInfo d;
+      d.name = DeviceName(dev);
+      if (ins.value("ro", false)) {
+        out.excluded.push_back({d.name, "read-only medium (CD-ROM or image); not backed up"});
+        continue;
+      }
+      if (d.name.empty() || ins.value("node-name", "").empty()) continue;
+      d.format = ins.value("drv", "");
+      d.size = ins["image"].value("virtual-size", uint64_t{0});
+      d.source = ins.value("file", ins["image"].value("filename", ""));
+      QemuDisk q;
+      q.bitmaps = ins.value("dirty-bitmaps", json::array());
+      const json* parent =
+          req.parent_checkpoint.empty() ? nullptr : FindBitmap(q, req.parent_checkpoint);
+      if (req.parent_checkpoint.empty()) {
+        d.full_reason = "no previous backup of this VM";
+      } else if (parent == nullptr) {
+        d.full_reason = "checkpoint " + req.parent_checkpoint + " is not on disk " + d.name +
+                        " (lost after a VM restart, a host crash, or the disk is new)";
+      } else if (parent->value("inconsistent", false)) {
+        d.full_reason = "checkpoint " + req.parent_checkpoint + " on disk " + d.name +
+                        " is inconsistent (QEMU or the host crashed)";
+      }
+      names.push_back(d.name);
+      disks.push_back(std::move(d));
+    }
+    OFFHOST_ASSIGN_OR_RETURN(auto selected, SelectDisks(req, names, id.name));
+    for (auto& d : disks) {
+      if (std::find(selected.begin(), selected.end(), d.name) != selected.end()) {
+        out.disks.push_back(std::move(d));
+      } else {
+        out.excluded.push_back({d.name, "not selected (--disk)"});
+      }
+    }
+    return out;
+  }
+
  private:
   static Result<VmIdentity> IdentifyWith(QmpClient& qmp, const SnapshotRequest& req) {
     VmIdentity id;

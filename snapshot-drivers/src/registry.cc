@@ -18,6 +18,10 @@ std::map<std::string, Entry>& Table() {
 
 }  // namespace
 
+Result<VmDescription> SnapshotDriver::Describe(const SnapshotRequest&) {
+  return Status::NotSupported("this driver cannot describe a VM without backing it up");
+}
+
 bool RegisterDriver(const char* name, const char* summary, DriverFactory factory) {
   Table()[name] = {summary, factory};
   return true;

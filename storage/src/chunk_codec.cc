@@ -4,6 +4,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "little_endian.h"
@@ -88,12 +89,16 @@ Status ChunkEncoder::Encode(const ChunkId& id, std::span<const char> data, std::
 }
 
 Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {
-  if (file.size() < kChunkHeaderSize) {
-    return Status::Corruption("chunk file is " + std::to_string(file.size()) +
+  return DecodeChunkHeaderOnly(file.first(std::min(file.size(), kChunkHeaderSize)), file.size());
+}
+
+Result<ChunkHeader> DecodeChunkHeaderOnly(std::span<const char> header, uint64_t file_size) {
+  if (header.size() < kChunkHeaderSize) {
+    return Status::Corruption("chunk file is " + std::to_string(file_size) +
                               " bytes, shorter than its " + std::to_string(kChunkHeaderSize) +
                               "-byte header");
   }
-  const char* h = file.data();
+  const char* h = header.data();
   if (std::memcmp(h, kMagic, 4) != 0) return Status::Corruption("bad chunk magic");
   if (GetLe<uint32_t>(h + kCrcOffset) != HeaderCrc(h)) {
     return Status::Corruption("chunk header checksum mismatch");
@@ -116,9 +121,9 @@ Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {
   if (hdr.raw_size == 0 || hdr.raw_size > kMaxChunkSize) {
     return Status::Corruption("chunk raw size " + std::to_string(hdr.raw_size) + " out of range");
   }
-  if (file.size() != kChunkHeaderSize + hdr.stored_size) {
+  if (file_size != kChunkHeaderSize + hdr.stored_size) {
     return Status::Corruption(
-        "chunk file is " + std::to_string(file.size()) + " bytes but its header says " +
+        "chunk file is " + std::to_string(file_size) + " bytes but its header says " +
         std::to_string(kChunkHeaderSize + hdr.stored_size) + " (truncated or extended)");
   }
   return hdr;

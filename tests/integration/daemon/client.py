@@ -3,10 +3,18 @@
 
     client.py GEN_DIR (--unix PATH | --tcp HOST:PORT --ca CA [--cert CRT --key KEY])
               [--token-file FILE] health|services|whoami|start-verify|download
+              |hosts|vms|vm|discover [--full] [--parent P] [--name N] [--uuid U]
 
 download streams --snapshot/--path (from --offset) with RestoreService.DownloadFiles into
 --out, checks the chunks are contiguous and the trailer's SHA-256, and prints
 "OK snapshot=... format=... content=N offset=N bytes=N sha256=HEX".
+
+hosts (ListHosts), vms (ListVms of --parent, filtered by --uuid/--name) and vm (GetVm of
+--name) print one item per resource, joined by " | ":
+    hosts/NAME driver=DRIVER_X address=A vms=N ds=D status=STATE_X
+    hosts/H/vms/V uuid=U power=P latest=yes|- disks=vda:SIZE:FORMAT:inc|full,... error=E
+--full asks for HOST_VIEW_FULL / VM_VIEW_FULL. discover runs DiscoverIscsiTargets of --name:
+    IQN luns=LUN:TYPE:SIZE:URI[VG/LV:SIZE:URI;...],... error=E | ...
 
 GEN_DIR holds the Python modules generated from grpc/proto and from health.proto and
 reflection.proto beside this file (see gen_stubs in test_daemon_auth.sh). Prints
@@ -31,7 +39,12 @@ def parse_args():
     p.add_argument("--path")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--out")
-    p.add_argument("call", choices=["health", "services", "whoami", "start-verify", "download"])
+    p.add_argument("--full", action="store_true")
+    p.add_argument("--parent", default="hosts/-")
+    p.add_argument("--name", default="")
+    p.add_argument("--uuid", default="")
+    p.add_argument("call", choices=["health", "services", "whoami", "start-verify", "download",
+                                    "hosts", "vms", "vm", "discover"])
     return p.parse_args()
 
 
@@ -87,9 +100,66 @@ def download(args, ch, md):
             f"offset={header.offset} bytes={sent} sha256={sha.hexdigest()}")
 
 
+def host_line(h):
+    from offhost.v1 import common_pb2, inventory_pb2
+    status = (inventory_pb2.HostStatus.State.Name(h.status.state)
+              if h.HasField("status") else "-")
+    return (f"{h.name} driver={common_pb2.Driver.Name(h.driver)} address={h.address or '-'} "
+            f"vms={h.vm_count} ds={h.default_datastore or '-'} status={status}")
+
+
+def vm_line(vm):
+    from offhost.v1 import inventory_pb2
+    power = inventory_pb2.Vm.PowerState.Name(vm.power_state).replace("POWER_STATE_", "")
+    disks = ",".join(f"{d.name}:{d.size_bytes}:{d.format or '-'}:"
+                     f"{'inc' if d.incremental_possible else 'full'}" for d in vm.disks)
+    excluded = ",".join(x.name for x in vm.excluded_disks)
+    return (f"{vm.name} uuid={vm.uuid or '-'} power={power} "
+            f"latest={'yes' if vm.latest_snapshot else '-'} disks={disks or '-'} "
+            f"excluded={excluded or '-'} error={vm.inventory_error or '-'}")
+
+
+def lvs(lun):
+    if not lun.logical_volumes:
+        return ""
+    return "[" + ";".join(f"{v.volume_group}/{v.logical_volume}:{v.size_bytes}:{v.uri}"
+                          for v in lun.logical_volumes) + "]"
+
+
+def inventory(args, ch, md):
+    from offhost.v1 import inventory_pb2 as pb, inventory_pb2_grpc as rpc
+    stub = rpc.InventoryServiceStub(ch)
+    if args.call == "hosts":
+        view = pb.HOST_VIEW_FULL if args.full else pb.HOST_VIEW_BASIC
+        reply = stub.ListHosts(pb.ListHostsRequest(view=view), metadata=md, timeout=60)
+        return " | ".join(host_line(h) for h in reply.hosts)
+    view = pb.VM_VIEW_FULL if args.full else pb.VM_VIEW_BASIC
+    if args.call == "vm":
+        return vm_line(stub.GetVm(pb.GetVmRequest(name=args.name, view=view), metadata=md,
+                                  timeout=60))
+    if args.call == "discover":
+        reply = stub.DiscoverIscsiTargets(pb.DiscoverIscsiTargetsRequest(host=args.name),
+                                          metadata=md, timeout=60)
+        return " | ".join(
+            f"{t.iqn} luns=" + ",".join(f"{l.lun}:{l.device_type}:{l.size_bytes}:{l.uri}"
+                                        + lvs(l) for l in t.luns) + f" error={t.error or '-'}"
+            for t in reply.targets)
+    vms, token = [], ""
+    while True:  # every page, two VMs at a time: the pages are followed too
+        reply = stub.ListVms(pb.ListVmsRequest(parent=args.parent, view=view, uuid=args.uuid,
+                                               hypervisor_name=args.name, page_size=2,
+                                               page_token=token), metadata=md, timeout=60)
+        vms.extend(reply.vms)
+        token = reply.next_page_token
+        if not token:
+            return " | ".join(vm_line(vm) for vm in vms)
+
+
 def call(args, ch, md):
     if args.call == "download":
         return download(args, ch, md)
+    if args.call in ("hosts", "vms", "vm", "discover"):
+        return inventory(args, ch, md)
     if args.call == "health":
         import health_pb2 as pb  # generated into gen_dir
         import health_pb2_grpc as rpc

@@ -212,6 +212,7 @@ name = "kvm1"
 driver = "nbd"
 ad_hoc_sources_allowed = true
 datastore = "main"
+description = "rack 4"
 settings = { bitmap = "qemu:dirty-bitmap:bm0" }
 
 [[vm]]
@@ -227,6 +228,7 @@ TEST(DaemonConfigTest, HostsAndVmsParse) {
   EXPECT_EQ(config->hosts[0].driver, "nbd");
   EXPECT_TRUE(config->hosts[0].ad_hoc_sources_allowed);
   EXPECT_EQ(config->hosts[0].datastore, "main");
+  EXPECT_EQ(config->hosts[0].description, "rack 4");
   EXPECT_EQ(config->hosts[0].settings.at("bitmap"), "qemu:dirty-bitmap:bm0");
   ASSERT_EQ(config->vms.size(), 1u);
   EXPECT_EQ(config->vms[0].host, "kvm1");
@@ -252,10 +254,10 @@ host = "kvm1"
 datastore = "other"
 settings = { disks = { vda = [3] }, list = [1] }
 )");
-  EXPECT_THAT(error, HasSubstr(":20: host[1].driver: \"vmware\" is not a driver"));
+  EXPECT_THAT(error, HasSubstr(":21: host[1].driver: \"vmware\" is not a driver"));
   EXPECT_THAT(error, HasSubstr("host[1].datastore: no [[datastore]] is named \"nope\""));
-  EXPECT_THAT(error, HasSubstr(":25: vm[1].host: no [[host]] is named \"kvm9\""));
-  EXPECT_THAT(error, HasSubstr(":28: vm[2].name: another vm is already named \"web01\""));
+  EXPECT_THAT(error, HasSubstr(":26: vm[1].host: no [[host]] is named \"kvm9\""));
+  EXPECT_THAT(error, HasSubstr(":29: vm[2].name: another vm is already named \"web01\""));
   EXPECT_THAT(error, HasSubstr("vm[2].datastore: no [[datastore]] is named \"other\""));
   EXPECT_THAT(error, HasSubstr("vm[2].settings.disks.vda: must be a string"));
   EXPECT_THAT(error, HasSubstr("vm[2].settings.list: must be a string, a number or a boolean"));

@@ -69,6 +69,7 @@ struct HostConfig {
   // BackupSpec.ad_hoc may name this host (disks not in the configuration).
   bool ad_hoc_sources_allowed = false;
   std::string datastore;  // the default for its VMs; may be empty
+  std::string description;  // free text from the configuration (Host.description)
 };
 
 // [[vm]]: a VM of the inventory, backed up under `name` (its vm_id).
@@ -78,12 +79,25 @@ struct VmConfig {
   DriverSettingsMap settings;  // over the host's; "domain" names it to the hypervisor
 };
 
+// A secret the daemon holds for drivers (CHAP, NBD TLS, libvirt), shown by name and kind only.
+struct CredentialConfig {
+  std::string name;
+  std::string kind;         // "chap", "nbd-tls", "libvirt"
+  std::string description;  // non-secret parts: the CHAP user, a certificate's subject
+};
+
 struct ServiceContext {
   Authorizer* authorizer = nullptr;
   AuditLog* audit = nullptr;
   std::vector<DatastoreConfig> datastores;
   std::vector<HostConfig> hosts;
   std::vector<VmConfig> vms;
+  // InventoryService.ListCredentials. The configuration has no credential store yet: secrets
+  // are driver settings of their host (chap-secret-file, ...), so this stays empty for now.
+  std::vector<CredentialConfig> credentials;
+  // How long InventoryService waits for the drivers of one call (VM_VIEW_FULL,
+  // HOST_VIEW_FULL) before it reports a host as not answering.
+  std::chrono::milliseconds describe_timeout{20000};
   // Runs backups and verifies; null: the Start* RPCs answer UNAVAILABLE.
   proxy::JobEngine* jobs = nullptr;
   // Where disk and file restores may write on the proxy ([server] restore_roots); empty:

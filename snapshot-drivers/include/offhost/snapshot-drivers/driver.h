@@ -75,6 +75,29 @@ struct VmIdentity {
   std::string uuid;  // the hypervisor's UUID, when it has one
 };
 
+// A disk as the driver sees it now, found without taking a view (DescribeVm).
+struct DiskInfo {
+  std::string name;    // the name a backup stores it under ("vda")
+  uint64_t size = 0;   // bytes; for a logical volume, the LUN's (the proxy maps it)
+  std::string source;  // where it is read from, credentials masked: URI, image path, file
+  std::string format;  // "raw", "qcow2", ... where known
+  // Why the next backup of this disk would be full; empty when it can be incremental against
+  // the request's parent_checkpoint. Best effort: the backup decides.
+  std::string full_reason;
+  std::string logical_volume;  // "VG/LV" on `device`, as in ViewDisk
+  std::shared_ptr<BlockDevice> device;
+};
+
+// What a driver tells of a VM without creating anything on the hypervisor or the SAN
+// (offhost.v1 InventoryService, VM_VIEW_FULL).
+struct VmDescription {
+  std::string name;  // the hypervisor's name for the VM
+  std::string uuid;
+  std::string power_state;  // "running", "paused", "stopped"; empty when the driver cannot tell
+  std::vector<DiskInfo> disks;
+  std::vector<ExcludedDisk> excluded;
+};
+
 class SnapshotDriver {
  public:
   virtual ~SnapshotDriver() = default;
@@ -84,6 +107,11 @@ class SnapshotDriver {
   // create hypervisor-side objects and clean up a crashed run's leftovers by name).
   virtual bool one_backup_per_vm() const { return true; }
   virtual Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& request) = 0;
+  // The VM and its disks as the driver sees them now: reads only (sizes, formats, the
+  // hypervisor's definition), never a view or a checkpoint. The request's parent_checkpoint is
+  // the latest snapshot's, so each disk can say whether its next backup would be incremental.
+  // The default answers NotSupported.
+  virtual Result<VmDescription> Describe(const SnapshotRequest& request);
 };
 
 // Applies the request's "only.NAME" settings (--disk NAME): keeps the named disks of `all`,

@@ -44,6 +44,9 @@ struct ChunkHeader {
 
 // Parses and checks the header (magic, version, sizes, header CRC).
 Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file);
+// The same checks from the header alone (the file's first kChunkHeaderSize bytes) and the
+// file's size, without reading the payload: for space accounting.
+Result<ChunkHeader> DecodeChunkHeaderOnly(std::span<const char> header, uint64_t file_size);
 
 // Decodes a whole chunk file and proves it is the chunk `expected`: header checks, zstd frame
 // checksum, and SHA-256 of the decoded bytes. Errors are kCorruption and say what failed.
