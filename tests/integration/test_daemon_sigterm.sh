@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# offhostd stopped with SIGTERM while a backup runs: the daemon stops the job, releases its
+# view (the qemu-nbd export the image driver started for the VM's disk is gone) and exits 0.
+# After a restart the job shows INTERRUPTED, no snapshot was committed, `offhost verify` is
+# clean, the disk image is unchanged, and the next backup of the VM succeeds.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/daemon/lib.sh"
+need qemu-nbd qemu-img pgrep
+
+gen_stubs
+OPERATOR_HASH=$(token operator)
+SOCK=$WORK/run/offhostd.sock
+HOLD=$WORK/hold
+mkdir -p "$WORK/images"
+make_mixed_disk "$WORK/images/app01-vda.raw" 32
+IMAGE_SUM=$(sha256sum <"$WORK/images/app01-vda.raw")
+new_datastore "$WORK/ds"
+cat >"$WORK/offhostd.toml" <<EOF2
+[server]
+unix_socket = "$SOCK"
+audit_log = "$WORK/log/audit.log"
+state_dir = "$WORK/state"
+
+[[token]]
+name = "backup-app"
+sha256 = "$OPERATOR_HASH"
+role = "operator"
+
+[[datastore]]
+name = "main"
+path = "$WORK/ds"
+
+[[host]]
+name = "images"
+driver = "image"
+datastore = "main"
+
+[[vm]]
+name = "app01"
+host = "images"
+settings = { disks = { vda = "$WORK/images/app01-vda.raw" } }
+EOF2
+
+start_daemon() {
+  rm -f "$SOCK"
+  OFFHOST_TEST_HOLD_VIEW=$HOLD "$OFFHOSTD" --config "$WORK/offhostd.toml" \
+    2>>"$WORK/offhostd.log" &
+  track_server offhostd $!
+  wait_for_socket "$SOCK"
+}
+as() { "$PYTHON" "$DAEMON_DIR/backup_client.py" "$WORK/gen" "$SOCK" "$WORK/$1.token" "${@:2}"; }
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$LINE"; }
+await_state() {
+  for _ in $(seq 1 600); do
+    LINE=$(as operator get "$1")
+    [[ $LINE == *"state=$2 "* ]] && return 0
+    sleep 0.1
+  done
+  fail "job $1 did not reach $2: $LINE"
+}
+exports_of_image() { pgrep -f "qemu-nbd.*$WORK/images/app01-vda.raw" || true; }
+
+start_daemon
+rm -f "$HOLD" "$HOLD.ready"
+LINE=$(as operator start hosts/images/vms/app01 5d0c1e9a-0000-4000-8000-000000000001)
+[[ $LINE == "OK job="* ]] || fail "StartBackup: $LINE"
+JOB=$(field job)
+for _ in $(seq 1 300); do [ -e "$HOLD.ready" ] && break; sleep 0.1; done
+[ -e "$HOLD.ready" ] || fail "the backup never took its view: $(cat "$WORK/offhostd.log")"
+[ -n "$(exports_of_image)" ] || fail "no qemu-nbd export of the image while the backup runs"
+echo "ok: the backup holds its view, qemu-nbd exports the image"
+
+# SIGTERM, then let the held backup see that it was stopped.
+DAEMON_PID=$(server_pid offhostd)
+kill -TERM "$DAEMON_PID"
+touch "$HOLD"
+rc=0
+for _ in $(seq 1 300); do pid_alive "$DAEMON_PID" || break; sleep 0.1; done
+! pid_alive "$DAEMON_PID" || fail "offhostd still runs 30 s after SIGTERM"
+wait "$DAEMON_PID" 2>/dev/null || rc=$?
+[ "$rc" -eq 0 ] || fail "offhostd exited $rc after SIGTERM: $(tail -5 "$WORK/offhostd.log")"
+[ -z "$(exports_of_image)" ] || fail "qemu-nbd still exports the image after the daemon stopped"
+echo "ok: offhostd exited 0 and released the view"
+
+start_daemon
+LINE=$(as operator get "$JOB")
+[[ $LINE == *"state=JOB_STATE_INTERRUPTED "* || $LINE == *"state=JOB_STATE_CANCELLED "* ]] ||
+  fail "after the restart the stopped job shows: $LINE"
+echo "ok: $LINE"
+[ "$(snapshot_count "$WORK/ds" app01)" = 0 ] || fail "the stopped backup left a snapshot"
+run_expect 0 "$OFFHOST" verify --datastore "$WORK/ds"
+[ "$(sha256sum <"$WORK/images/app01-vda.raw")" = "$IMAGE_SUM" ] || fail "the disk image changed"
+
+LINE=$(as operator start hosts/images/vms/app01 5d0c1e9a-0000-4000-8000-000000000002)
+[[ $LINE == "OK job="* ]] || fail "StartBackup after the restart: $LINE"
+await_state "$(field job)" JOB_STATE_SUCCEEDED
+run_expect 0 "$OFFHOST" restore --datastore "$WORK/ds" app01@latest --to "$WORK/restored.raw"
+expect_identical "$WORK/images/app01-vda.raw" "$WORK/restored.raw"
+[ -z "$(exports_of_image)" ] || fail "qemu-nbd still exports the image after the backup"
+echo "PASS"
