@@ -54,15 +54,6 @@ EOF2
 
 # The hook holds every backup at its view until $HOLD exists: made now, backups run through.
 touch "$HOLD"
-# (A killed daemon leaves its socket file: removed first, so wait_for_socket waits for the new.)
-start_daemon() {
-  rm -f "$SOCK"
-  OFFHOST_TEST_HOLD_VIEW=$HOLD "$OFFHOSTD" --config "$WORK/offhostd.toml" \
-    2>>"$WORK/offhostd.log" &
-  track_server offhostd $!
-  wait_for_socket "$SOCK"
-}
-as() { "$PYTHON" "$DAEMON_DIR/backup_client.py" "$WORK/gen" "$SOCK" "$WORK/$1.token" "${@:2}"; }
 # expect_call PATTERN TOKEN ARGS...: like expect, with backup_client.py; the line is in $LINE.
 expect_call() {
   local pattern=$1
@@ -70,16 +61,6 @@ expect_call() {
   LINE=$(as "$@")
   [[ $LINE == $pattern ]] || fail "backup_client $*: got '$LINE', want '$pattern'"
   echo "ok: ${LINE:0:160}"
-}
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$LINE"; }
-# await_state JOB STATE: polls GetJob until the job is in STATE (60 s at most).
-await_state() {
-  for _ in $(seq 1 600); do
-    LINE=$(as operator get "$1")
-    [[ $LINE == *"state=$2 "* ]] && return 0
-    sleep 0.1
-  done
-  fail "job $1 did not reach $2: $LINE"
 }
 # held_backup REQUEST_ID: starts a backup that the hook holds at its view; prints its job.
 held_backup() {

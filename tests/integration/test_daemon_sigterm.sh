@@ -41,23 +41,6 @@ host = "images"
 settings = { disks = { vda = "$WORK/images/app01-vda.raw" } }
 EOF2
 
-start_daemon() {
-  rm -f "$SOCK"
-  OFFHOST_TEST_HOLD_VIEW=$HOLD "$OFFHOSTD" --config "$WORK/offhostd.toml" \
-    2>>"$WORK/offhostd.log" &
-  track_server offhostd $!
-  wait_for_socket "$SOCK"
-}
-as() { "$PYTHON" "$DAEMON_DIR/backup_client.py" "$WORK/gen" "$SOCK" "$WORK/$1.token" "${@:2}"; }
-field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$LINE"; }
-await_state() {
-  for _ in $(seq 1 600); do
-    LINE=$(as operator get "$1")
-    [[ $LINE == *"state=$2 "* ]] && return 0
-    sleep 0.1
-  done
-  fail "job $1 did not reach $2: $LINE"
-}
 exports_of_image() { pgrep -f "qemu-nbd.*$WORK/images/app01-vda.raw" || true; }
 
 start_daemon

@@ -49,3 +49,29 @@ expect() {
   [[ $out == $pattern ]] || fail "client $*: got '$out', want '$pattern'"
   echo "ok: ${out:0:140}"
 }
+
+# Backups through offhostd as jobs (test_daemon_backup.sh, test_daemon_sigterm.sh). They use
+# $WORK/offhostd.toml, the daemon's socket $SOCK and the hold file $HOLD: while $HOLD is
+# missing, every backup waits at its point-in-time view (OFFHOST_TEST_HOLD_VIEW).
+# start_daemon: starts offhostd and waits for its socket. A killed daemon leaves its socket
+# file: removed first, so wait_for_socket waits for the new one.
+start_daemon() {
+  rm -f "$SOCK"
+  OFFHOST_TEST_HOLD_VIEW=$HOLD "$OFFHOSTD" --config "$WORK/offhostd.toml" \
+    2>>"$WORK/offhostd.log" &
+  track_server offhostd $!
+  wait_for_socket "$SOCK"
+}
+# as TOKEN ARGS...: daemon/backup_client.py with $WORK/TOKEN.token; prints its one line.
+as() { "$PYTHON" "$DAEMON_DIR/backup_client.py" "$WORK/gen" "$SOCK" "$WORK/$1.token" "${@:2}"; }
+# field NAME: the value of NAME=... in $LINE.
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$LINE"; }
+# await_state JOB STATE: polls GetJob until the job is in STATE (60 s at most).
+await_state() {
+  for _ in $(seq 1 600); do
+    LINE=$(as operator get "$1")
+    [[ $LINE == *"state=$2 "* ]] && return 0
+    sleep 0.1
+  done
+  fail "job $1 did not reach $2: $LINE"
+}
