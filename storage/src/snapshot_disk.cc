@@ -1,6 +1,7 @@
 #include "offhost/storage/snapshot_disk.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -15,7 +16,10 @@ class SnapshotDisk final : public BlockDevice {
  public:
   SnapshotDisk(Datastore& ds, std::string name, std::vector<ManifestEntry> entries, uint64_t size,
                size_t cached)
-      : ds_(ds), name_(std::move(name)), entries_(std::move(entries)), size_(size),
+      : ds_(ds),
+        name_(std::move(name)),
+        entries_(std::move(entries)),
+        size_(size),
         capacity_(std::max<size_t>(1, cached)) {}
 
   uint64_t size() const override { return size_; }
@@ -27,9 +31,9 @@ class SnapshotDisk final : public BlockDevice {
     for (size_t i = Find(offset); i < entries_.size() && entries_[i].offset < end; ++i) {
       const ManifestEntry& e = entries_[i];
       uint64_t s = std::max(e.offset, offset), t = std::min(e.offset + e.length, end);
-      ExtentType type = e.kind == ManifestEntryKind::kChunk ? ExtentType::kData
+      ExtentType type = e.kind == ManifestEntryKind::kChunk  ? ExtentType::kData
                         : e.kind == ManifestEntryKind::kZero ? ExtentType::kZero
-                                                              : ExtentType::kHole;
+                                                             : ExtentType::kHole;
       if (!out.empty() && out.back().type == type) {
         out.back().length += t - s;
       } else {
@@ -42,9 +46,9 @@ class SnapshotDisk final : public BlockDevice {
   Status Read(std::span<const ReadRequest> requests) override {
     for (const auto& r : requests) {
       if (r.offset > size_ || r.buffer.size() > size_ - r.offset) {
-        return Status::InvalidArgument("read of " + std::to_string(r.buffer.size()) +
-                                       " bytes at " + std::to_string(r.offset) +
-                                       " is beyond the end of " + description());
+        return Status::InvalidArgument("read of " + std::to_string(r.buffer.size()) + " bytes at " +
+                                       std::to_string(r.offset) + " is beyond the end of " +
+                                       description());
       }
       uint64_t pos = r.offset, end = r.offset + r.buffer.size();
       for (size_t i = Find(pos); pos < end; ++i) {
@@ -71,27 +75,7 @@ class SnapshotDisk final : public BlockDevice {
   }
 
   Status CopyFromChunk(const ManifestEntry& e, uint64_t within, char* dst, uint64_t n) {
-    std::shared_ptr<const std::string> data;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = cache_.find(e.chunk);
-      if (it != cache_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second.second);
-        data = it->second.first;
-      }
-    }
-    if (!data) {
-      OFFHOST_ASSIGN_OR_RETURN(data, Load(e));
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!cache_.count(e.chunk)) {
-        lru_.push_front(e.chunk);
-        cache_[e.chunk] = {data, lru_.begin()};
-        if (cache_.size() > capacity_) {
-          cache_.erase(lru_.back());
-          lru_.pop_back();
-        }
-      }
-    }
+    OFFHOST_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> data, Decoded(e));
     if (data->size() < uint64_t{e.chunk_offset} + e.length) {
       return Status::Corruption("chunk " + e.chunk.Hex() + " holds " +
                                 std::to_string(data->size()) + " bytes, but the manifest of " +
@@ -101,6 +85,50 @@ class SnapshotDisk final : public BlockDevice {
     }
     std::memcpy(dst, data->data() + e.chunk_offset + within, n);
     return Status::OK();
+  }
+
+  // The chunk's decoded bytes, from the cache or loaded once: readers that miss the same chunk
+  // at the same time (an NBD client's parallel requests into one chunk) wait for one decode
+  // instead of each decoding it.
+  Result<std::shared_ptr<const std::string>> Decoded(const ManifestEntry& e) {
+    std::shared_ptr<Loading> loading;
+    bool mine = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto it = cache_.find(e.chunk);
+      if (it != cache_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.second);
+        return it->second.first;
+      }
+      auto& slot = loading_[e.chunk];
+      if (!slot) {
+        slot = std::make_shared<Loading>();
+        mine = true;
+      }
+      loading = slot;
+      if (!mine) {
+        loaded_.wait(lock, [&] { return loading->done; });
+        if (!loading->status.ok()) return loading->status;
+        return loading->data;
+      }
+    }
+    auto data = Load(e);
+    std::lock_guard<std::mutex> lock(mu_);
+    loading->done = true;
+    loading_.erase(e.chunk);
+    loaded_.notify_all();
+    if (!data.ok()) {
+      loading->status = data.status();
+      return data.status();
+    }
+    loading->data = *data;
+    lru_.push_front(e.chunk);
+    cache_[e.chunk] = {*data, lru_.begin()};
+    if (cache_.size() > capacity_) {
+      cache_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    return *data;
   }
 
   Result<std::shared_ptr<const std::string>> Load(const ManifestEntry& e) {
@@ -121,9 +149,17 @@ class SnapshotDisk final : public BlockDevice {
   std::vector<ManifestEntry> entries_;
   uint64_t size_;
   size_t capacity_;
+  struct Loading {
+    bool done = false;
+    Status status;
+    std::shared_ptr<const std::string> data;
+  };
   std::mutex mu_;
+  std::condition_variable loaded_;
+  std::unordered_map<ChunkId, std::shared_ptr<Loading>, ChunkIdHash> loading_;
   std::list<ChunkId> lru_;
-  std::unordered_map<ChunkId, std::pair<std::shared_ptr<const std::string>, std::list<ChunkId>::iterator>,
+  std::unordered_map<ChunkId,
+                     std::pair<std::shared_ptr<const std::string>, std::list<ChunkId>::iterator>,
                      ChunkIdHash>
       cache_;
 };
@@ -139,9 +175,9 @@ Result<std::unique_ptr<BlockDevice>> OpenSnapshotDisk(Datastore& ds, const Snaps
     return Status::OK();
   }));
   uint64_t size = entries.empty() ? 0 : entries.back().offset + entries.back().length;
-  return std::unique_ptr<BlockDevice>(new SnapshotDisk(
-      ds, snap.vm + "@" + snap.id + " disk " + disk, std::move(entries), size,
-      options.cached_chunks));
+  return std::unique_ptr<BlockDevice>(
+      new SnapshotDisk(ds, snap.vm + "@" + snap.id + " disk " + disk, std::move(entries), size,
+                       options.cached_chunks));
 }
 
 }  // namespace offhost::storage
