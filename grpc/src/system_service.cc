@@ -13,7 +13,7 @@ namespace offhost::grpcapi {
 namespace {
 
 // Optional features (SystemInfo.features) whose RPCs this build serves.
-constexpr const char* kFeatures[] = {"catalog"};
+constexpr const char* kFeatures[] = {"catalog", "export"};
 
 std::string Hostname() {
   char name[256] = {};

@@ -93,6 +93,15 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   daemon->context_.restore_roots = c.restore_roots;
   daemon->context_.restore_nbd_targets = c.restore_nbd_targets;
   daemon->context_.jobs = daemon->jobs_.get();
+  // Exports a killed daemon left are stopped here (ExportRegistry::Open).
+  OFFHOST_ASSIGN_OR_RETURN(daemon->exports_, proxy::ExportRegistry::Open(c.state_dir + "/exports"));
+  daemon->context_.exports = daemon->exports_.get();
+  for (const std::string& address : c.listen) {
+    std::string host, port;
+    if (proxy::ParseListenAddress(address, &host, &port).ok()) {
+      daemon->context_.export_hosts.push_back(host);
+    }
+  }
   daemon->services_ = grpcapi::MakeServices(daemon->context_);
   OFFHOST_RETURN_IF_ERROR(daemon->Listen());
   if (c.tokens.empty()) {
@@ -143,6 +152,7 @@ void Daemon::Shutdown(std::chrono::seconds grace) {
   server_->GetHealthCheckService()->Shutdown();
   jobs_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
+  exports_->StopAll();  // NBD clients are cut off; overlays are dropped
   ::unlink(config_.unix_socket.c_str());
 }
 

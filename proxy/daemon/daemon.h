@@ -12,6 +12,7 @@
 #include "authorizer.h"
 #include "config.h"
 #include "offhost/proxy/job_engine.h"
+#include "offhost/proxy/nbd_export.h"
 
 namespace offhost::daemon {
 
@@ -24,7 +25,8 @@ class Daemon {
 
   // Reports NOT_SERVING, cancels the running jobs and waits for them (they end INTERRUPTED,
   // their views released; WatchJob streams end UNAVAILABLE), stops accepting calls, gives
-  // running calls `grace` to finish and then cancels them, and removes the unix socket.
+  // running calls `grace` to finish and then cancels them, stops every export, and removes
+  // the unix socket.
   void Shutdown(std::chrono::seconds grace);
 
  private:
@@ -34,8 +36,9 @@ class Daemon {
   DaemonConfig config_;
   std::unique_ptr<TokenAuthorizer> authorizer_;
   std::unique_ptr<FileAuditLog> audit_;
-  std::unique_ptr<proxy::JobEngine> jobs_;  // outlives the services using it
-  grpcapi::ServiceContext context_;         // the services keep a reference to it
+  std::unique_ptr<proxy::JobEngine> jobs_;          // outlives the services using it
+  std::unique_ptr<proxy::ExportRegistry> exports_;  // instant-recovery exports (nbdkit)
+  grpcapi::ServiceContext context_;                 // the services keep a reference to it
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
 };

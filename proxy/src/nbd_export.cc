@@ -349,7 +349,7 @@ Status NbdExport::Stop() {
   return Status::OK();
 }
 
-Status StopExportByPidFile(const std::string& pid_file) {
+Status StopExportByPidFile(const std::string& pid_file, int sig) {
   if (::access(pid_file.c_str(), F_OK) != 0) {
     return Status::NotFound("no export: " + pid_file +
                             " does not exist (was it started with --background?)");
@@ -360,7 +360,7 @@ Status StopExportByPidFile(const std::string& pid_file) {
     return Status::NotFound("the export of " + pid_file +
                             " is no longer running (pid file removed)");
   }
-  ::kill(pid, SIGTERM);
+  ::kill(pid, sig);
   if (!WaitGone(pid, false, std::chrono::seconds(10))) {
     ::kill(pid, SIGKILL);
     WaitGone(pid, false, std::chrono::seconds(5));
@@ -375,7 +375,8 @@ Result<std::unique_ptr<ExportRegistry>> ExportRegistry::Open(const std::string& 
   if (ec) return Status::IOError("create the exports folder " + dir + ": " + ec.message());
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (entry.path().extension() == ".pid") {
-      StopExportByPidFile(entry.path().string()).IgnoreError();  // gone already: fine
+      // Nobody can find these exports any more, and an overlay is throwaway: no grace.
+      StopExportByPidFile(entry.path().string(), SIGKILL).IgnoreError();  // gone: fine
     }
     fs::remove(entry.path(), ec);
   }

@@ -126,7 +126,7 @@ TEST_F(ServicesTest, WhoAmIAndSystemInfo) {
   EXPECT_FALSE(info.hostname().empty());
   EXPECT_GT(info.start_time().seconds(), 0);
   EXPECT_EQ(std::vector<std::string>(info.features().begin(), info.features().end()),
-            std::vector<std::string>{"catalog"});
+            (std::vector<std::string>{"catalog", "export"}));
 }
 
 TEST_F(ServicesTest, ListSnapshotsNewestFirstWithDisksAndSizes) {

@@ -15,7 +15,8 @@
 
 namespace offhost::proxy {
 class JobEngine;
-}
+class ExportRegistry;
+}  // namespace offhost::proxy
 
 namespace offhost::grpcapi {
 
@@ -68,7 +69,7 @@ struct HostConfig {
   DriverSettingsMap settings;
   // BackupSpec.ad_hoc may name this host (disks not in the configuration).
   bool ad_hoc_sources_allowed = false;
-  std::string datastore;  // the default for its VMs; may be empty
+  std::string datastore;    // the default for its VMs; may be empty
   std::string description;  // free text from the configuration (Host.description)
 };
 
@@ -104,6 +105,10 @@ struct ServiceContext {
   // nowhere. And the NBD URI prefixes disk restores may write ([server] restore_nbd_targets).
   std::vector<std::string> restore_roots;
   std::vector<std::string> restore_nbd_targets;
+  // Instant-recovery exports (ExportService); null: StartExport answers UNAVAILABLE. TCP
+  // exports may listen only on these hosts: the daemon's own [server] listen addresses.
+  proxy::ExportRegistry* exports = nullptr;
+  std::vector<std::string> export_hosts;
   std::string version = "offhost 0.1.0";
   // SystemInfo.start_time: when the daemon made its context, i.e. started.
   std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();

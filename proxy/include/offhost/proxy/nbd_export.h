@@ -112,7 +112,7 @@ Result<std::string> FindNbdkitPlugin();
 Status ParseListenAddress(std::string_view address, std::string* host, std::string* port);
 
 // Stops the export whose nbdkit wrote `pid_file` (--background), after checking that the pid
-// is an nbdkit serving our plugin; removes the pid file.
-Status StopExportByPidFile(const std::string& pid_file);
+// is an nbdkit serving our plugin; removes the pid file. `sig` first (SIGKILL after 10 s).
+Status StopExportByPidFile(const std::string& pid_file, int sig = 15 /* SIGTERM */);
 
 }  // namespace offhost::proxy
