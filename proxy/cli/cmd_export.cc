@@ -50,6 +50,10 @@ std::string LogFileFor(const std::string& pid_file) {
 }
 
 int RunStop(const ExportCliOptions& o) {
+  if (o.socket.empty() && o.pid_file.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "give the --socket PATH or the --pid-file FILE of the export to stop"));
+  }
   auto pid_file = PidFile(o);
   if (!pid_file.ok()) return ReportError(pid_file.status());
   if (Status st = proxy::StopExportByPidFile(*pid_file); !st.ok()) return ReportError(st);

@@ -142,5 +142,7 @@ run_expect 2 "$OFFHOST" export --datastore "$DS" web01@latest --listen "0.0.0.0:
 expect_output "every network of the proxy"
 run_expect 2 "$OFFHOST" export --datastore "$DS" web01@latest
 expect_output "--socket PATH or --listen HOST:PORT"
+run_expect 2 "$OFFHOST" export --stop
+expect_output "--socket PATH or the --pid-file FILE"
 [ ! -e "$WORK/x.sock" ] || fail "a failed export left its socket"
 echo "PASS"
