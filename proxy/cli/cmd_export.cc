@@ -1,16 +1,24 @@
 // offhost export [--datastore DIR] VM@SNAPSHOT [--disk NAME] (--socket PATH | --listen HOST:PORT)
 //                [--overlay] [--cache-mib N] [--background [--pid-file F] [--log F]]
 // offhost export --stop (--socket PATH | --pid-file F)
+// offhost export [--server ADDR] VM@SNAPSHOT [--disk NAME] [--listen HOST:PORT] [--overlay]
+// offhost export [--server ADDR] --list | --stop-export exports/ID
+//   against offhostd (no --datastore): ExportService; the export runs in the daemon until
+//   --stop-export or the daemon stops
 //   Instant recovery (docs/instant-recovery.md): a backup disk served over NBD by nbdkit with
 //   our plugin. In the foreground until Ctrl-C or SIGTERM, like `offhost mount`; --background
 //   returns once it serves and leaves a pid file for --stop.
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
+#include "daemon_convert.h"
 #include "offhost/proxy/nbd_export.h"
+#include "offhost/v1/export.grpc.pb.h"
 #include "open_snapshot.h"
 
 namespace offhost::cli {
@@ -30,6 +38,9 @@ struct ExportCliOptions {
   std::string pid_file;
   std::string log_file;
   bool stop = false;
+  bool list = false;        // daemon: ListExports
+  std::string stop_export;  // daemon: StopExport
+  DaemonOptions daemon;
 };
 
 // --background's pid file: given, else beside the socket (PATH.pid).
@@ -61,11 +72,77 @@ int RunStop(const ExportCliOptions& o) {
   return kExitOk;
 }
 
+void PrintDaemonExport(const v1::Export& e, const char* verb) {
+  const std::string& snap = e.snapshot();
+  std::cout << verb << " " << LastPart(snap.substr(0, snap.find("/snapshots/"))) << "@"
+            << LastPart(snap) << " disk " << e.disk() << " (" << HumanBytes(e.size_bytes()) << ", "
+            << (e.overlay() ? "writes kept in a throwaway overlay" : "read-only") << ") at "
+            << e.uri() << " (offhostd " << e.name() << ")" << std::endl;
+}
+
+// Against offhostd: the export runs in the daemon, not in this process.
+int RunExportDaemon(const ExportCliOptions& o) {
+  if (!o.socket.empty() || o.background || !o.pid_file.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "against offhostd the daemon chooses the unix socket and runs the export until "
+        "--stop-export: leave out --socket, --background and --pid-file (or give --datastore "
+        "DIR to export locally)"));
+  }
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::ExportService::NewStub((*client)->channel());
+  auto ctx = (*client)->Context();
+  if (o.list) {
+    v1::ListExportsResponse resp;
+    grpc::Status st = stub->ListExports(ctx.get(), {}, &resp);
+    if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : resp.exports()) {
+      rows.push_back({e.name(), LastPart(e.snapshot()), e.disk(), e.uri(),
+                      e.overlay() ? "overlay" : "read-only", e.started_by()});
+    }
+    PrintTable({"EXPORT", "SNAPSHOT", "DISK", "URI", "WRITES", "BY"}, rows, {});
+    return kExitOk;
+  }
+  if (!o.stop_export.empty()) {
+    v1::StopExportRequest req;
+    req.set_name(o.stop_export);
+    v1::Export e;
+    grpc::Status st = stub->StopExport(ctx.get(), req, &e);
+    if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+    PrintDaemonExport(e, "stopped the export of");
+    return kExitOk;
+  }
+  auto ref = ParseSnapshotPath(o.ref);
+  if (!ref.ok()) return ReportError(ref.status());
+  int exit = kExitOk;
+  auto snapshot = FindSnapshotResource(**client, ref->vm, ref->snapshot, &exit);
+  if (!snapshot.ok()) return exit;
+  v1::StartExportRequest req;
+  req.set_snapshot(*snapshot);
+  req.set_disk(o.disk);
+  req.set_overlay(o.overlay);
+  req.set_listen_address(o.listen);
+  req.set_cache_bytes(uint64_t{o.cache_mib} << 20);
+  v1::Export e;
+  grpc::Status st = stub->StartExport(ctx.get(), req, &e);
+  if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+  PrintDaemonExport(e, "exporting");
+  std::cout << "stop with: offhost export --stop-export " << e.name() << std::endl;
+  return kExitOk;
+}
+
 int RunExport(const ExportCliOptions& o) {
   if (o.stop) return RunStop(o);
+  if (o.list || !o.stop_export.empty()) return RunExportDaemon(o);
   if (o.ref.empty()) {
     return ReportError(Status::InvalidArgument("give the backup to export: VM@SNAPSHOT"));
   }
+  std::string local = o.datastore;
+  if (const char* env = std::getenv("OFFHOST_DATASTORE"); local.empty() && env) local = env;
+  auto daemon = UseDaemon(o.daemon, local);
+  if (!daemon.ok()) return ReportError(daemon.status());
+  if (*daemon) return RunExportDaemon(o);
   auto ref = ParseSnapshotPath(o.ref);
   if (!ref.ok()) return ReportError(ref.status());
   if (ref->path != "/") {
@@ -151,6 +228,10 @@ void AddExportCommand(CLI::App& app, RunFn* run) {
                 "nbdkit's messages of a --background export (default beside the pid file)");
   c->add_flag("--stop", o->stop,
               "Stop the --background export of --socket PATH or --pid-file FILE");
+  c->add_flag("--list", o->list, "Against offhostd: list its exports");
+  c->add_option("--stop-export", o->stop_export,
+                "Against offhostd: stop the export exports/ID (as --list shows it)");
+  AddDaemonOptions(c, &o->daemon);
   c->callback([run, o] { *run = [o] { return RunExport(*o); }; });
 }
 

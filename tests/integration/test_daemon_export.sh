@@ -5,7 +5,8 @@
 # read-only token may list it but not start or stop one; a wildcard or foreign listen address
 # and an unknown disk are refused with their reasons; StopExport ends nbdkit; an export still
 # running when the daemon gets SIGTERM is stopped with it, and one left by a daemon killed with
-# -9 is stopped when the daemon starts again. The datastore is unchanged throughout.
+# -9 is stopped when the daemon starts again; the CLI (`offhost export --server`) starts, lists
+# and stops one. The datastore is unchanged throughout.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd qemu-img qemu-io nbdkit
@@ -78,6 +79,22 @@ qemu-img info "$EXPORT_URI" >/dev/null 2>&1 && fail "the export still answers af
 LINE=$(ex operator stop "$NAME")
 [[ $LINE == "NOT_FOUND reason=EXPORT_NOT_FOUND"* ]] || fail "second StopExport: $LINE"
 [[ $(ex reader list) == "OK count=0" ]] || fail "ListExports after stop: $(ex reader list)"
+
+# The CLI through the daemon (no --datastore: --server), as an operator and as an auditor.
+cli() { "$OFFHOST" export --server "unix:$SOCK" --token-file "$WORK/$1.token" "${@:2}"; }
+run_expect 0 cli operator web01@latest --overlay
+expect_output "writes kept in a throwaway overlay) at nbd+unix:///?socket=$WORK/state/exports/"
+CLI_NAME=$(sed -n 's/.*--stop-export \(exports\/[0-9]*\).*/\1/p' <<<"$OUT")
+CLI_URI=$(sed -n 's/.* at \(nbd+unix:[^ ]*\) .*/\1/p' <<<"$OUT" | head -1)
+[ -n "$CLI_NAME" ] && [ -n "$CLI_URI" ] || fail "no export name or URI in: $OUT"
+OUT=$(qemu-img compare -f raw -F raw "$WORK/vm.raw" "$CLI_URI" 2>&1) || fail "CLI export differs: $OUT"
+run_expect 0 cli reader --list
+expect_output "$CLI_NAME"
+run_expect 4 cli reader --stop-export "$CLI_NAME"
+run_expect 0 cli operator --stop-export "$CLI_NAME"
+expect_output "stopped the export of web01@"
+run_expect 2 cli operator web01@latest --socket "$WORK/x.sock"
+expect_output "the daemon chooses the unix socket"
 
 # SIGTERM stops the daemon's exports with it.
 LINE=$(ex operator start "$SNAP" vda)
