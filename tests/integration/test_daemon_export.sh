@@ -44,7 +44,12 @@ EOF2
 HOLD=$WORK/hold  # (start_daemon's backup hold; no backups run here)
 start_daemon
 
-ex() { "$PYTHON" "$DAEMON_DIR/export_client.py" "$WORK/gen" "$SOCK" "$WORK/$1.token" "${@:2}"; }
+# ex TOKEN ARGS...: one ExportService call; the nbdkit processes of the daemon's exports are
+# handed to cleanup too (they outlive a daemon killed when a check fails).
+ex() {
+  "$PYTHON" "$DAEMON_DIR/export_client.py" "$WORK/gen" "$SOCK" "$WORK/$1.token" "${@:2}"
+  pgrep -f "nbdkit.*$WORK/state/exports" >>"$WORK/.pids" || true
+}
 SNAP=datastores/main/vms/web01/snapshots/latest
 
 LINE=$(ex operator start "$SNAP" vda overlay)
@@ -81,7 +86,12 @@ LINE=$(ex operator stop "$NAME")
 [[ $(ex reader list) == "OK count=0" ]] || fail "ListExports after stop: $(ex reader list)"
 
 # The CLI through the daemon (no --datastore: --server), as an operator and as an auditor.
-cli() { "$OFFHOST" export --server "unix:$SOCK" --token-file "$WORK/$1.token" "${@:2}"; }
+cli() {
+  local rc=0
+  "$OFFHOST" export --server "unix:$SOCK" --token-file "$WORK/$1.token" "${@:2}" || rc=$?
+  pgrep -f "nbdkit.*$WORK/state/exports" >>"$WORK/.pids" || true
+  return "$rc"
+}
 run_expect 0 cli operator web01@latest --overlay
 expect_output "writes kept in a throwaway overlay) at nbd+unix:///?socket=$WORK/state/exports/"
 CLI_NAME=$(sed -n 's/.*--stop-export \(exports\/[0-9]*\).*/\1/p' <<<"$OUT")

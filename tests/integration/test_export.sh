@@ -70,6 +70,7 @@ run_expect 0 "$OFFHOST" export --datastore "$DS" web01@latest --socket "$OV" --o
 expect_output "writes kept in a throwaway overlay"
 expect_output "offhost export --stop --socket $OV"
 [ -s "$OV.pid" ] || fail "no pid file beside the socket"
+track_server ov "$(cat "$OV.pid")"  # stopped by cleanup if the test fails before --stop
 OV_URI="nbd+unix:///?socket=$OV"
 qemu-io -f raw -c "write -P 0x5a 2M 64k" -c "write -z 30M 4k" "$OV_URI" >/dev/null ||
   fail "write into the overlay failed"
@@ -129,6 +130,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 run_expect 0 "$OFFHOST" export --datastore "$DS" web01@latest --listen "127.0.0.1:$PORT" \
   --overlay --background --pid-file "$WORK/tcp.pid"
 expect_output "at nbd://127.0.0.1:$PORT"
+track_server tcp-export "$(cat "$WORK/tcp.pid")"
 OUT=$(qemu-img compare -f raw -F raw "$WORK/vm.raw" "nbd://127.0.0.1:$PORT" 2>&1) ||
   fail "a new overlay export is not the backup: $OUT"
 run_expect 0 "$OFFHOST" export --stop --pid-file "$WORK/tcp.pid"
