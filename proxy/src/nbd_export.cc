@@ -243,11 +243,15 @@ Result<std::unique_ptr<NbdExport>> NbdExport::Start(const ExportOptions& options
     OFFHOST_ASSIGN_OR_RETURN(storage::SnapshotRecord snap, ds->FindSnapshot(o.vm, o.snapshot));
     if (o.disk.empty() && snap.disks.size() == 1) o.disk = snap.disks[0].name;
     std::string names;
+    for (const auto& d : snap.disks) names += (names.empty() ? "" : ", ") + d.name;
+    if (o.disk.empty()) {
+      return Status::InvalidArgument(o.vm + "@" + snap.id + " has several disks (" + names +
+                                     "); choose one with --disk");
+    }
     bool found = false;
     for (const auto& d : snap.disks) {
       if (d.name == o.disk) info.size = d.size;
       found = found || d.name == o.disk;
-      names += (names.empty() ? "" : ", ") + d.name;
     }
     if (!found) {
       return Status::NotFound(o.vm + "@" + snap.id + " has no disk '" + o.disk +
@@ -285,7 +289,10 @@ Result<std::unique_ptr<NbdExport>> NbdExport::Start(const ExportOptions& options
     int status = 0;
     while (::waitpid(info.pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return failed("could not serve");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      export_->ended_ = true;  // reaped: nothing to stop
+      return failed("could not serve");
+    }
     export_->daemonized_ = true;
     info.pid = 0;
   }

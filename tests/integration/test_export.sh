@@ -133,6 +133,13 @@ expect_output "at nbd://127.0.0.1:$PORT"
 track_server tcp-export "$(cat "$WORK/tcp.pid")"
 OUT=$(qemu-img compare -f raw -F raw "$WORK/vm.raw" "nbd://127.0.0.1:$PORT" 2>&1) ||
   fail "a new overlay export is not the backup: $OUT"
+# The port is taken now: a second export says so, with nbdkit's own words.
+SECONDS=0
+run_expect 1 "$OFFHOST" export --datastore "$DS" web01@latest --listen "127.0.0.1:$PORT" \
+  --background --pid-file "$WORK/tcp2.pid"
+expect_output "nbdkit could not serve web01@"
+expect_output "Address already in use"
+[ "$SECONDS" -lt 8 ] || fail "a failed background export took $SECONDS s to report"
 run_expect 0 "$OFFHOST" export --stop --pid-file "$WORK/tcp.pid"
 
 # --- bad input ----------------------------------------------------------------------------------------
