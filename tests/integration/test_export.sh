@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instant recovery: `offhost export` serves a backup disk over NBD with nbdkit and our plugin.
 # - read-only over a unix socket: `qemu-img compare` with the original says identical, the
-#   allocation map shows the backup's holes, writes are refused;
+#   allocation map shows the backup's holes, writes are refused, two clients read at once;
+#   Ctrl-C stops it, and so does kill -9 of the command;
 # - --overlay (nbdkit's cow filter): writes read back, the rest still reads as the backup, and
 #   the datastore is untouched (every chunk and index file byte-identical, verify clean, a
 #   restore still equals the original, a new export is the backup again);
@@ -63,6 +64,15 @@ kill -INT "$EXPORT_PID"
 wait "$EXPORT_PID" || fail "offhost export did not end cleanly on Ctrl-C: $(cat "$WORK/ro.out")"
 grep -q "stopped the export of web01@" "$WORK/ro.out" || fail "no stop line: $(cat "$WORK/ro.out")"
 pgrep -f "nbdkit.*$SOCK" >/dev/null && fail "nbdkit still runs after the export stopped"
+# kill -9 of the command ends the export too (nbdkit -f follows its parent).
+"$OFFHOST" export --datastore "$DS" web01@latest --socket "$SOCK" >"$WORK/k.out" 2>&1 &
+EXPORT_PID=$!
+PIDS+=("$EXPORT_PID")
+wait_export "$WORK/k.out" "$EXPORT_PID"
+NBDKIT=$(pgrep -f "nbdkit.*$SOCK") || fail "no nbdkit behind the export"
+kill -9 "$EXPORT_PID"
+for _ in $(seq 1 100); do pid_alive "$NBDKIT" || break; sleep 0.1; done
+pid_alive "$NBDKIT" && fail "nbdkit $NBDKIT outlived the killed offhost export"
 
 # --- overlay, background, written through qemu-io --------------------------------------------------
 OV=$WORK/ov.sock
