@@ -12,6 +12,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
