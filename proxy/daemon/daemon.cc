@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "log.h"
+#include "offhost/grpc/leftovers.h"
 #include "pem.h"
 
 namespace offhost::daemon {
@@ -95,6 +96,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   daemon->context_.jobs = daemon->jobs_.get();
   daemon->services_ = grpcapi::MakeServices(daemon->context_);
   OFFHOST_RETURN_IF_ERROR(daemon->Listen());
+  daemon->leftovers_ = std::thread([d = daemon.get()] {
+    grpcapi::ReleaseInterruptedBackups(d->context_, d->stopping_,
+                                       [](bool problem, const std::string& m) {
+                                         Log(problem ? LogLevel::kWarning : LogLevel::kNotice, m);
+                                       });
+  });
   if (c.tokens.empty()) {
     Log(LogLevel::kWarning, c.file +
                                 " has no [[token]]: every call but health and reflection "
@@ -139,7 +146,14 @@ Status Daemon::Listen() {
   return Status::OK();
 }
 
+Daemon::~Daemon() {
+  stopping_ = true;
+  if (leftovers_.joinable()) leftovers_.join();
+}
+
 void Daemon::Shutdown(std::chrono::seconds grace) {
+  stopping_ = true;
+  if (leftovers_.joinable()) leftovers_.join();
   server_->GetHealthCheckService()->Shutdown();
   jobs_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "offhost/mount/logical_volumes.h"
@@ -88,7 +89,43 @@ Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDi
   return std::shared_ptr<BlockDevice>(std::move(lv));
 }
 
+// What BackupVm and ReleaseVmLeftovers both do before the driver acts: who the VM is, its
+// lock, its latest snapshot (the parent) and the drivers' work folder.
+struct Prepared {
+  std::unique_ptr<snapshot_drivers::SnapshotDriver> driver;
+  snapshot_drivers::VmIdentity id;
+  std::unique_ptr<VmLock> lock;
+  std::optional<storage::SnapshotRecord> previous;
+};
+
+Result<Prepared> Prepare(storage::Datastore& ds, VmBackupRequest& req) {
+  Prepared p;
+  OFFHOST_ASSIGN_OR_RETURN(p.driver, snapshot_drivers::MakeDriver(req.driver));
+  OFFHOST_ASSIGN_OR_RETURN(p.id, p.driver->Identify(req.snapshot));
+  if (!req.vm_name.empty()) p.id.name = req.vm_name;
+  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", p.id.name)
+                              .WithContext("use --vm NAME to give the VM a name offhost accepts"));
+  if (p.driver->one_backup_per_vm()) {
+    OFFHOST_ASSIGN_OR_RETURN(p.lock, VmLock::Take(p.id));
+  }
+  OFFHOST_ASSIGN_OR_RETURN(p.previous, FindPrevious(ds, p.id));
+  req.snapshot.parent_checkpoint = p.previous ? p.previous->meta.checkpoint : "";
+  if (req.snapshot.work_dir.empty()) {
+    // Scratch files and sockets of drivers, apart from the datastore's staging directories.
+    req.snapshot.work_dir = ds.dir() + "/tmp/views";
+    std::error_code ec;
+    std::filesystem::create_directories(req.snapshot.work_dir, ec);
+    if (ec) return Status::IOError("create " + req.snapshot.work_dir + ": " + ec.message());
+  }
+  return p;
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> ReleaseVmLeftovers(storage::Datastore& ds, VmBackupRequest req) {
+  OFFHOST_ASSIGN_OR_RETURN(Prepared p, Prepare(ds, req));
+  return p.driver->ReleaseLeftovers(req.snapshot);
+}
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   std::vector<std::pair<std::string, double>> phases;
@@ -98,24 +135,10 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
     phases.emplace_back(name, std::chrono::duration<double>(now - mark).count());
     mark = now;
   };
-  OFFHOST_ASSIGN_OR_RETURN(auto driver, snapshot_drivers::MakeDriver(req.driver));
-  OFFHOST_ASSIGN_OR_RETURN(snapshot_drivers::VmIdentity id, driver->Identify(req.snapshot));
-  if (!req.vm_name.empty()) id.name = req.vm_name;
-  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", id.name)
-                              .WithContext("use --vm NAME to give the VM a name offhost accepts"));
-  std::unique_ptr<VmLock> lock;
-  if (driver->one_backup_per_vm()) {
-    OFFHOST_ASSIGN_OR_RETURN(lock, VmLock::Take(id));
-  }
-  OFFHOST_ASSIGN_OR_RETURN(auto previous, FindPrevious(ds, id));
-  req.snapshot.parent_checkpoint = previous ? previous->meta.checkpoint : "";
-  if (req.snapshot.work_dir.empty()) {
-    // Scratch files and sockets of drivers, apart from the datastore's staging directories.
-    req.snapshot.work_dir = ds.dir() + "/tmp/views";
-    std::error_code ec;
-    std::filesystem::create_directories(req.snapshot.work_dir, ec);
-    if (ec) return Status::IOError("create " + req.snapshot.work_dir + ": " + ec.message());
-  }
+  OFFHOST_ASSIGN_OR_RETURN(Prepared prepared, Prepare(ds, req));
+  auto& driver = prepared.driver;
+  const snapshot_drivers::VmIdentity& id = prepared.id;
+  const std::optional<storage::SnapshotRecord>& previous = prepared.previous;
 
   phase("prepare");
   OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(req.snapshot));

@@ -430,6 +430,40 @@ class LibvirtDriver final : public SnapshotDriver {
     return out;
   }
 
+  // What a proxy killed mid-backup left on the host: our pull-mode backup job (QEMU's NBD
+  // export and its scratch overlays end with it), the scratch files in the proxy's work
+  // folder, and our checkpoints other than the parent (deleting one merges its changes into
+  // its parent, so the chain stays valid).
+  Result<std::vector<std::string>> ReleaseLeftovers(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
+    std::string name = virDomainGetName(dom.get());
+    std::vector<std::string> released;
+    if (BackupJobRunning(dom.get())) {
+      if (virDomainAbortJob(dom.get()) < 0) {
+        return Status::IOError("end the backup job offhost left on domain " + name + ": " +
+                               LastError() + "; end it with: virsh domjobabort " + name);
+      }
+      released.push_back("pull-mode backup job of domain " + name);
+    }
+    for (const auto& cp : OurCheckpoints(dom.get())) {
+      if (cp == req.parent_checkpoint) continue;
+      OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom.get(), cp));
+      released.push_back("checkpoint " + cp);
+    }
+    if (!req.work_dir.empty()) {
+      const std::string prefix = "offhost-scratch-" + name + "-";
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(req.work_dir, ec)) {
+        std::string file = entry.path().filename().string();
+        if (file.starts_with(prefix) && std::filesystem::remove(entry.path(), ec)) {
+          released.push_back("scratch file " + entry.path().string());
+        }
+      }
+    }
+    return released;
+  }
+
  private:
   static VmIdentity IdentityOf(virDomainPtr dom) {
     VmIdentity id;

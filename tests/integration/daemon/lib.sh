@@ -39,6 +39,30 @@ token() {
   "$OFFHOSTD" hash-token <"$WORK/$1.token"
 }
 
+# write_daemon_config [FILE:ROLE:NAME ...]: starts $WORK/offhostd.toml with what every daemon
+# test needs: [server] on $SOCK (plus the lines of $SERVER_EXTRA, e.g. listen or a
+# [server.tls] table), its audit log and state folder in $WORK, one [[token]] per
+# FILE:ROLE:NAME (the token in $WORK/FILE.token, made here; default
+# operator:operator:backup-app) and datastore "main" at $WORK/ds. Hosts and VMs are appended
+# by the test (cat >>"$WORK/offhostd.toml").
+write_daemon_config() {
+  local spec file role name
+  [ $# -gt 0 ] || set -- operator:operator:backup-app
+  {
+    echo "[server]"
+    echo "unix_socket = \"$SOCK\""
+    echo "audit_log = \"$WORK/log/audit.log\""
+    echo "state_dir = \"$WORK/state\""
+    [ -z "${SERVER_EXTRA:-}" ] || printf '%s\n' "$SERVER_EXTRA"
+    for spec in "$@"; do
+      IFS=: read -r file role name <<<"$spec"
+      printf '\n[[token]]\nname = "%s"\nsha256 = "%s"\nrole = "%s"\n' "$name" "$(token "$file")" \
+        "$role"
+    done
+    printf '\n[[datastore]]\nname = "main"\npath = "%s"\n' "$WORK/ds"
+  } >"$WORK/offhostd.toml"
+}
+
 client() { "$PYTHON" "$DAEMON_DIR/client.py" "$WORK/gen" "$@"; }
 
 # expect PATTERN ARGS...: runs the client with ARGS and checks its line against PATTERN.
