@@ -90,6 +90,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   daemon->context_.audit = daemon->audit_.get();
   daemon->context_.datastores = c.datastores;
   daemon->context_.hosts = c.hosts;
+  for (const CredentialConfig& cred : c.credentials) {
+    // Only what may be shown: the secret stays in the hosts' driver settings.
+    std::string shown = (cred.kind == "chap" ? "CHAP user " : "user ") + cred.user;
+    if (!cred.description.empty()) shown += "; " + cred.description;
+    daemon->context_.credentials.push_back({cred.name, cred.kind, shown});
+  }
   daemon->context_.vms = c.vms;
   daemon->context_.restore_roots = c.restore_roots;
   daemon->context_.restore_nbd_targets = c.restore_nbd_targets;

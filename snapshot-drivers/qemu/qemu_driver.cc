@@ -445,6 +445,17 @@ class QemuDriver final : public SnapshotDriver {
       OFFHOST_RETURN_IF_ERROR(RemoveLeftoverBitmaps(*qmp, d, req.parent_checkpoint, req.parent_checkpoint,
                                                     &released));
     }
+    // The overlays' files, by the name Build gives them (QEMU names a node with a backing
+    // node by a json: filename, so the node does not tell its file).
+    OFFHOST_ASSIGN_OR_RETURN(VmIdentity id, IdentifyWith(*qmp, req));
+    const std::string prefix = "offhost-fleece-" + id.name + "-";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(req.work_dir, ec)) {
+      std::string file = entry.path().filename().string();
+      if (file.starts_with(prefix) && std::filesystem::remove(entry.path(), ec)) {
+        released.push_back("scratch file " + entry.path().string());
+      }
+    }
     return released;
   }
 
@@ -496,8 +507,8 @@ class QemuDriver final : public SnapshotDriver {
       if (name.starts_with("offhost-fleece-")) {
         OFFHOST_RETURN_IF_ERROR(QemuView::DeleteNode(qmp, name));
         std::string file = n.value("file", "");
-        if (!file.empty()) std::filesystem::remove(file);
-        note("fleecing node " + name + (file.empty() ? "" : " and its scratch file " + file));
+        if (!file.empty() && !file.starts_with("json:")) std::filesystem::remove(file);
+        note("fleecing node " + name);
       }
     }
     return Status::OK();
