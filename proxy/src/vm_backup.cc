@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -69,11 +70,16 @@ class VmLock {
 
 // The device of one disk of the view: the driver's own when it opened one (iSCSI), else its
 // NBD export; a logical volume on it when the disk is one (shared LVM on a LUN).
-Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDisk& d) {
+Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDisk& d,
+                                                  const snapshot_drivers::SnapshotRequest& req) {
   std::shared_ptr<BlockDevice> dev = d.device;
   if (!dev) {
     snapshot_drivers::NbdOpenOptions nbd;
     nbd.dirty_bitmap = d.dirty_bitmap;
+    // nbd-timeout=SECONDS (0: wait forever): how long a read may wait for the export.
+    if (auto t = req.settings.find("nbd-timeout"); t != req.settings.end()) {
+      nbd.timeout_seconds = std::max(0, std::atoi(t->second.c_str()));
+    }
     OFFHOST_ASSIGN_OR_RETURN(auto nbd_dev, snapshot_drivers::OpenNbd(d.uri, nbd));
     dev = std::move(nbd_dev);
   }
@@ -147,7 +153,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   auto run = [&]() -> Result<BackupResult> {
     std::vector<BackupDisk> disks;
     for (const auto& d : view->disks) {
-      auto dev = OpenViewDisk(d);
+      auto dev = OpenViewDisk(d, req.snapshot);
       if (!dev.ok()) return dev.status().WithContext("disk " + d.name);
       disks.push_back({d.name, std::move(*dev), d.full_reason, d.identity});
     }

@@ -67,26 +67,9 @@ SOCK=$WORK/run/offhostd.sock
 SECRET="chap-$RANDOM-secret"
 echo "$SECRET" >"$WORK/san.secret"
 chmod 600 "$WORK/san.secret"
+write_daemon_config operator:operator:backup-app reader:read-only:auditor
 {
   cat <<EOF2
-[server]
-unix_socket = "$SOCK"
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
-
-[[token]]
-name = "backup-app"
-sha256 = "$(token operator)"
-role = "operator"
-
-[[token]]
-name = "auditor"
-sha256 = "$(token reader)"
-role = "read-only"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
 
 [[credential]]
 name = "san-chap"
@@ -160,7 +143,7 @@ host = "san1"
 settings = { disks = { vda = "$(iscsi_uri "$IQN" 2)#san/web07-disk0" } }
 EOF2
   fi
-} >"$WORK/offhostd.toml"
+} >>"$WORK/offhostd.toml"
 "$OFFHOSTD" --check-config "$WORK/offhostd.toml" >/dev/null || fail "the test's config is refused"
 "$OFFHOSTD" --config "$WORK/offhostd.toml" 2>"$WORK/offhostd.log" &
 track_server offhostd $!

@@ -13,7 +13,6 @@ need qemu-system-x86_64 qemu-img qemu-io
 qemu-img create -q -f qcow2 "$WORK/vm1.qcow2" 64M
 qemu-io -f qcow2 -c "write -q -P 0x11 0 4M" -c "write -q -P 0x12 40M 2M" "$WORK/vm1.qcow2" >/dev/null
 start_qemu vm1 "$WORK/vm1.qcow2"
-gen_stubs
 SOCK=$WORK/run/offhostd.sock
 HOLD=$WORK/hold
 new_datastore "$WORK/ds"

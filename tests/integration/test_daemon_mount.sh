@@ -29,7 +29,6 @@ URI=$(serve_nbd disk "$WORK/disk.raw")
 new_datastore "$WORK/ds"
 run_expect 0 "$OFFHOST" backup --datastore "$WORK/ds" --vm web09 --disk "vda=$URI"
 
-gen_stubs
 SOCK=$WORK/run/offhostd.sock
 HOLD=$WORK/hold
 write_daemon_config reader:read-only:auditor
