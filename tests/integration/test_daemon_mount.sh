@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `offhost mount --server`: a snapshot held by offhostd mounted through FUSE on this machine,
-# folders listed with the daemon's catalog and files read with DownloadFiles, with a
-# read-only token on the daemon's unix socket. Every name, type, mode, owner, size, mtime,
+# folders listed with the daemon's catalog and files read with DownloadFiles (an operator
+# token: downloads need that role) on the daemon's unix socket. Every name, type, mode, owner, size, mtime,
 # file content and link target equals the source tree; a 3 MiB file reads right at random
 # offsets; writes fail; the daemon's audit log records the downloads; `fusermount3 -u`
 # unmounts and the command exits 0.
@@ -31,10 +31,10 @@ run_expect 0 "$OFFHOST" backup --datastore "$WORK/ds" --vm web09 --disk "vda=$UR
 
 SOCK=$WORK/run/offhostd.sock
 HOLD=$WORK/hold
-write_daemon_config reader:read-only:auditor
+write_daemon_config
 start_daemon
 
-env --default-signal=INT "$OFFHOST" mount --server "unix:$SOCK" --token-file "$WORK/reader.token" \
+env --default-signal=INT "$OFFHOST" mount --server "unix:$SOCK" --token-file "$WORK/operator.token" \
   web09@latest "$MNT" >"$WORK/mount.log" 2>&1 &
 MOUNT_PID=$!
 for _ in $(seq 1 100); do
@@ -68,7 +68,7 @@ while IFS= read -r -d '' p; do
   fi
 done < <(cd "$T" && find . -mindepth 1 -print0)
 diff -r --no-dereference "$T" "$V" -x lost+found >"$WORK/diff.out" 2>&1 ||
-  fail "mounted files differ from the source: $(head -5 "$WORK/diff.out")"
+  fail "mounted files differ from the source: $(head -5 "$WORK/diff.out") $(tail -5 "$WORK/mount.log")"
 cp "$V/home/bob/docs/big.bin" "$WORK/copy.bin"
 expect_identical "$T/home/bob/docs/big.bin" "$WORK/copy.bin"
 [ "$(cat "$V/home/bob/link")" = notes ] || fail "the symlink does not resolve"
@@ -84,7 +84,7 @@ EOF2
 echo "ok: names, types, modes, owners, sizes, times and bytes equal the source"
 ! touch "$V/etc/new" 2>/dev/null || fail "a write into the mount succeeded"
 grep -q "home/bob/docs/big.bin" "$WORK/log/audit.log" || fail "no download in the audit log"
-grep -q '"auditor"' "$WORK/log/audit.log" || fail "the audit log does not name the token: $(head -2 "$WORK/log/audit.log")"
+grep -q '"backup-app"' "$WORK/log/audit.log" || fail "the audit log does not name the token: $(head -2 "$WORK/log/audit.log")"
 
 fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
 for _ in $(seq 1 100); do pid_alive "$MOUNT_PID" || break; sleep 0.1; done
