@@ -426,7 +426,9 @@ std::string SecretFileProblem(const std::string& path) {
   return "";
 }
 
-void ReadCredentials(Reader& r, const toml::table& root, DaemonConfig& config) {
+// Returns the names of every [[credential]], loaded or not, so that a host naming one that
+// failed is not told that it does not exist.
+std::set<std::string> ReadCredentials(Reader& r, const toml::table& root, DaemonConfig& config) {
   std::set<std::string> names;
   ForEachTable(r, root, "credential", [&](const toml::table& t, const std::string& prefix) {
     r.CheckKeys(t, prefix, {"name", "kind", "user", "secret_file", "description"});
@@ -467,6 +469,7 @@ void ReadCredentials(Reader& r, const toml::table& root, DaemonConfig& config) {
     }
     if (ok) config.credentials.push_back(std::move(c));
   });
+  return names;
 }
 
 const CredentialConfig* FindCredential(const DaemonConfig& config, const std::string& name) {
@@ -477,12 +480,13 @@ const CredentialConfig* FindCredential(const DaemonConfig& config, const std::st
 }
 
 // `credential = "NAME"` of a host: its user and secret become the driver's settings.
-void ApplyCredential(Reader& r, const DaemonConfig& config, const toml::table& t,
-                     const std::string& prefix, grpcapi::HostConfig& host) {
+void ApplyCredential(Reader& r, const DaemonConfig& config, const std::set<std::string>& declared,
+                     const toml::table& t, const std::string& prefix, grpcapi::HostConfig& host) {
   std::string name;
   const toml::node* n = r.String(t, prefix, "credential", &name);
   if (n == nullptr) return;
   const CredentialConfig* c = FindCredential(config, name);
+  if (c == nullptr && declared.contains(name)) return;  // its own error was reported
   if (c == nullptr) {
     r.Error(n->source(), prefix + ".credential",
             "no [[credential]] is named \"" + name + "\"; add it or fix the name");
@@ -563,7 +567,8 @@ void CheckDatastoreRef(Reader& r, const DaemonConfig& config, const toml::table&
           "no [[datastore]] is named \"" + name + "\"; add it or fix the name");
 }
 
-void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
+void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config,
+               const std::set<std::string>& credentials) {
   std::set<std::string> names;
   ForEachTable(r, root, "host", [&](const toml::table& t, const std::string& prefix) {
     r.CheckKeys(t, prefix,
@@ -586,7 +591,7 @@ void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
     r.String(t, prefix, "description", &host.description);
     CheckDatastoreRef(r, config, t, prefix, host.datastore);
     ReadSettings(r, t, prefix, &host.settings);
-    if (ok) ApplyCredential(r, config, t, prefix, host);
+    if (ok) ApplyCredential(r, config, credentials, t, prefix, host);
     if (ok) config.hosts.push_back(host);
   });
 }
@@ -653,8 +658,8 @@ Result<DaemonConfig> ParseConfig(std::string_view text, const std::string& path)
   if (server != nullptr) ReadServer(r, *server->as_table(), config);
   ReadTokens(r, root, config);
   ReadDatastores(r, root, config);
-  ReadCredentials(r, root, config);  // before the hosts that name them
-  ReadHosts(r, root, config);        // after the datastores and before the VMs they refer to
+  std::set<std::string> credentials = ReadCredentials(r, root, config);  // before the hosts
+  ReadHosts(r, root, config, credentials);  // after the datastores, before the VMs naming them
   ReadVms(r, root, config);
   if (r.errors().empty()) return config;
   std::string message;
