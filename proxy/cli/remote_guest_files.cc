@@ -3,6 +3,7 @@
 #include "daemon_convert.h"
 #include "offhost/v1/catalog.grpc.pb.h"
 #include "offhost/v1/restore.grpc.pb.h"
+#include "offhost/v1/system.grpc.pb.h"
 
 namespace offhost::cli {
 namespace {
@@ -41,8 +42,28 @@ mount::VolumeInfo ToVolume(const v1::FileInfo& f) {
 
 }  // namespace
 
+// File contents come from DownloadFiles, which needs the operator role: a read-only caller is
+// told now, not with an I/O error at its first read.
+Status CheckMayRead(const DaemonClient& client) {
+  auto stub = v1::SystemService::NewStub(client.channel());
+  v1::WhoAmIRequest req;
+  v1::WhoAmIResponse resp;
+  auto ctx = client.Context();
+  grpc::Status st = stub->WhoAmI(ctx.get(), req, &resp);
+  if (!st.ok()) return FromRpc(st, "ask offhostd who this caller is");
+  if (resp.principal().role() < v1::ROLE_OPERATOR) {
+    return Status::FailedPrecondition(
+        "mounting through offhostd reads files with DownloadFiles, which needs the operator "
+        "role; " +
+        resp.principal().name() +
+        " is read-only: use an operator token (--token-file), or `offhost ls` to browse");
+  }
+  return Status::OK();
+}
+
 Result<std::unique_ptr<RemoteGuestFiles>> RemoteGuestFiles::Open(const DaemonClient& client,
                                                                  std::string snapshot) {
+  OFFHOST_RETURN_IF_ERROR(CheckMayRead(client));
   std::unique_ptr<RemoteGuestFiles> files(new RemoteGuestFiles(client, std::move(snapshot)));
   auto stub = v1::CatalogService::NewStub(client.channel());
   v1::ListFilesRequest req;

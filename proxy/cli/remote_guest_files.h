@@ -17,7 +17,8 @@ namespace offhost::cli {
 class RemoteGuestFiles final : public mount::GuestFiles {
  public:
   // `snapshot`: the resource name ("datastores/{ds}/vms/{vm}/snapshots/{id}", not "latest",
-  // so every call sees the same snapshot). Lists the volumes once.
+  // so every call sees the same snapshot). Checks that the caller may read file contents
+  // (the operator role) and lists the volumes once.
   static Result<std::unique_ptr<RemoteGuestFiles>> Open(const DaemonClient& client,
                                                         std::string snapshot);
 

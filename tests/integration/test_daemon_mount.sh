@@ -4,7 +4,7 @@
 # token: downloads need that role) on the daemon's unix socket. Every name, type, mode, owner, size, mtime,
 # file content and link target equals the source tree; a 3 MiB file reads right at random
 # offsets; writes fail; the daemon's audit log records the downloads; `fusermount3 -u`
-# unmounts and the command exits 0.
+# unmounts and the command exits 0. A read-only token is refused before mounting.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd mkfs.ext4 fusermount3
@@ -31,8 +31,13 @@ run_expect 0 "$OFFHOST" backup --datastore "$WORK/ds" --vm web09 --disk "vda=$UR
 
 SOCK=$WORK/run/offhostd.sock
 HOLD=$WORK/hold
-write_daemon_config
+write_daemon_config operator:operator:backup-app reader:read-only:auditor
 start_daemon
+
+# A read-only token may browse (ls) but not read contents: mount says so before mounting.
+run_expect 1 "$OFFHOST" mount --server "unix:$SOCK" --token-file "$WORK/reader.token" web09@latest "$MNT"
+expect_output "needs the operator role; auditor is read-only"
+! is_mounted "$MNT" || fail "mounted with a read-only token"
 
 env --default-signal=INT "$OFFHOST" mount --server "unix:$SOCK" --token-file "$WORK/operator.token" \
   web09@latest "$MNT" >"$WORK/mount.log" 2>&1 &
