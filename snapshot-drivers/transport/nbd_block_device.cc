@@ -152,6 +152,8 @@ class NbdBlockDevice final : public BlockDevice {
 
   Status Write(uint64_t offset, std::span<const char> data) override {
     if (!writable()) return BlockDevice::Write(offset, data);
+    // After a timeout the handle is never run again (it still holds buffers of the reads).
+    if (timed_out_) return TimeoutError("read", offset);
     for (size_t done = 0; done < data.size();) {
       size_t n = std::min<size_t>(bs_.maximum, data.size() - done);
       if (nbd_pwrite(h_.get(), data.data() + done, n, offset + done, 0) < 0) {
@@ -165,6 +167,7 @@ class NbdBlockDevice final : public BlockDevice {
 
   Status WriteZeroes(uint64_t offset, uint64_t length) override {
     if (!can_zero_) return BlockDevice::WriteZeroes(offset, length);
+    if (timed_out_) return TimeoutError("read", offset);
     while (length > 0) {
       uint64_t n = std::min<uint64_t>(length, kBlockStatusWindow);
       if (nbd_zero(h_.get(), n, offset, 0) < 0) {
@@ -178,6 +181,7 @@ class NbdBlockDevice final : public BlockDevice {
   }
 
   Status Flush() override {
+    if (timed_out_) return TimeoutError("read", 0);
     if (can_flush_ && writable() && nbd_flush(h_.get(), 0) < 0) {
       return Status::IOError("flush NBD export " + uri_ + ": " + NbdError());
     }
