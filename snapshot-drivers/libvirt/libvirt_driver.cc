@@ -346,11 +346,16 @@ class LibvirtDriver final : public SnapshotDriver {
   Result<VmIdentity> Identify(const SnapshotRequest& req) override {
     OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
     OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
-    return IdentityOf(dom.get());
+    VmIdentity id = IdentityOf(dom.get());
+    // A backup asks for the identity and then takes the view: one connection serves both
+    // (opening one costs a few round trips to libvirtd).
+    kept_ = std::move(conn);
+    kept_uri_ = req.settings.count("connect") ? req.settings.at("connect") : "";
+    return id;
   }
 
   Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& req) override {
-    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, ConnectOrReuse(req));
     OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
     VmIdentity id = IdentityOf(dom.get());
     auto view = std::make_unique<LibvirtView>(std::move(conn), std::move(dom));
@@ -465,6 +470,17 @@ class LibvirtDriver final : public SnapshotDriver {
   }
 
  private:
+  // The connection kept by Identify when it is still alive and for the same URI, else a new one.
+  Result<ConnPtr> ConnectOrReuse(const SnapshotRequest& req) {
+    ConnPtr kept = std::move(kept_);
+    auto it = req.settings.find("connect");
+    if (kept && it != req.settings.end() && it->second == kept_uri_ &&
+        virConnectIsAlive(kept.get()) == 1) {
+      return kept;
+    }
+    return Connect(req);
+  }
+
   static VmIdentity IdentityOf(virDomainPtr dom) {
     VmIdentity id;
     id.name = virDomainGetName(dom);
@@ -472,6 +488,9 @@ class LibvirtDriver final : public SnapshotDriver {
     if (virDomainGetUUIDString(dom, uuid) == 0) id.uuid = uuid;
     return id;
   }
+
+  ConnPtr kept_;
+  std::string kept_uri_;
 };
 
 OFFHOST_REGISTER_DRIVER("libvirt", "a libvirt domain, pull-mode backup (--connect URI --domain NAME|UUID)",
