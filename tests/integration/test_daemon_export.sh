@@ -21,26 +21,7 @@ datastore_sums >"$WORK/ds.before"
 
 gen_stubs
 SOCK=$WORK/run/offhostd.sock
-cat >"$WORK/offhostd.toml" <<EOF2
-[server]
-unix_socket = "$SOCK"
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
-
-[[token]]
-name = "dr-operator"
-sha256 = "$(token operator)"
-role = "operator"
-
-[[token]]
-name = "auditor"
-sha256 = "$(token reader)"
-role = "read-only"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
-EOF2
+write_daemon_config operator:operator:dr-operator reader:read-only:auditor
 HOLD=$WORK/hold  # (start_daemon's backup hold; no backups run here)
 start_daemon
 
