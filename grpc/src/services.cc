@@ -23,6 +23,7 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context
   services.push_back(MakeBackupService(context));
   services.push_back(MakeRestoreService(context));
   services.push_back(MakeInventoryService(context));
+  services.push_back(MakeScheduleService(context));
   return services;
 }
 

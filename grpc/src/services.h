@@ -14,5 +14,6 @@ std::unique_ptr<grpc::Service> MakeJobsService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeBackupService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeRestoreService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeInventoryService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeScheduleService(ServiceContext& context);
 
 }  // namespace offhost::grpcapi

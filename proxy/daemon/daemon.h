@@ -11,6 +11,7 @@
 #include "audit_log.h"
 #include "authorizer.h"
 #include "config.h"
+#include "offhost/grpc/scheduler.h"
 #include "offhost/proxy/job_engine.h"
 
 namespace offhost::daemon {
@@ -34,6 +35,8 @@ class Daemon {
   DaemonConfig config_;
   std::unique_ptr<TokenAuthorizer> authorizer_;
   std::unique_ptr<FileAuditLog> audit_;
+  // Its slots are held by running jobs: it outlives the job engine.
+  std::unique_ptr<grpcapi::BackupScheduler> scheduler_;
   std::unique_ptr<proxy::JobEngine> jobs_;  // outlives the services using it
   grpcapi::ServiceContext context_;         // the services keep a reference to it
   std::vector<std::unique_ptr<grpc::Service>> services_;

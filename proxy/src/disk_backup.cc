@@ -414,8 +414,17 @@ class DiskBackup {
     if (options_.counters) options_.counters->bytes_read += n;
   }
 
+  // Waits as the bandwidth limits say before `reads` are read (nothing to do when unlimited).
+  Status Throttle(const std::vector<ReadRequest>& reads) {
+    if (!options_.throttle) return Status::OK();
+    uint64_t bytes = 0;
+    for (const ReadRequest& r : reads) bytes += r.buffer.size();
+    return options_.throttle(bytes);
+  }
+
   Status Flush(BoundedQueue<Job>& queue, std::vector<Job>* batch, std::vector<ReadRequest>* reads) {
-    Status st = reads->empty() ? Status::OK() : dev_.Read(*reads);
+    Status st = reads->empty() ? Status::OK() : Throttle(*reads);
+    if (st.ok() && !reads->empty()) st = dev_.Read(*reads);
     reads->clear();
     Job pack{0, 0, 0, nullptr};
     pack.kind = JobKind::kPack;
@@ -500,6 +509,7 @@ class DiskBackup {
       reads.push_back({d.offset, {job.buffer + (d.offset - job.offset), d.length}});
       CountRead(d.length);
     }
+    OFFHOST_RETURN_IF_ERROR(Throttle(reads));
     return dev_.Read(reads);
   }
 
