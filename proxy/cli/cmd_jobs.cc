@@ -71,6 +71,13 @@ std::string Progress(const v1::Job& j) {
   return HumanBytes(p.done_bytes()) + " / " + HumanBytes(p.total_bytes());
 }
 
+// The state a person reads: a queued or running backup may be waiting for a slot or retry.
+std::string StateText(const v1::Job& j) {
+  if (j.progress().phase() == v1::JOB_PHASE_WAITING_FOR_SLOT) return "waiting for a host slot";
+  if (j.progress().phase() == v1::JOB_PHASE_RETRY_WAIT) return "waiting to retry";
+  return JobStateName(j.state());
+}
+
 std::string JobName(const std::string& id) { return id.starts_with("jobs/") ? id : "jobs/" + id; }
 
 int ListJobs(const JobsOptions& o) {
@@ -100,7 +107,7 @@ int ListJobs(const JobsOptions& o) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& j : jobs) {
-    rows.push_back({LastPart(j.name()), TypeName(j.type()), JobStateName(j.state()), Target(j),
+    rows.push_back({LastPart(j.name()), TypeName(j.type()), StateText(j), Target(j),
                     FormatTime(j.create_time().seconds()), j.creator().name(), Progress(j)});
   }
   PrintTable({"JOB", "TYPE", "STATE", "TARGET", "CREATED", "BY", "PROGRESS"}, rows, {});

@@ -149,7 +149,9 @@ struct JobEngine::Impl {
       job.record.end_ms = now;
       job.record.phase.clear();
     }
-    AddNote(job, StateWord(state), IsTerminal(state) ? job.record.error_message : "");
+    // In the timeline, but not an event of its own: the state change event says it.
+    job.record.timeline.push_back(
+        {now, StateWord(state), IsTerminal(state) ? job.record.error_message : ""});
     JobEvent event;
     event.kind = JobEvent::Kind::kStateChange;
     event.state = state;
