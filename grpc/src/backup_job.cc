@@ -265,8 +265,10 @@ Status AcquireSlot(BackupRun& run, proxy::JobControl& control) {
 
 void ReleaseSlot(BackupRun& run, proxy::JobControl& control) {
   if (!run.slot) return;
-  run.slot.reset();
+  // Noted before the slot is given back, as "slot" is noted after it was taken: each job's
+  // recorded span lies within its tenure, so the timelines never show more at once than ran.
   control.Note("released", "");
+  run.slot.reset();
 }
 
 // A scheduled backup warns once when it runs past the end of the window its schedule fired
