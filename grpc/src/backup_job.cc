@@ -9,8 +9,8 @@
 #include "jobs.h"
 #include "names.h"
 #include "offhost/grpc/scheduler.h"
-#include "prune.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
+#include "prune.h"
 #include "snapshots.h"
 #include "status_map.h"
 
@@ -252,12 +252,12 @@ struct BackupRun {
 Status AcquireSlot(BackupRun& run, proxy::JobControl& control) {
   if (run.policy.scheduler == nullptr || run.slot) return Status::OK();
   const std::string& ds = run.plan.datastore->name;
-  OFFHOST_ASSIGN_OR_RETURN(run.slot, run.policy.scheduler->slots().Acquire(
-                                         run.plan.host, ds, &control.cancel_flag(),
-                                         [&](const std::string& why) {
-                                           control.SetPhase("waiting_for_slot");
-                                           control.Note("waiting", "waiting for a host slot: " + why);
-                                         }));
+  OFFHOST_ASSIGN_OR_RETURN(
+      run.slot, run.policy.scheduler->slots().Acquire(
+                    run.plan.host, ds, &control.cancel_flag(), [&](const std::string& why) {
+                      control.SetPhase("waiting_for_slot");
+                      control.Note("waiting", "waiting for a host slot: " + why);
+                    }));
   control.SetPhase("");
   control.Note("slot", "host " + run.plan.host + ", datastore " + ds);
   return Status::OK();
@@ -291,11 +291,10 @@ void CheckWindow(BackupRun& run, proxy::JobControl& control) {
 }
 
 // The VM's own limit and its host's, applied to every batch of source reads.
-std::function<Status(uint64_t)> Throttle(const BackupRun& run,
-                                         const std::atomic<bool>* cancel) {
+std::function<Status(uint64_t)> Throttle(const BackupRun& run, const std::atomic<bool>* cancel) {
   const proxy::VmPolicy* vp = run.vm_policy();
-  auto own = vp && vp->bandwidth > 0 ? std::make_shared<proxy::RateLimiter>(vp->bandwidth)
-                                     : nullptr;
+  auto own =
+      vp && vp->bandwidth > 0 ? std::make_shared<proxy::RateLimiter>(vp->bandwidth) : nullptr;
   auto host = run.policy.scheduler ? run.policy.scheduler->HostRate(run.plan.host) : nullptr;
   if (!own && !host) return nullptr;
   return [own, host, cancel](uint64_t bytes) -> Status {

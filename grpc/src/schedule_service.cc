@@ -102,18 +102,19 @@ class ScheduleService final : public v1::ScheduleService::Service {
     if (auto st = Resolve(ctx, req->vm(), &vm); !st.ok()) return st;
     if (!vm->policy.retention) {
       return Fail(ctx, grpc::StatusCode::FAILED_PRECONDITION, "NO_RETENTION_POLICY",
-                  "VM " + vm->name + " has no retention policy in offhostd's configuration; "
-                  "add retention = { keep_daily = 14, ... } to its [[vm]]");
+                  "VM " + vm->name +
+                      " has no retention policy in offhostd's configuration; "
+                      "add retention = { keep_daily = 14, ... } to its [[vm]]");
     }
     const HostConfig* host = FindHost(context_, vm->host);
     std::string ds_name = host ? DefaultDatastore(context_, *host, vm) : "";
     OFFHOST_RPC_ASSIGN_OR_RETURN(const DatastoreConfig* dsc, FindDatastore(context_, ds_name), ctx,
                                  "DATASTORE_NOT_FOUND");
-    OFFHOST_RPC_ASSIGN_OR_RETURN(auto ds, storage::Datastore::Open(dsc->path, !req->dry_run()),
-                                 ctx, "");
+    OFFHOST_RPC_ASSIGN_OR_RETURN(auto ds, storage::Datastore::Open(dsc->path, !req->dry_run()), ctx,
+                                 "");
     OFFHOST_RPC_ASSIGN_OR_RETURN(PruneOutcome pruned,
-                                 PruneVm(*ds, vm->name, *vm->policy.retention, req->dry_run()),
-                                 ctx, "");
+                                 PruneVm(*ds, vm->name, *vm->policy.retention, req->dry_run()), ctx,
+                                 "");
     for (const auto& d : pruned.decisions) {
       v1::PruneDecision* p = out->add_decisions();
       p->set_snapshot(SnapshotResource(dsc->name, vm->name, d.snapshot.id));

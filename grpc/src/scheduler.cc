@@ -87,8 +87,8 @@ std::vector<BackupScheduler::Entry> BackupScheduler::List() const {
   std::vector<Entry> out;
   for (const VmConfig& vm : context_.vms) {
     auto it = next_run_.find(vm.name);
-    out.push_back({&vm, HostOf(context_, vm), it == next_run_.end() ? 0 : it->second,
-                   FullOffset(vm)});
+    out.push_back(
+        {&vm, HostOf(context_, vm), it == next_run_.end() ? 0 : it->second, FullOffset(vm)});
   }
   return out;
 }
@@ -109,8 +109,8 @@ Result<proxy::JobRecord> BackupScheduler::RunNow(const VmConfig& vm) {
   BackupPlan plan;
   grpc::ServerContext unused;  // PlanBackup's error details are for RPCs; the message is enough
   grpc::Status st = PlanBackup(context_, &unused, spec, &plan);
-  if (!st.ok()) return Status::FailedPrecondition("plan the backup of " + vm.name + ": " +
-                                                  st.error_message());
+  if (!st.ok())
+    return Status::FailedPrecondition("plan the backup of " + vm.name + ": " + st.error_message());
   google::protobuf::Map<std::string, std::string> labels;
   labels["offhost.schedule"] = vm.policy.schedule->text;
   proxy::JobRecord record = NewJobRecord(v1::JOB_TYPE_BACKUP, plan.spec, "", labels, kCreator);

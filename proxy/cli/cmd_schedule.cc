@@ -78,8 +78,8 @@ int RunNow(const ScheduleOptions& o, DaemonClient& client) {
   grpc::Status st = stub->RunSchedule(ctx.get(), req, &resp);
   if (!st.ok()) return ReportRpcError(st, *ctx, client);
   for (const auto& j : resp.jobs()) {
-    std::cout << j.name() << " " << LastPart(j.backup().vm()) << " "
-              << JobStateName(j.state()) << (j.backup().full() ? " full" : "") << "\n";
+    std::cout << j.name() << " " << LastPart(j.backup().vm()) << " " << JobStateName(j.state())
+              << (j.backup().full() ? " full" : "") << "\n";
   }
   return kExitOk;
 }

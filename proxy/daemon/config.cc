@@ -131,8 +131,8 @@ class Reader {
 
   // An optional string turned into T by `parse` (a Result<T>); the parse error is reported.
   template <typename T, typename Parse>
-  bool Parsed(const toml::table& table, std::string_view prefix, std::string_view key,
-              Parse parse, T* out) {
+  bool Parsed(const toml::table& table, std::string_view prefix, std::string_view key, Parse parse,
+              T* out) {
     std::string text;
     const toml::node* node = String(table, prefix, key, &text);
     if (node == nullptr) return false;
@@ -493,10 +493,9 @@ void CheckDatastoreRef(Reader& r, const DaemonConfig& config, const toml::table&
 void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
   std::set<std::string> names;
   ForEachTable(r, root, "host", [&](const toml::table& t, const std::string& prefix) {
-    r.CheckKeys(
-        t, prefix,
-        {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore", "description",
-         "max_concurrent", "bandwidth"});
+    r.CheckKeys(t, prefix,
+                {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore", "description",
+                 "max_concurrent", "bandwidth"});
     grpcapi::HostConfig host;
     bool ok = r.RequiredString(t, prefix, "name", &host.name) != nullptr;
     if (ok) CheckUniqueName(r, names, t, prefix, host.name, "host");
@@ -515,8 +514,9 @@ void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
     CheckDatastoreRef(r, config, t, prefix, host.datastore);
     ReadSettings(r, t, prefix, &host.settings);
     r.Int(t, prefix, "max_concurrent", 0, 1000, &host.max_concurrent);
-    r.Parsed(t, prefix, "bandwidth", [](const std::string& s) { return proxy::ParseBandwidth(s); },
-             &host.bandwidth);
+    r.Parsed(
+        t, prefix, "bandwidth", [](const std::string& s) { return proxy::ParseBandwidth(s); },
+        &host.bandwidth);
     if (ok) config.hosts.push_back(host);
   });
 }
@@ -538,9 +538,9 @@ void ReadRetention(Reader& r, const toml::table& t, const std::string& prefix,
   if (node == nullptr) return;
   const toml::table& rt = *node->as_table();
   std::string where = prefix + ".retention";
-  r.CheckKeys(rt, where,
-              {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
-               "keep_yearly"});
+  r.CheckKeys(
+      rt, where,
+      {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"});
   storage::RetentionPolicy p;
   constexpr int kMax = 1000000;
   r.Int(rt, where, "keep_last", 0, kMax, &p.keep_last);
@@ -584,8 +584,9 @@ void ReadVmPolicy(Reader& r, const toml::table& t, const std::string& prefix,
       policy->retry_backoff = backoff;
     }
   }
-  r.Parsed(t, prefix, "bandwidth", [](const std::string& s) { return proxy::ParseBandwidth(s); },
-           &policy->bandwidth);
+  r.Parsed(
+      t, prefix, "bandwidth", [](const std::string& s) { return proxy::ParseBandwidth(s); },
+      &policy->bandwidth);
   ReadRetention(r, t, prefix, policy);
   bool scheduled_only = policy->full_every_days > 0 || policy->window || policy->retries > 0;
   if (scheduled_only && !policy->schedule) {

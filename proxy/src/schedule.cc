@@ -57,7 +57,7 @@ int WeekdayIndex(std::string_view name) {
   std::string n = Lower(name);
   for (int i = 0; i < 7; ++i) {
     if (n.size() >= 3 && std::string(kWeekdays[i]) == n.substr(0, 3)) {
-      static const char* kFull[] = {"monday", "tuesday", "wednesday", "thursday",
+      static const char* kFull[] = {"monday", "tuesday",  "wednesday", "thursday",
                                     "friday", "saturday", "sunday"};
       if (n.size() == 3 || n == kFull[i]) return i;
     }
@@ -71,7 +71,8 @@ bool ParseWeekdays(std::string_view s, std::array<bool, 7>* days) {
   size_t start = 0;
   while (start <= s.size()) {
     size_t comma = s.find(',', start);
-    std::string_view item = s.substr(start, comma == std::string_view::npos ? s.npos : comma - start);
+    std::string_view item =
+        s.substr(start, comma == std::string_view::npos ? s.npos : comma - start);
     size_t dots = item.find("..");
     int a = WeekdayIndex(item.substr(0, dots));
     int b = dots == std::string_view::npos ? a : WeekdayIndex(item.substr(dots + 2));
@@ -160,12 +161,23 @@ Result<std::chrono::seconds> ParseDuration(std::string_view text) {
     int64_t unit = 1;
     if (i < text.size()) {
       switch (text[i]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = kDay; break;
-        case 'w': unit = 7 * kDay; break;
-        default: return bad();
+        case 's':
+          unit = 1;
+          break;
+        case 'm':
+          unit = 60;
+          break;
+        case 'h':
+          unit = 3600;
+          break;
+        case 'd':
+          unit = kDay;
+          break;
+        case 'w':
+          unit = 7 * kDay;
+          break;
+        default:
+          return bad();
       }
       ++i;
     } else if (total != 0) {
@@ -181,8 +193,7 @@ Result<BackupWindow> ParseBackupWindow(std::string_view text) {
   w.text = std::string(text);
   size_t dash = text.find('-');
   int h1, m1, s1, h2, m2, s2;
-  if (dash == std::string_view::npos ||
-      !ParseClock(text.substr(0, dash), &h1, &m1, &s1, nullptr) ||
+  if (dash == std::string_view::npos || !ParseClock(text.substr(0, dash), &h1, &m1, &s1, nullptr) ||
       !ParseClock(text.substr(dash + 1), &h2, &m2, &s2, nullptr)) {
     return Status::InvalidArgument("\"" + std::string(text) +
                                    "\" is not a window; write START-END as \"22:00-06:00\" "

@@ -7,7 +7,7 @@
 # backups are held at their view the other four are "waiting for a host slot"; from the
 # recorded timelines never more than two held a slot at once; each VM has its own full day
 # and only today's VM asked for a full; vm1 held past its window's end got the warning (job,
-# log); the broken VM failed three times 1 s then 2 s apart and ended FAILED with the reason;
+# log); a VM limited to 4 MiB/s took as long as its bytes read say; the broken VM failed three times 1 s then 2 s apart and ended FAILED with the reason;
 # scheduled prune left vm1 exactly the two newest snapshots.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/daemon/lib.sh"
@@ -58,6 +58,13 @@ schedule = "daily $AT"
 retries = 2
 retry_backoff = "1s"
 settings = { disks = { vda = "$WORK/images/missing.raw" } }
+
+[[vm]]
+name = "slow"
+host = "kvm2"
+schedule = "daily $AT"
+bandwidth = "4M"
+settings = { disks = { vda = "$WORK/images/vm6.raw" } }
 EOF2
   for i in 1 2 3 4 5 6; do
     printf '\n[[vm]]\nname = "vm%s"\nhost = "kvm1"\nschedule = "daily %s"\nfull_every = "7d"\n' \
@@ -165,6 +172,20 @@ msg = j["error"]["message"]
 assert "missing.raw" in msg and "attempt 3 of 3, the last" in msg, msg
 assert j["timeline"][-1]["what"] == "failed" and j["timeline"][-1]["detail"] == msg
 print("ok: broken retried after %.1f s and %.1f s, then FAILED: %s" % (slots[1] - slots[0], slots[2] - slots[1], msg))'
+
+# A bandwidth limit of 4 MiB/s on the bytes read from the source (one second of burst).
+run_expect 0 "$OFFHOST" schedule run-now "${D[@]}" slow
+await 'any(vm(j) == "slow" and j["state"] == "JOB_STATE_SUCCEEDED" for j in jobs)' "slow SUCCEEDED"
+check '
+def span(j):
+    t = {e["what"]: ts(e["time"]) for e in j["timeline"]}
+    return t["released"] - t["slot"]
+slow = next(j for j in jobs if vm(j) == "slow")
+read = int(slow["progress"]["bytes_read"])
+assert read >= 8 << 20, read
+want = read / (4 << 20) - 1.0
+assert span(slow) >= want - 0.1, (span(slow), want)
+print("ok: slow read %.1f MiB in %.1f s at 4 MiB/s (at least %.1f s)" % (read / 2**20, span(slow), want))'
 
 # Scheduled prune: vm1 keeps its two newest snapshots (keep_last = 2) after a third backup.
 for _ in 1 2; do

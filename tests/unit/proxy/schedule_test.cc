@@ -78,7 +78,8 @@ TEST(DurationTest, UnitsAndErrors) {
   EXPECT_EQ(ParseDuration("1h30m")->count(), 5400);
   EXPECT_EQ(ParseDuration("7d")->count(), 7 * 86400);
   EXPECT_EQ(ParseDuration("45")->count(), 45);
-  for (const char* bad : {"", "1x", "h", "1h30", "-1m"}) EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  for (const char* bad : {"", "1x", "h", "1h30", "-1m"})
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
 }
 
 TEST(BackupWindowTest, WindowsOverMidnightEndTheNextDay) {

@@ -70,7 +70,7 @@ struct HostConfig {
   DriverSettingsMap settings;
   // BackupSpec.ad_hoc may name this host (disks not in the configuration).
   bool ad_hoc_sources_allowed = false;
-  std::string datastore;  // the default for its VMs; may be empty
+  std::string datastore;    // the default for its VMs; may be empty
   std::string description;  // free text from the configuration (Host.description)
   // Backups of its VMs at once; -1: [scheduler] max_per_host (default 2); 0: no limit.
   int max_concurrent = -1;

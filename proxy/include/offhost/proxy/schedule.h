@@ -63,12 +63,12 @@ std::chrono::seconds RetryDelay(std::chrono::seconds base, int attempt,
 
 // A VM's scheduling and retention policy, from the daemon's [[vm]] table.
 struct VmPolicy {
-  std::optional<CalendarEvent> schedule;  // unset: not scheduled
-  int full_every_days = 0;                // 0: no periodic full forced
-  std::optional<BackupWindow> window;     // unset: no window
-  int retries = 0;                        // attempts after the first
-  std::chrono::seconds retry_backoff{60}; // before the first retry; doubles after each
-  uint64_t bandwidth = 0;                 // bytes/s read from the source; 0: no limit
+  std::optional<CalendarEvent> schedule;              // unset: not scheduled
+  int full_every_days = 0;                            // 0: no periodic full forced
+  std::optional<BackupWindow> window;                 // unset: no window
+  int retries = 0;                                    // attempts after the first
+  std::chrono::seconds retry_backoff{60};             // before the first retry; doubles after each
+  uint64_t bandwidth = 0;                             // bytes/s read from the source; 0: no limit
   std::optional<storage::RetentionPolicy> retention;  // unset: nothing is pruned
 };
 

@@ -18,10 +18,10 @@
 namespace offhost::proxy {
 
 struct SlotLimits {
-  int total = 0;                       // backups at once on this proxy; 0: no limit
-  int per_datastore = 0;               // into one datastore; 0: no limit
-  int per_host_default = 2;            // from one hypervisor host, unless per_host says
-  std::map<std::string, int> per_host; // host -> its limit (0: no limit)
+  int total = 0;                        // backups at once on this proxy; 0: no limit
+  int per_datastore = 0;                // into one datastore; 0: no limit
+  int per_host_default = 2;             // from one hypervisor host, unless per_host says
+  std::map<std::string, int> per_host;  // host -> its limit (0: no limit)
 };
 
 class SlotLimiter {
