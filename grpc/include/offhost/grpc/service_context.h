@@ -75,6 +75,7 @@ struct HostConfig {
   // Backups of its VMs at once; -1: [scheduler] max_per_host (default 2); 0: no limit.
   int max_concurrent = -1;
   uint64_t bandwidth = 0;  // bytes/s all backups of its VMs read together; 0: no limit
+  std::string credential;  // the [[credential]] it uses, by name; may be empty
 };
 
 // [[vm]]: a VM of the inventory, backed up under `name` (its vm_id).
@@ -100,8 +101,7 @@ struct ServiceContext {
   std::vector<DatastoreConfig> datastores;
   std::vector<HostConfig> hosts;
   std::vector<VmConfig> vms;
-  // InventoryService.ListCredentials. The configuration has no credential store yet: secrets
-  // are driver settings of their host (chap-secret-file, ...), so this stays empty for now.
+  // InventoryService.ListCredentials: the daemon's [[credential]] entries, without secrets.
   std::vector<CredentialConfig> credentials;
   // How long InventoryService waits for the drivers of one call (VM_VIEW_FULL,
   // HOST_VIEW_FULL) before it reports a host as not answering.
