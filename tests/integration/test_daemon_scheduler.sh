@@ -175,6 +175,12 @@ assert "missing.raw" in msg and "attempt 3 of 3, the last" in msg, msg
 assert j["timeline"][-1]["what"] == "failed" and j["timeline"][-1]["detail"] == msg
 print("ok: broken retried after %.1f s and %.1f s, then FAILED: %s" % (slots[1] - slots[0], slots[2] - slots[1], msg))'
 
+BROKEN=$(python3 -c "import json; print(next(j['name'] for j in json.load(open('$WORK/jobs.json')) if j['backup']['vm'].endswith('/broken')))")
+run_expect 0 "$OFFHOST" jobs show "${D[@]}" "$BROKEN"
+[ "$(grep -c ' attempt_failed ' <<<"$OUT")" = 2 ] && [[ $OUT == *" failed "*"attempt 3 of 3, the last"* ]] ||
+  fail "offhost jobs show: $OUT"
+echo "ok: offhost jobs show lists the attempts and the reason"
+
 # A bandwidth limit of 4 MiB/s on the bytes read from the source (one second of burst).
 run_expect 0 "$OFFHOST" schedule run-now "${D[@]}" slow
 await 'any(vm(j) == "slow" and j["state"] == "JOB_STATE_SUCCEEDED" for j in jobs)' "slow SUCCEEDED"
