@@ -2,11 +2,15 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <thread>
+
 #include "datastores.h"
 #include "inventory.h"
 #include "jobs.h"
 #include "names.h"
+#include "offhost/grpc/scheduler.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
+#include "prune.h"
 #include "snapshots.h"
 #include "status_map.h"
 
@@ -39,6 +43,7 @@ grpc::Status ResolveInventoryVm(const ServiceContext& context, grpc::ServerConte
                 "no VM " + name + " in offhostd's configuration ([[vm]])");
   }
   *host = FindHost(context, (*vm)->host);
+  plan->vm = *vm;
   plan->host = (*host)->name;
   plan->vm_id = (*vm)->name;
   plan->request.driver = (*host)->driver;
@@ -226,29 +231,182 @@ grpc::Status PlanBackup(const ServiceContext& context, grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-proxy::JobFn BackupJob(BackupPlan plan) {
-  return [plan = std::move(plan)](proxy::JobControl& control) -> Result<std::string> {
-    OFFHOST_ASSIGN_OR_RETURN(auto ds, storage::Datastore::Open(plan.datastore->path, true));
-    proxy::VmBackupRequest request = plan.request;
-    proxy::BackupCounters counters;
-    request.options.counters = &counters;
-    request.options.cancel = &control.cancel_flag();
-    Result<proxy::VmBackupResult> result = Status::Cancelled("not run");
-    {
-      ProgressTicker ticker(control, [&] {
-        return proxy::JobProgress{.total_bytes = counters.total_bytes,
-                                  .done_bytes = counters.done_bytes,
-                                  .bytes_read = counters.bytes_read,
-                                  .new_bytes = counters.new_bytes};
-      });
-      result = proxy::BackupVm(*ds, std::move(request));
-    }
-    if (!result.ok()) return result.status();
-    if (!result->release_warning.empty()) {
-      control.Warn("the snapshot view was not fully released: " + result->release_warning);
-    }
-    return BackupResultBlob(plan.datastore->name, !plan.spec.skip_catalog(), *result);
+namespace {
+
+// One backup job's state across its attempts.
+struct BackupRun {
+  BackupPlan plan;
+  BackupRunPolicy policy;
+  std::unique_ptr<proxy::SlotLimiter::Slot> slot;
+  bool window_warned = false;
+
+  const proxy::VmPolicy* vm_policy() const { return plan.vm ? &plan.vm->policy : nullptr; }
+  int64_t Now() const {
+    return policy.scheduler ? policy.scheduler->Now()
+                            : std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  }
+};
+
+Status AcquireSlot(BackupRun& run, proxy::JobControl& control) {
+  if (run.policy.scheduler == nullptr || run.slot) return Status::OK();
+  const std::string& ds = run.plan.datastore->name;
+  OFFHOST_ASSIGN_OR_RETURN(
+      run.slot, run.policy.scheduler->slots().Acquire(
+                    run.plan.host, ds, &control.cancel_flag(), [&](const std::string& why) {
+                      control.SetPhase("waiting_for_slot");
+                      control.Note("waiting", "waiting for a host slot: " + why);
+                    }));
+  control.SetPhase("");
+  control.Note("slot", "host " + run.plan.host + ", datastore " + ds);
+  return Status::OK();
+}
+
+void ReleaseSlot(BackupRun& run, proxy::JobControl& control) {
+  if (!run.slot) return;
+  // Noted before the slot is given back, as "slot" is noted after it was taken: each job's
+  // recorded span lies within its tenure, so the timelines never show more at once than ran.
+  control.Note("released", "");
+  run.slot.reset();
+}
+
+// A scheduled backup warns once when it runs past the end of the window its schedule fired
+// in (or started outside of it); it is not stopped.
+void CheckWindow(BackupRun& run, proxy::JobControl& control) {
+  const proxy::VmPolicy* vp = run.vm_policy();
+  if (!run.policy.scheduled || vp == nullptr || !vp->window || run.window_warned) return;
+  int64_t now = run.Now();
+  std::optional<int64_t> end = proxy::WindowEnd(*vp->window, run.policy.scheduled_at);
+  std::string w = "backup window " + vp->window->text + " (UTC)";
+  if (!end) {
+    run.window_warned = true;
+    control.Warn("past its " + w + ": scheduled at " + proxy::FormatUtc(run.policy.scheduled_at) +
+                 ", outside the window; it runs anyway");
+  } else if (now >= *end) {
+    run.window_warned = true;
+    control.Warn("past its " + w + ": still running at " + proxy::FormatUtc(now) +
+                 ", the window ended at " + proxy::FormatUtc(*end) + "; it is not stopped");
+  }
+}
+
+// The VM's own limit and its host's, applied to every batch of source reads.
+std::function<Status(uint64_t)> Throttle(const BackupRun& run, const std::atomic<bool>* cancel) {
+  const proxy::VmPolicy* vp = run.vm_policy();
+  auto own =
+      vp && vp->bandwidth > 0 ? std::make_shared<proxy::RateLimiter>(vp->bandwidth) : nullptr;
+  auto host = run.policy.scheduler ? run.policy.scheduler->HostRate(run.plan.host) : nullptr;
+  if (!own && !host) return nullptr;
+  return [own, host, cancel](uint64_t bytes) -> Status {
+    if (own) OFFHOST_RETURN_IF_ERROR(own->Take(bytes, cancel));
+    if (host) OFFHOST_RETURN_IF_ERROR(host->Take(bytes, cancel));
+    return Status::OK();
   };
+}
+
+Result<std::string> RunOnce(BackupRun& run, proxy::JobControl& control) {
+  const BackupPlan& plan = run.plan;
+  OFFHOST_ASSIGN_OR_RETURN(auto ds, storage::Datastore::Open(plan.datastore->path, true));
+  proxy::VmBackupRequest request = plan.request;
+  proxy::BackupCounters counters;
+  request.options.counters = &counters;
+  request.options.cancel = &control.cancel_flag();
+  request.options.throttle = Throttle(run, &control.cancel_flag());
+  Result<proxy::VmBackupResult> result = Status::Cancelled("not run");
+  {
+    ProgressTicker ticker(control, [&] {
+      CheckWindow(run, control);
+      return proxy::JobProgress{.total_bytes = counters.total_bytes,
+                                .done_bytes = counters.done_bytes,
+                                .bytes_read = counters.bytes_read,
+                                .new_bytes = counters.new_bytes};
+    });
+    result = proxy::BackupVm(*ds, std::move(request));
+  }
+  if (!result.ok()) return result.status();
+  if (!result->release_warning.empty()) {
+    control.Warn("the snapshot view was not fully released: " + result->release_warning);
+  }
+  return BackupResultBlob(plan.datastore->name, !plan.spec.skip_catalog(), *result);
+}
+
+// After a scheduled backup: the VM's retention policy. A failed prune is a warning: the
+// backup itself succeeded.
+void PruneAfter(const BackupRun& run, proxy::JobControl& control) {
+  const proxy::VmPolicy* vp = run.vm_policy();
+  if (!run.policy.scheduled || vp == nullptr || !vp->retention) return;
+  auto ds = storage::Datastore::Open(run.plan.datastore->path, true);
+  Result<PruneOutcome> out =
+      ds.ok() ? PruneVm(**ds, run.plan.vm_id, *vp->retention, false) : ds.status();
+  if (!out.ok()) {
+    control.Warn("prune by the retention policy failed: " + out.status().message());
+    return;
+  }
+  control.Note("pruned", out->Summary());
+}
+
+// Waits `delay` unless cancelled first.
+bool Backoff(std::chrono::seconds delay, const std::atomic<bool>& cancel) {
+  auto until = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cancel) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return !cancel;
+}
+
+Result<std::string> RunWithRetries(BackupRun& run, proxy::JobControl& control) {
+  const proxy::VmPolicy* vp = run.vm_policy();
+  int retries = run.policy.scheduled && vp ? vp->retries : 0;
+  for (int attempt = 1;; ++attempt) {
+    OFFHOST_RETURN_IF_ERROR(AcquireSlot(run, control));
+    CheckWindow(run, control);
+    Result<std::string> result = RunOnce(run, control);
+    ReleaseSlot(run, control);
+    if (result.ok()) {
+      PruneAfter(run, control);
+      return result;
+    }
+    const Status& st = result.status();
+    if (control.cancel_flag()) return st;
+    std::string of = "attempt " + std::to_string(attempt) + " of " + std::to_string(retries + 1);
+    if (attempt > retries) {
+      if (retries == 0) return st;
+      return Status(st.code(), st.message() + " (" + of + ", the last)");
+    }
+    std::chrono::seconds delay = proxy::RetryDelay(vp->retry_backoff, attempt);
+    control.Note("attempt_failed", of + ": " + st.message() + "; next attempt in " +
+                                       std::to_string(delay.count()) + "s");
+    control.SetPhase("retry_wait");
+    if (!Backoff(delay, control.cancel_flag())) return st;
+    control.SetPhase("");
+  }
+}
+
+}  // namespace
+
+Result<proxy::JobRecord> StartBackupJob(const ServiceContext& context, const BackupPlan& plan,
+                                        proxy::JobRecord record, const BackupRunPolicy& policy) {
+  std::string vm = "hosts/" + plan.host + "/vms/" + plan.vm_id;
+  record.keys = {{"vm", vm},
+                 {"vm_id", plan.vm_id},
+                 {"group", GroupResource(plan.datastore->name, plan.vm_id)},
+                 {"datastore", plan.datastore->name}};
+  auto run = std::make_shared<BackupRun>();
+  run->plan = plan;
+  run->policy = policy;
+  proxy::JobAdmitFn admit;
+  if (policy.scheduler != nullptr) {
+    admit = [run](proxy::JobControl& control) { return AcquireSlot(*run, control); };
+  }
+  return context.jobs->Start(
+      std::move(record),
+      [run](proxy::JobControl& control) -> Result<std::string> {
+        Result<std::string> out = RunWithRetries(*run, control);
+        ReleaseSlot(*run, control);
+        return out;
+      },
+      admit);
 }
 
 }  // namespace offhost::grpcapi

@@ -48,11 +48,8 @@ class BackupService final : public v1::BackupService::Service {
                   "a backup of " + vm + " is running: " + JobResource(running->id),
                   {{"job", JobResource(running->id)}});
     }
-    record.keys = {{"vm", vm},
-                   {"vm_id", plan.vm_id},
-                   {"group", GroupResource(plan.datastore->name, plan.vm_id)},
-                   {"datastore", plan.datastore->name}};
-    Result<proxy::JobRecord> job = context_.jobs->Start(std::move(record), BackupJob(plan));
+    Result<proxy::JobRecord> job =
+        StartBackupJob(context_, plan, std::move(record), {.scheduler = context_.scheduler});
     if (!job.ok() && job.status().code() == StatusCode::kAlreadyExists) {
       return Fail(ctx, grpc::StatusCode::ALREADY_EXISTS, "REQUEST_ID_REUSED",
                   job.status().message());

@@ -51,8 +51,16 @@ void FillSpecAndResult(const proxy::JobRecord& r, v1::Job* out) {
 
 v1::JobPhase PhaseOf(const proxy::JobRecord& r) {
   if (proxy::IsTerminal(r.state)) return v1::JOB_PHASE_DONE;
+  if (r.phase == "waiting_for_slot") return v1::JOB_PHASE_WAITING_FOR_SLOT;
+  if (r.phase == "retry_wait") return v1::JOB_PHASE_RETRY_WAIT;
   if (r.state == proxy::JobState::kQueued) return v1::JOB_PHASE_QUEUED;
   return JobTypeOf(r.type) == v1::JOB_TYPE_VERIFY ? v1::JOB_PHASE_CHECK : v1::JOB_PHASE_READ;
+}
+
+void FillEntry(const proxy::TimelineEntry& e, v1::JobTimelineEntry* out) {
+  SetMs(e.time_ms, out->mutable_time());
+  out->set_what(e.what);
+  out->set_detail(e.detail);
 }
 
 }  // namespace
@@ -117,6 +125,7 @@ void FillJob(const proxy::JobRecord& r, v1::Job* out) {
   }
   for (const std::string& w : r.warnings) out->add_warnings(w);
   out->set_last_sequence(r.last_sequence);
+  for (const proxy::TimelineEntry& e : r.timeline) FillEntry(e, out->add_timeline());
   FillSpecAndResult(r, out);
 }
 
@@ -127,6 +136,14 @@ void FillJobEvent(const proxy::JobEvent& e, const proxy::JobRecord& job, v1::Job
   if (e.kind == proxy::JobEvent::Kind::kProgress) {
     FillProgress(e.progress, out->mutable_progress());
     out->mutable_progress()->set_phase(PhaseOf(job));
+    return;
+  }
+  if (e.kind == proxy::JobEvent::Kind::kWarning) {
+    out->mutable_warning()->set_message(e.message);
+    return;
+  }
+  if (e.kind == proxy::JobEvent::Kind::kTimeline) {
+    FillEntry(e.entry, out->mutable_timeline_entry());
     return;
   }
   out->mutable_state_change()->set_state(static_cast<v1::JobState>(e.state));

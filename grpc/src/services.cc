@@ -24,6 +24,7 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(ServiceContext& context
   services.push_back(MakeRestoreService(context));
   services.push_back(MakeInventoryService(context));
   services.push_back(MakeExportService(context));
+  services.push_back(MakeScheduleService(context));
   return services;
 }
 

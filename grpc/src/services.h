@@ -15,5 +15,6 @@ std::unique_ptr<grpc::Service> MakeBackupService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeRestoreService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeInventoryService(ServiceContext& context);
 std::unique_ptr<grpc::Service> MakeExportService(ServiceContext& context);
+std::unique_ptr<grpc::Service> MakeScheduleService(ServiceContext& context);
 
 }  // namespace offhost::grpcapi

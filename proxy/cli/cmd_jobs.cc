@@ -1,5 +1,6 @@
 // offhost jobs [--server ADDR] [--json]          the daemon's jobs, newest first
 // offhost jobs cancel JOB [--server ADDR]         ask the daemon to cancel one
+// offhost jobs show JOB [--server ADDR] [--json]  one job with its timeline
 // Jobs exist only in offhostd: there is no local mode.
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@ struct JobsOptions {
   DaemonOptions daemon;
   bool json = false;
   std::string cancel;  // the job to cancel
+  std::string show;    // the job to show with its timeline
 };
 
 std::string TypeName(v1::JobType t) {
@@ -71,6 +73,13 @@ std::string Progress(const v1::Job& j) {
   return HumanBytes(p.done_bytes()) + " / " + HumanBytes(p.total_bytes());
 }
 
+// The state a person reads: a queued or running backup may be waiting for a slot or retry.
+std::string StateText(const v1::Job& j) {
+  if (j.progress().phase() == v1::JOB_PHASE_WAITING_FOR_SLOT) return "waiting for a host slot";
+  if (j.progress().phase() == v1::JOB_PHASE_RETRY_WAIT) return "waiting to retry";
+  return JobStateName(j.state());
+}
+
 std::string JobName(const std::string& id) { return id.starts_with("jobs/") ? id : "jobs/" + id; }
 
 int ListJobs(const JobsOptions& o) {
@@ -100,7 +109,7 @@ int ListJobs(const JobsOptions& o) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& j : jobs) {
-    rows.push_back({LastPart(j.name()), TypeName(j.type()), JobStateName(j.state()), Target(j),
+    rows.push_back({LastPart(j.name()), TypeName(j.type()), StateText(j), Target(j),
                     FormatTime(j.create_time().seconds()), j.creator().name(), Progress(j)});
   }
   PrintTable({"JOB", "TYPE", "STATE", "TARGET", "CREATED", "BY", "PROGRESS"}, rows, {});
@@ -121,6 +130,32 @@ int CancelJob(const JobsOptions& o) {
   return kExitOk;
 }
 
+// One job: what it is, its state, and its timeline (queued, waiting for a slot, attempts,
+// warnings, the end and why), one line per entry.
+int ShowJob(const JobsOptions& o) {
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  auto stub = v1::JobsService::NewStub((*client)->channel());
+  v1::GetJobRequest req;
+  req.set_name(JobName(o.show));
+  v1::Job job;
+  auto ctx = (*client)->Context();
+  grpc::Status st = stub->GetJob(ctx.get(), req, &job);
+  if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+  if (o.json) {
+    std::cout << ProtoJson(job).dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << job.name() << ": " << TypeName(job.type()) << " " << Target(job) << ", "
+            << StateText(job) << "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : job.timeline()) {
+    rows.push_back({FormatTime(e.time().seconds()), e.what(), e.detail()});
+  }
+  PrintTable({"TIME", "WHAT", "DETAIL"}, rows, {});
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddJobsCommand(CLI::App& app, RunFn* run) {
@@ -129,12 +164,22 @@ void AddJobsCommand(CLI::App& app, RunFn* run) {
   AddDaemonOptions(cmd, &o->daemon);
   cmd->add_flag("--json", o->json, "Print the jobs as JSON (the offhost.v1 Job messages)");
   // CLI11 runs the parent's callback after the subcommand's: one callback decides for both.
-  cmd->callback(
-      [run, o] { *run = [o] { return o->cancel.empty() ? ListJobs(*o) : CancelJob(*o); }; });
+  cmd->callback([run, o] {
+    *run = [o] {
+      if (!o->show.empty()) return ShowJob(*o);
+      return o->cancel.empty() ? ListJobs(*o) : CancelJob(*o);
+    };
+  });
 
   auto* cancel = cmd->add_subcommand("cancel", "Ask offhostd to cancel a job");
   cancel->add_option("JOB", o->cancel, "The job: its id or jobs/ID")->required();
   AddDaemonOptions(cancel, &o->daemon);
+
+  auto* show = cmd->add_subcommand(
+      "show", "One job with its timeline (queued, waiting for a host slot, attempts, the end)");
+  show->add_option("JOB", o->show, "The job: its id or jobs/ID")->required();
+  show->add_flag("--json", o->json, "Print the job as JSON");
+  AddDaemonOptions(show, &o->daemon);
 }
 
 }  // namespace offhost::cli

@@ -61,8 +61,8 @@ nlohmann::json ToJson(const std::map<std::string, std::vector<storage::Retention
 int RunPrune(const PruneOptions& o) {
   if (o.datastore.empty()) {
     return ReportError(Status::InvalidArgument(
-        "prune works on a datastore directory: give --datastore DIR (offhostd does not serve "
-        "prune yet)"));
+        "prune works on a datastore directory: give --datastore DIR (through offhostd, "
+        "`offhost schedule prune VM` applies the VM's configured retention policy)"));
   }
   Status st = storage::ValidateRetentionPolicy(o.policy);
   if (!st.ok()) {

@@ -22,5 +22,6 @@ void AddJobsCommand(CLI::App& app, RunFn* run);
 void AddInventoryCommands(CLI::App& app, RunFn* run);  // hosts, vms
 void AddPruneCommand(CLI::App& app, RunFn* run);
 void AddExportCommand(CLI::App& app, RunFn* run);  // instant recovery
+void AddScheduleCommand(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   AddInventoryCommands(app, &run);
   AddPruneCommand(app, &run);
   AddExportCommand(app, &run);
+  AddScheduleCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

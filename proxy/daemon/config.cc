@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <set>
 
+#include "offhost/proxy/schedule.h"
 #include "pem.h"
 
 namespace offhost::daemon {
@@ -114,6 +115,38 @@ class Reader {
       return nullptr;
     }
     return node;
+  }
+
+  // An optional integer in [lo, hi].
+  const toml::node* Int(const toml::table& table, std::string_view prefix, std::string_view key,
+                        int lo, int hi, int* out) {
+    const toml::node* node = Typed<int64_t>(table, prefix, key, "an integer");
+    if (node == nullptr) return nullptr;
+    int64_t v = node->as_integer()->get();
+    if (v < lo || v > hi) {
+      Error(node->source(), Child(prefix, key),
+            std::to_string(v) + " is out of range; use " + std::to_string(lo) + " to " +
+                std::to_string(hi));
+      return nullptr;
+    }
+    *out = static_cast<int>(v);
+    return node;
+  }
+
+  // An optional string turned into T by `parse` (a Result<T>); the parse error is reported.
+  template <typename T, typename Parse>
+  bool Parsed(const toml::table& table, std::string_view prefix, std::string_view key, Parse parse,
+              T* out) {
+    std::string text;
+    const toml::node* node = String(table, prefix, key, &text);
+    if (node == nullptr) return false;
+    auto value = parse(text);
+    if (!value.ok()) {
+      Error(node->source(), Child(prefix, key), value.status().message());
+      return false;
+    }
+    *out = std::move(value).value();
+    return true;
   }
 
   void Bool(const toml::table& table, std::string_view prefix, std::string_view key, bool* out) {
@@ -573,7 +606,7 @@ void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config,
   ForEachTable(r, root, "host", [&](const toml::table& t, const std::string& prefix) {
     r.CheckKeys(t, prefix,
                 {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore", "description",
-                 "credential"});
+                 "credential", "max_concurrent", "bandwidth"});
     grpcapi::HostConfig host;
     bool ok = r.RequiredString(t, prefix, "name", &host.name) != nullptr;
     if (ok) CheckUniqueName(r, names, t, prefix, host.name, "host");
@@ -591,9 +624,88 @@ void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config,
     r.String(t, prefix, "description", &host.description);
     CheckDatastoreRef(r, config, t, prefix, host.datastore);
     ReadSettings(r, t, prefix, &host.settings);
+    r.Int(t, prefix, "max_concurrent", 0, 1000, &host.max_concurrent);
+    r.Parsed(
+        t, prefix, "bandwidth", [](const std::string& s) { return proxy::ParseBandwidth(s); },
+        &host.bandwidth);
     if (ok) ApplyCredential(r, config, credentials, t, prefix, host);
     if (ok) config.hosts.push_back(host);
   });
+}
+
+void ReadScheduler(Reader& r, const toml::table& root, DaemonConfig& config) {
+  const toml::node* node = r.Typed<toml::table>(root, "", "scheduler", "a table ([scheduler])");
+  if (node == nullptr) return;
+  const toml::table& t = *node->as_table();
+  r.CheckKeys(t, "scheduler", {"max_concurrent", "max_per_host", "max_per_datastore"});
+  r.Int(t, "scheduler", "max_concurrent", 0, 1000, &config.slots.total);
+  r.Int(t, "scheduler", "max_per_host", 0, 1000, &config.slots.per_host_default);
+  r.Int(t, "scheduler", "max_per_datastore", 0, 1000, &config.slots.per_datastore);
+}
+
+// retention = { keep_last = 7, keep_daily = 14, ... } (docs/retention.md).
+void ReadRetention(Reader& r, const toml::table& t, const std::string& prefix,
+                   proxy::VmPolicy* policy) {
+  const toml::node* node = r.Typed<toml::table>(t, prefix, "retention", "a table");
+  if (node == nullptr) return;
+  const toml::table& rt = *node->as_table();
+  std::string where = prefix + ".retention";
+  r.CheckKeys(
+      rt, where,
+      {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"});
+  storage::RetentionPolicy p;
+  constexpr int kMax = 1000000;
+  r.Int(rt, where, "keep_last", 0, kMax, &p.keep_last);
+  r.Int(rt, where, "keep_hourly", 0, kMax, &p.keep_hourly);
+  r.Int(rt, where, "keep_daily", 0, kMax, &p.keep_daily);
+  r.Int(rt, where, "keep_weekly", 0, kMax, &p.keep_weekly);
+  r.Int(rt, where, "keep_monthly", 0, kMax, &p.keep_monthly);
+  r.Int(rt, where, "keep_yearly", 0, kMax, &p.keep_yearly);
+  if (Status st = storage::ValidateRetentionPolicy(p); !st.ok()) {
+    r.Error(node->source(), where,
+            "keeps nothing; set at least one of keep_last, keep_hourly, keep_daily, "
+            "keep_weekly, keep_monthly, keep_yearly");
+    return;
+  }
+  policy->retention = p;
+}
+
+// The scheduling keys of a [[vm]] (docs/scheduler.md).
+void ReadVmPolicy(Reader& r, const toml::table& t, const std::string& prefix,
+                  proxy::VmPolicy* policy) {
+  proxy::CalendarEvent event;
+  if (r.Parsed(t, prefix, "schedule", proxy::ParseCalendarEvent, &event)) policy->schedule = event;
+  std::chrono::seconds every{0};
+  if (r.Parsed(t, prefix, "full_every", proxy::ParseDuration, &every)) {
+    if (every.count() % 86400 != 0 || every.count() == 0) {
+      r.Error(t.get("full_every")->source(), prefix + ".full_every",
+              "must be a whole number of days, e.g. \"7d\"");
+    } else {
+      policy->full_every_days = static_cast<int>(every.count() / 86400);
+    }
+  }
+  proxy::BackupWindow window;
+  if (r.Parsed(t, prefix, "window", proxy::ParseBackupWindow, &window)) policy->window = window;
+  r.Int(t, prefix, "retries", 0, 100, &policy->retries);
+  std::chrono::seconds backoff{0};
+  if (r.Parsed(t, prefix, "retry_backoff", proxy::ParseDuration, &backoff)) {
+    if (backoff.count() == 0) {
+      r.Error(t.get("retry_backoff")->source(), prefix + ".retry_backoff",
+              "must be more than 0, e.g. \"1m\"");
+    } else {
+      policy->retry_backoff = backoff;
+    }
+  }
+  r.Parsed(
+      t, prefix, "bandwidth", [](const std::string& s) { return proxy::ParseBandwidth(s); },
+      &policy->bandwidth);
+  ReadRetention(r, t, prefix, policy);
+  bool scheduled_only = policy->full_every_days > 0 || policy->window || policy->retries > 0;
+  if (scheduled_only && !policy->schedule) {
+    r.Error(t.source(), prefix + ".schedule",
+            "missing: full_every, window and retries apply to scheduled backups; add a "
+            "schedule (e.g. \"daily 22:00\")");
+  }
 }
 
 const grpcapi::HostConfig* FindHost(const DaemonConfig& config, const std::string& name) {
@@ -606,7 +718,9 @@ const grpcapi::HostConfig* FindHost(const DaemonConfig& config, const std::strin
 void ReadVms(Reader& r, const toml::table& root, DaemonConfig& config) {
   std::set<std::string> names;
   ForEachTable(r, root, "vm", [&](const toml::table& t, const std::string& prefix) {
-    r.CheckKeys(t, prefix, {"name", "host", "datastore", "settings"});
+    r.CheckKeys(t, prefix,
+                {"name", "host", "datastore", "settings", "schedule", "full_every", "window",
+                 "retries", "retry_backoff", "bandwidth", "retention"});
     grpcapi::VmConfig vm;
     // The name is the backup group's vm_id in every datastore: unique across hosts.
     bool ok = r.RequiredString(t, prefix, "name", &vm.name) != nullptr;
@@ -628,6 +742,7 @@ void ReadVms(Reader& r, const toml::table& root, DaemonConfig& config) {
     }
     CheckDatastoreRef(r, config, t, prefix, vm.datastore);
     ReadSettings(r, t, prefix, &vm.settings);
+    ReadVmPolicy(r, t, prefix, &vm.policy);
     if (ok) config.vms.push_back(vm);
   });
 }
@@ -653,14 +768,18 @@ Result<DaemonConfig> ParseConfig(std::string_view text, const std::string& path)
   Reader r(path);
   DaemonConfig config;
   config.file = path;
-  r.CheckKeys(root, "", {"server", "token", "datastore", "credential", "host", "vm"});
+  r.CheckKeys(root, "", {"server", "scheduler", "token", "datastore", "credential", "host", "vm"});
   const toml::node* server = r.Typed<toml::table>(root, "", "server", "a table ([server])");
   if (server != nullptr) ReadServer(r, *server->as_table(), config);
+  ReadScheduler(r, root, config);
   ReadTokens(r, root, config);
   ReadDatastores(r, root, config);
   std::set<std::string> credentials = ReadCredentials(r, root, config);  // before the hosts
   ReadHosts(r, root, config, credentials);  // after the datastores, before the VMs naming them
   ReadVms(r, root, config);
+  for (const auto& host : config.hosts) {
+    if (host.max_concurrent >= 0) config.slots.per_host[host.name] = host.max_concurrent;
+  }
   if (r.errors().empty()) return config;
   std::string message;
   for (const std::string& e : r.errors()) message += (message.empty() ? "" : "\n") + e;

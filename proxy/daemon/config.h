@@ -12,6 +12,7 @@
 
 #include "offhost/common/status.h"
 #include "offhost/grpc/service_context.h"
+#include "offhost/proxy/slots.h"
 
 namespace offhost::daemon {
 
@@ -67,6 +68,9 @@ struct DaemonConfig {
   // URI prefixes ("nbd://10.20.0.9:10809/") of NBD exports disk restores may write; empty:
   // NBD restore targets are refused.
   std::vector<std::string> restore_nbd_targets;
+
+  // [scheduler]: backup slots (docs/scheduler.md). Per host: [[host]] max_concurrent.
+  proxy::SlotLimits slots;
 
   std::vector<TokenConfig> tokens;
   std::vector<grpcapi::DatastoreConfig> datastores;

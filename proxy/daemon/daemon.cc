@@ -85,7 +85,11 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   // Before the job database: a second daemon on the same configuration is told about the
   // socket, the clearer of the two things it would share.
   OFFHOST_RETURN_IF_ERROR(PrepareUnixSocket(c.unix_socket));
-  OFFHOST_ASSIGN_OR_RETURN(daemon->jobs_, proxy::JobEngine::Open({.state_dir = c.state_dir}));
+  proxy::JobEngineOptions job_options{.state_dir = c.state_dir};
+  job_options.on_warning = [](const std::string& job, const std::string& message) {
+    Log(LogLevel::kWarning, "job " + job + ": " + message);
+  };
+  OFFHOST_ASSIGN_OR_RETURN(daemon->jobs_, proxy::JobEngine::Open(job_options));
   daemon->context_.authorizer = daemon->authorizer_.get();
   daemon->context_.audit = daemon->audit_.get();
   daemon->context_.datastores = c.datastores;
@@ -109,6 +113,11 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
       daemon->context_.export_hosts.push_back(host);
     }
   }
+  daemon->scheduler_ = std::make_unique<grpcapi::BackupScheduler>(daemon->context_, c.slots);
+  daemon->scheduler_->set_on_error([](const std::string& message) {
+    Log(LogLevel::kError, "scheduled backup not started: " + message);
+  });
+  daemon->context_.scheduler = daemon->scheduler_.get();
   daemon->services_ = grpcapi::MakeServices(daemon->context_);
   OFFHOST_RETURN_IF_ERROR(daemon->Listen());
   daemon->leftovers_ = std::thread([d = daemon.get()] {
@@ -117,6 +126,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
                                          Log(problem ? LogLevel::kWarning : LogLevel::kNotice, m);
                                        });
   });
+  daemon->scheduler_->Start();
   if (c.tokens.empty()) {
     Log(LogLevel::kWarning, c.file +
                                 " has no [[token]]: every call but health and reflection "
@@ -170,6 +180,7 @@ void Daemon::Shutdown(std::chrono::seconds grace) {
   stopping_ = true;
   if (leftovers_.joinable()) leftovers_.join();
   server_->GetHealthCheckService()->Shutdown();
+  scheduler_->Stop();
   jobs_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   exports_->StopAll();  // NBD clients are cut off; overlays are dropped

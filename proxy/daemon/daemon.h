@@ -13,6 +13,7 @@
 #include "audit_log.h"
 #include "authorizer.h"
 #include "config.h"
+#include "offhost/grpc/scheduler.h"
 #include "offhost/proxy/job_engine.h"
 #include "offhost/proxy/nbd_export.h"
 
@@ -41,6 +42,8 @@ class Daemon {
   DaemonConfig config_;
   std::unique_ptr<TokenAuthorizer> authorizer_;
   std::unique_ptr<FileAuditLog> audit_;
+  // Its slots are held by running jobs: it outlives the job engine.
+  std::unique_ptr<grpcapi::BackupScheduler> scheduler_;
   std::unique_ptr<proxy::JobEngine> jobs_;          // outlives the services using it
   std::unique_ptr<proxy::ExportRegistry> exports_;  // instant-recovery exports (nbdkit)
   grpcapi::ServiceContext context_;                 // the services keep a reference to it

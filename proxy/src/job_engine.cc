@@ -67,6 +67,26 @@ bool Matches(const JobRecord& job, const JobFilter& f) {
          (f.create_before_ms == 0 || job.create_ms < f.create_before_ms);
 }
 
+const char* StateWord(JobState state) {
+  switch (state) {
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kCancelling:
+      return "cancelling";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kInterrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
+
 }  // namespace
 
 bool IsTerminal(JobState state) {
@@ -110,12 +130,28 @@ struct JobEngine::Impl {
     changed.notify_all();
   }
 
+  // With `mu` held. Not stored: the caller stores the job.
+  void AddNote(Job& job, const std::string& what, const std::string& detail) {
+    TimelineEntry entry{NowMs(), what, detail};
+    job.record.timeline.push_back(entry);
+    JobEvent event;
+    event.kind = JobEvent::Kind::kTimeline;
+    event.entry = entry;
+    Append(job, event);
+  }
+
   // With `mu` held.
   void SetState(Job& job, JobState state) {
     job.record.state = state;
     int64_t now = NowMs();
     if (state == JobState::kRunning) job.record.start_ms = now;
-    if (IsTerminal(state)) job.record.end_ms = now;
+    if (IsTerminal(state)) {
+      job.record.end_ms = now;
+      job.record.phase.clear();
+    }
+    // In the timeline, but not an event of its own: the state change event says it.
+    job.record.timeline.push_back(
+        {now, StateWord(state), IsTerminal(state) ? job.record.error_message : ""});
     JobEvent event;
     event.kind = JobEvent::Kind::kStateChange;
     event.state = state;
@@ -145,7 +181,7 @@ struct JobEngine::Impl {
   }
 
   class Control;
-  void Run(const std::shared_ptr<Job>& job, const JobFn& fn);
+  void Run(const std::shared_ptr<Job>& job, const JobFn& fn, const JobAdmitFn& admit);
   Status Recover();
 };
 
@@ -173,9 +209,31 @@ class JobEngine::Impl::Control final : public JobControl {
   }
 
   void Warn(const std::string& message) override {
+    std::string id;
+    {
+      std::lock_guard lock(engine_.mu);
+      job_.record.warnings.push_back(message);
+      engine_.AddNote(job_, "warning", message);
+      JobEvent event;
+      event.kind = JobEvent::Kind::kWarning;
+      event.message = message;
+      engine_.Append(job_, event);
+      engine_.Store(job_, /*synced=*/false);
+      id = job_.record.id;
+    }
+    if (engine_.options.on_warning) engine_.options.on_warning(id, message);
+  }
+
+  void SetPhase(const std::string& phase) override {
     std::lock_guard lock(engine_.mu);
-    job_.record.warnings.push_back(message);
+    job_.record.phase = phase;
     engine_.Store(job_, /*synced=*/false);
+  }
+
+  void Note(const std::string& what, const std::string& detail) override {
+    std::lock_guard lock(engine_.mu);
+    engine_.AddNote(job_, what, detail);
+    engine_.Store(job_, /*synced=*/true);
   }
 
  private:
@@ -183,9 +241,13 @@ class JobEngine::Impl::Control final : public JobControl {
   JobEngine::Impl::Job& job_;
 };
 
-void JobEngine::Impl::Run(const std::shared_ptr<Job>& job, const JobFn& fn) {
+void JobEngine::Impl::Run(const std::shared_ptr<Job>& job, const JobFn& fn,
+                          const JobAdmitFn& admit) {
+  Control control(*this, *job);
+  Status admitted = admit ? admit(control) : Status::OK();
   {
     std::lock_guard lock(mu);
+    job->record.phase.clear();
     if (shutting_down) {
       Fail(*job, JobState::kInterrupted, Status::Unavailable(kStoppedReason));
       return;
@@ -194,9 +256,12 @@ void JobEngine::Impl::Run(const std::shared_ptr<Job>& job, const JobFn& fn) {
       Fail(*job, JobState::kCancelled, Status::Cancelled("cancelled before it started"));
       return;
     }
+    if (!admitted.ok()) {
+      Fail(*job, JobState::kFailed, admitted);
+      return;
+    }
     SetState(*job, JobState::kRunning);
   }
-  Control control(*this, *job);
   Finish(*job, fn(control));
 }
 
@@ -249,7 +314,7 @@ void JobEngine::Shutdown() {
   }
 }
 
-Result<JobRecord> JobEngine::Start(JobRecord record, JobFn fn) {
+Result<JobRecord> JobEngine::Start(JobRecord record, JobFn fn, JobAdmitFn admit) {
   std::lock_guard lock(impl_->mu);
   if (impl_->shutting_down) return Status::Unavailable("offhostd is stopping");
   for (auto& [id, job] : impl_->jobs) {
@@ -270,10 +335,12 @@ Result<JobRecord> JobEngine::Start(JobRecord record, JobFn fn) {
   job->record.create_ms = NowMs();
   job->record.events.clear();
   job->record.last_sequence = 0;
+  job->record.timeline.clear();
   impl_->SetState(*job, JobState::kQueued);
   impl_->jobs[job->record.id] = job;
   JobRecord out = WithoutEvents(job->record);
-  job->thread = std::thread([impl = impl_.get(), job, fn = std::move(fn)] { impl->Run(job, fn); });
+  job->thread = std::thread([impl = impl_.get(), job, fn = std::move(fn),
+                             admit = std::move(admit)] { impl->Run(job, fn, admit); });
   return out;
 }
 

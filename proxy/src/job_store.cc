@@ -57,10 +57,21 @@ JobProgress ProgressFrom(const nlohmann::json& j) {
   return p;
 }
 
+nlohmann::json EntryJson(const TimelineEntry& e) {
+  return {{"at", e.time_ms}, {"what", e.what}, {"detail", e.detail}};
+}
+
+TimelineEntry EntryFrom(const nlohmann::json& j) {
+  return {j.at("at").get<int64_t>(), j.at("what").get<std::string>(),
+          j.at("detail").get<std::string>()};
+}
+
 nlohmann::json EventJson(const JobEvent& e) {
   nlohmann::json j = {{"seq", e.sequence}, {"at", e.time_ms}, {"kind", static_cast<int>(e.kind)}};
   if (e.kind == JobEvent::Kind::kStateChange) j["state"] = static_cast<int>(e.state);
   if (e.kind == JobEvent::Kind::kProgress) j["progress"] = ProgressJson(e.progress);
+  if (e.kind == JobEvent::Kind::kWarning) j["message"] = e.message;
+  if (e.kind == JobEvent::Kind::kTimeline) j["entry"] = EntryJson(e.entry);
   return j;
 }
 
@@ -71,6 +82,8 @@ JobEvent EventFrom(const nlohmann::json& j) {
   e.kind = static_cast<JobEvent::Kind>(j.at("kind").get<int>());
   if (j.contains("state")) e.state = static_cast<JobState>(j.at("state").get<int>());
   if (j.contains("progress")) e.progress = ProgressFrom(j.at("progress"));
+  if (j.contains("message")) e.message = j.at("message");
+  if (j.contains("entry")) e.entry = EntryFrom(j.at("entry"));
   return e;
 }
 
@@ -79,6 +92,8 @@ JobEvent EventFrom(const nlohmann::json& j) {
 std::string EncodeJob(const JobRecord& job) {
   nlohmann::json events = nlohmann::json::array();
   for (const JobEvent& e : job.events) events.push_back(EventJson(e));
+  nlohmann::json timeline = nlohmann::json::array();
+  for (const TimelineEntry& e : job.timeline) timeline.push_back(EntryJson(e));
   nlohmann::json j = {{"id", job.id},
                       {"type", job.type},
                       {"spec", Hex(job.spec)},
@@ -98,7 +113,9 @@ std::string EncodeJob(const JobRecord& job) {
                       {"warnings", job.warnings},
                       {"last_sequence", job.last_sequence},
                       {"leftovers_pending", job.leftovers_pending},
-                      {"events", events}};
+                      {"events", events},
+                      {"phase", job.phase},
+                      {"timeline", timeline}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -126,6 +143,11 @@ Result<JobRecord> DecodeJob(const std::string& text) {
     job.last_sequence = j.at("last_sequence");
     job.leftovers_pending = j.value("leftovers_pending", false);  // absent before it existed
     for (const auto& e : j.at("events")) job.events.push_back(EventFrom(e));
+    // Records of earlier versions have neither.
+    job.phase = j.value("phase", "");
+    if (j.contains("timeline")) {
+      for (const auto& e : j.at("timeline")) job.timeline.push_back(EntryFrom(e));
+    }
     return job;
   } catch (const nlohmann::json::exception& e) {
     return Status::Corruption(std::string("job record: ") + e.what());

@@ -385,7 +385,9 @@ class LocalChunkStore final : public ChunkStore {
   }
 
   std::string dir_;
-  std::atomic<uint64_t> counter_{0};
+  // Per process, not per store: offhostd runs backups into one datastore at once, each with
+  // its own store object, and NAME.tmp.PID.N must not be the same file for two of them.
+  static inline std::atomic<uint64_t> counter_{0};
   std::atomic<bool> direct_{true};
   std::mutex flush_mu_;  // one flush at a time
   std::mutex mu_;

@@ -377,3 +377,88 @@ settings = { chap-user = "x" }
 
 }  // namespace
 }  // namespace offhost::daemon
+
+namespace offhost::daemon {
+namespace {
+
+constexpr char kSchedInventory[] = R"([[datastore]]
+name = "main"
+path = "/backup/ds"
+
+[[host]]
+name = "kvm1"
+driver = "libvirt"
+)";
+
+TEST(DaemonConfigTest, SchedulesAndPoliciesParse) {
+  Result<DaemonConfig> config = ParseConfig(std::string(R"([scheduler]
+max_concurrent = 8
+max_per_datastore = 4
+)") + kSchedInventory + R"(max_concurrent = 3
+bandwidth = "100M"
+
+[[vm]]
+name = "web01"
+host = "kvm1"
+schedule = "mon..fri 01:30"
+full_every = "7d"
+window = "22:00-06:00"
+retries = 3
+retry_backoff = "1m"
+bandwidth = "20M"
+retention = { keep_last = 3, keep_daily = 14 }
+)",
+                                            "/etc/offhostd/offhostd.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->slots.total, 8);
+  EXPECT_EQ(config->slots.per_datastore, 4);
+  EXPECT_EQ(config->slots.per_host_default, 2);
+  EXPECT_EQ(config->slots.per_host.at("kvm1"), 3);
+  EXPECT_EQ(config->hosts[0].bandwidth, 100u << 20);
+  const proxy::VmPolicy& p = config->vms[0].policy;
+  ASSERT_TRUE(p.schedule.has_value());
+  EXPECT_EQ(p.schedule->text, "mon..fri 01:30");
+  EXPECT_FALSE(p.schedule->weekdays[5]);
+  EXPECT_EQ(p.full_every_days, 7);
+  EXPECT_EQ(p.window->start, 22 * 3600);
+  EXPECT_EQ(p.retries, 3);
+  EXPECT_EQ(p.retry_backoff.count(), 60);
+  EXPECT_EQ(p.bandwidth, 20u << 20);
+  EXPECT_EQ(p.retention->keep_last, 3);
+  EXPECT_EQ(p.retention->keep_daily, 14);
+}
+
+TEST(DaemonConfigTest, BadSchedulesNameLineAndKey) {
+  std::string e = ErrorOf(std::string(kSchedInventory) + R"(
+[[vm]]
+name = "web01"
+host = "kvm1"
+schedule = "mon..fri"
+full_every = "36h"
+window = "22:00"
+retries = -1
+bandwidth = "fast"
+retention = { keep_last = 0 }
+)");
+  EXPECT_THAT(e, HasSubstr("/etc/offhostd/offhostd.toml:12: vm[0].schedule: calendar event "
+                           "\"mon..fri\": a day list needs a time"));
+  EXPECT_THAT(e, HasSubstr(":13: vm[0].full_every: must be a whole number of days"));
+  EXPECT_THAT(e, HasSubstr(":14: vm[0].window: \"22:00\" is not a window"));
+  EXPECT_THAT(e, HasSubstr(":15: vm[0].retries: -1 is out of range"));
+  EXPECT_THAT(e, HasSubstr(":16: vm[0].bandwidth: \"fast\" is not a bandwidth"));
+  EXPECT_THAT(e, HasSubstr(":17: vm[0].retention: keeps nothing"));
+}
+
+TEST(DaemonConfigTest, PoliciesOfScheduledRunsNeedASchedule) {
+  std::string e = ErrorOf(std::string(kSchedInventory) + R"(
+[[vm]]
+name = "web01"
+host = "kvm1"
+retries = 2
+)");
+  EXPECT_THAT(e, HasSubstr("vm[0].schedule: missing: full_every, window and retries apply to "
+                           "scheduled backups"));
+}
+
+}  // namespace
+}  // namespace offhost::daemon

@@ -245,3 +245,72 @@ TEST(JobEngineTest, CrashLeavesLeftoversPendingUntilSettled) {
 
 }  // namespace
 }  // namespace offhost::proxy
+
+namespace offhost::proxy {
+namespace {
+
+using offhost::testing::TempDir;
+
+// A job admitted only when its gate opens stays QUEUED with its phase until then; its notes,
+// warnings and state changes make its timeline, stored and sent as events.
+TEST(JobEngineTest, AdmittedJobsWaitQueuedAndKeepATimeline) {
+  TempDir dir;
+  std::vector<std::string> logged;
+  JobEngineOptions options{.state_dir = dir.path() + "/state"};
+  options.on_warning = [&](const std::string&, const std::string& m) { logged.push_back(m); };
+  auto engine = JobEngine::Open(options);
+  ASSERT_TRUE(engine.ok());
+  std::atomic<bool> open{false};
+  auto job = (*engine)->Start(
+      NewJob(),
+      [](JobControl& control) -> Result<std::string> {
+        control.Warn("past its window");
+        return std::string("ok");
+      },
+      [&](JobControl& control) {
+        control.SetPhase("waiting_for_slot");
+        control.Note("waiting", "host kvm1 runs 2 of 2 backups at once");
+        while (!open) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        control.Note("slot", "host kvm1");
+        return Status::OK();
+      });
+  ASSERT_TRUE(job.ok());
+  for (int i = 0; i < 200 && (*engine)->Get(job->id)->timeline.size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  JobRecord waiting = *(*engine)->Get(job->id);
+  EXPECT_EQ(waiting.state, JobState::kQueued);
+  EXPECT_EQ(waiting.phase, "waiting_for_slot");
+  open = true;
+  std::vector<JobEvent> events;
+  ASSERT_TRUE((*engine)
+                  ->Watch(job->id, 0,
+                          [&](const JobEvent& e, const JobRecord&) {
+                            events.push_back(e);
+                            return true;
+                          },
+                          {})
+                  .ok());
+  JobRecord done = *(*engine)->Get(job->id);
+  std::vector<std::string> whats;
+  for (const auto& e : done.timeline) whats.push_back(e.what);
+  EXPECT_EQ(whats, (std::vector<std::string>{"queued", "waiting", "slot", "running", "warning",
+                                             "succeeded"}));
+  EXPECT_EQ(done.phase, "");
+  EXPECT_EQ(logged, std::vector<std::string>{"past its window"});
+  int warnings = 0, notes = 0;
+  for (const auto& e : events) {
+    warnings += e.kind == JobEvent::Kind::kWarning ? 1 : 0;
+    notes += e.kind == JobEvent::Kind::kTimeline ? 1 : 0;
+  }
+  EXPECT_EQ(warnings, 1);
+  EXPECT_EQ(notes, 3);  // waiting, slot, warning
+  // The timeline is in the stored record: a restarted engine shows it.
+  engine->reset();
+  auto reopened = JobEngine::Open({.state_dir = dir.path() + "/state"});
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->Get(job->id)->timeline, done.timeline);
+}
+
+}  // namespace
+}  // namespace offhost::proxy

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
 #include <fstream>
 #include <thread>
 
@@ -37,6 +36,25 @@ TEST(LocalChunkStore, PutIsIdempotentAndReadable) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, file);
   EXPECT_EQ((*store)->Locate(id), dir.path() + "/" + id.Hex().substr(0, 4) + "/" + id.Hex());
+}
+
+// offhostd runs several backups into one datastore at once, each with its own store object:
+// two of them writing the same chunk before either synced must not share a temporary file.
+TEST(LocalChunkStore, TwoStoresOfOneProcessWriteTheSameChunk) {
+  testing::TempDir dir;
+  auto a = OpenLocalChunkStore(dir.path());
+  auto b = OpenLocalChunkStore(dir.path());
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::string data = testing::RandomBytes(10000, 7);
+  ChunkId id = ChunkId::Of(data);
+  std::string file = EncodeFor(data);
+  Result<bool> put_a = (*a)->Put(id, file);
+  Result<bool> put_b = (*b)->Put(id, file);
+  ASSERT_TRUE(put_a.ok()) << put_a.status().message();
+  ASSERT_TRUE(put_b.ok()) << put_b.status().message();
+  ASSERT_TRUE((*a)->Sync().ok());
+  ASSERT_TRUE((*b)->Sync().ok());
+  EXPECT_EQ(*(*a)->Get(id), file);
 }
 
 TEST(LocalChunkStore, MissingChunkIsNotFoundAndNamed) {
@@ -107,10 +125,12 @@ TEST(LocalChunkStore, ForEachListsChunksAndSkipsTemporaryFiles) {
   std::string sub = dir.path() + "/" + ids[0].Hex().substr(0, 4);
   std::ofstream(sub + "/" + ids[0].Hex() + ".tmp.123.0") << "partial";
   std::vector<ChunkId> seen;
-  ASSERT_TRUE((*store)->ForEach([&](const ChunkId& id) {
-    seen.push_back(id);
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE((*store)
+                  ->ForEach([&](const ChunkId& id) {
+                    seen.push_back(id);
+                    return Status::OK();
+                  })
+                  .ok());
   std::sort(seen.begin(), seen.end());
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(seen, ids);

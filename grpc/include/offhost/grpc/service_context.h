@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "offhost/proxy/schedule.h"
+
 namespace offhost::proxy {
 class JobEngine;
 class ExportRegistry;
@@ -71,7 +73,10 @@ struct HostConfig {
   bool ad_hoc_sources_allowed = false;
   std::string datastore;    // the default for its VMs; may be empty
   std::string description;  // free text from the configuration (Host.description)
-  std::string credential;   // the [[credential]] it uses, by name; may be empty
+  // Backups of its VMs at once; -1: [scheduler] max_per_host (default 2); 0: no limit.
+  int max_concurrent = -1;
+  uint64_t bandwidth = 0;  // bytes/s all backups of its VMs read together; 0: no limit
+  std::string credential;  // the [[credential]] it uses, by name; may be empty
 };
 
 // [[vm]]: a VM of the inventory, backed up under `name` (its vm_id).
@@ -79,7 +84,10 @@ struct VmConfig {
   std::string name, host;
   std::string datastore;       // empty: the host's
   DriverSettingsMap settings;  // over the host's; "domain" names it to the hypervisor
+  proxy::VmPolicy policy;      // schedule, fulls, window, retries, bandwidth, retention
 };
+
+class BackupScheduler;
 
 // A secret the daemon holds for drivers (CHAP, NBD TLS, libvirt), shown by name and kind only.
 struct CredentialConfig {
@@ -101,6 +109,9 @@ struct ServiceContext {
   std::chrono::milliseconds describe_timeout{20000};
   // Runs backups and verifies; null: the Start* RPCs answer UNAVAILABLE.
   proxy::JobEngine* jobs = nullptr;
+  // Backup slots, bandwidth limits and the schedule (scheduler.h); null: backups run at
+  // once, unlimited, and ScheduleService answers UNAVAILABLE.
+  BackupScheduler* scheduler = nullptr;
   // Where disk and file restores may write on the proxy ([server] restore_roots); empty:
   // nowhere. And the NBD URI prefixes disk restores may write ([server] restore_nbd_targets).
   std::vector<std::string> restore_roots;

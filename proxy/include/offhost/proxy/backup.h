@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,10 @@ struct BackupOptions {
   // Catalogs every guest file (docs/catalog-format.md) once the disks are read, from the same
   // point-in-time view, reading only file-system metadata.
   bool catalog = true;
+  // Bandwidth limits: called with the size of each batch of source reads before it is read,
+  // returns when it may be read (an error stops the backup). Unset: reads are not limited,
+  // at no cost.
+  std::function<Status(uint64_t)> throttle;
 };
 
 struct CatalogSummary {

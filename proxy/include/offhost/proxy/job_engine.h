@@ -41,13 +41,25 @@ struct JobProgress {
   bool operator==(const JobProgress&) const = default;
 };
 
+// One step of a job's life, kept for as long as the job: "queued", "waiting" (for a backup
+// slot), "slot" (got one), "released" (gave it back), "attempt_failed", "retry_wait",
+// "running", "warning", "pruned", and the terminal state ("succeeded", "failed", ...).
+struct TimelineEntry {
+  int64_t time_ms = 0;
+  std::string what;
+  std::string detail;  // for humans: why it waits, what failed, what was kept
+  bool operator==(const TimelineEntry&) const = default;
+};
+
 struct JobEvent {
-  enum class Kind { kStateChange = 1, kProgress = 2 };
+  enum class Kind { kStateChange = 1, kProgress = 2, kWarning = 3, kTimeline = 4 };
   uint64_t sequence = 0;  // 1, 2, ... within the job
   int64_t time_ms = 0;
   Kind kind = Kind::kStateChange;
   JobState state = JobState::kQueued;  // kStateChange: the new state
   JobProgress progress;                // kProgress: cumulative counters
+  std::string message;                 // kWarning: the warning
+  TimelineEntry entry;                 // kTimeline: the new entry
 };
 
 struct JobRecord {
@@ -69,6 +81,10 @@ struct JobRecord {
   uint64_t last_sequence = 0;
   // State changes are all kept; of progress events only the newest (they are cumulative).
   std::vector<JobEvent> events;
+  // What the job does within its state, when the job says ("waiting_for_slot",
+  // "retry_wait"); empty otherwise.
+  std::string phase;
+  std::vector<TimelineEntry> timeline;
   // Set when Open() marked the job INTERRUPTED: what it created outside the daemon (a
   // hypervisor's snapshot, an export) may still be there. Cleared by SettleLeftovers.
   bool leftovers_pending = false;
@@ -82,11 +98,18 @@ class JobControl {
   virtual const std::atomic<bool>& cancel_flag() const = 0;
   // Cumulative counters; logged as an event at most once a second, stored every few seconds.
   virtual void SetProgress(const JobProgress& progress) = 0;
+  // Kept in warnings, sent as a warning event and logged (JobEngineOptions::on_warning).
   virtual void Warn(const std::string& message) = 0;
+  // Sets JobRecord::phase ("" clears it).
+  virtual void SetPhase(const std::string& phase) = 0;
+  // Appends to the job's timeline (stored durably at once) and sends it as an event.
+  virtual void Note(const std::string& what, const std::string& detail) = 0;
 };
 
 // The job's work: its result blob, or why it failed.
 using JobFn = std::function<Result<std::string>(JobControl&)>;
+// Runs while the job is still QUEUED (waiting for a slot); an error ends the job with it.
+using JobAdmitFn = std::function<Status(JobControl&)>;
 
 struct JobFilter {
   std::vector<std::string> types;
@@ -100,6 +123,8 @@ struct JobEngineOptions {
   std::string state_dir;  // made when missing; holds jobs.rocksdb
   // Ended jobs older than this are deleted at Open (request ids are remembered as long).
   std::chrono::hours retention{24 * 7};
+  // Called with the job id and the message of each warning (the daemon logs it).
+  std::function<void(const std::string&, const std::string&)> on_warning;
 };
 
 class JobEngine {
@@ -114,10 +139,11 @@ class JobEngine {
   // it: they end INTERRUPTED, having released what they held. Idempotent.
   void Shutdown();
 
-  // Records `job` (id, times, state and events are set here) and runs `fn` on a new thread.
+  // Records `job` (id, times, state and events are set here) and runs `fn` on a new thread;
+  // with `admit`, the job stays QUEUED until `admit` returns (e.g. when a slot is free).
   // With a request_id already used by the same creator: that job when the type and spec are
   // the same (nothing is started), else AlreadyExists. Unavailable while shutting down.
-  Result<JobRecord> Start(JobRecord job, JobFn fn);
+  Result<JobRecord> Start(JobRecord job, JobFn fn, JobAdmitFn admit = nullptr);
   // Asks the job to stop; a job that ended is returned unchanged.
   Result<JobRecord> Cancel(const std::string& id, const std::string& canceller);
   Result<JobRecord> Get(const std::string& id) const;
