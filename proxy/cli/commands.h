@@ -21,5 +21,6 @@ void AddDiscoverCommand(CLI::App& app, RunFn* run);
 void AddJobsCommand(CLI::App& app, RunFn* run);
 void AddInventoryCommands(CLI::App& app, RunFn* run);  // hosts, vms
 void AddPruneCommand(CLI::App& app, RunFn* run);
+void AddGcCommand(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   AddJobsCommand(app, &run);
   AddInventoryCommands(app, &run);
   AddPruneCommand(app, &run);
+  AddGcCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

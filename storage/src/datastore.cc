@@ -327,7 +327,27 @@ Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) 
   return index->WriteSynced(&batch);
 }
 
-namespace {
+Result<std::vector<RunningBackup>> ListRunningBackups(Index& index, const std::string& dir) {
+  std::unique_ptr<rocksdb::Iterator> it(index.db()->NewIterator(rocksdb::ReadOptions()));
+  std::vector<RunningBackup> out;
+  std::string host = HostName();
+  for (it->Seek("r/"); it->Valid() && it->key().starts_with("r/"); it->Next()) {
+    nlohmann::json m = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    RunningBackup b;
+    b.key = it->key().ToString();
+    if (!m.is_discarded()) {
+      b.host = m.value("host", "");
+      b.pid = m.value("pid", int64_t{0});
+      b.started = m.value("started", int64_t{0});
+    }
+    // A marker that cannot be read is taken as a backup running since the epoch: it holds
+    // garbage collection's cut-off back rather than risk its chunks.
+    if (b.host == host && !m.is_discarded() && !ProcessAlive(b.pid)) continue;
+    out.push_back(std::move(b));
+  }
+  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list running backups in " + dir));
+  return out;
+}
 
 // Removes the markers and staging directories of backups whose process is gone; the caller
 // holds the index open for writing (its lock serialises this with other writers).
@@ -362,8 +382,6 @@ Result<int> RemoveDeadBackups(Index& index, const std::string& dir) {
   }
   return removed;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::string& vm) {
   OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
