@@ -53,7 +53,7 @@ Result<storage::GcReport> RunGc(storage::Datastore& ds, storage::GcOptions optio
     done = d;
     total = t;
   };
-  uint64_t deletes = 0;
+  std::atomic<uint64_t> deletes{0};
   options.before_delete = [&](const storage::ChunkId&) {
     if (++deletes == 2) PauseForTests();
   };

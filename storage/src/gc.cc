@@ -90,7 +90,10 @@ Status Mark(Index& index, const GcOptions& o, ChunkIdSet* marked, GcReport* repo
     for (const ManifestEntry& e : *entries) {
       if (e.kind == ManifestEntryKind::kChunk) marked->Add(e.chunk);
     }
-    if (o.progress && ++segments % 1024 == 0) o.progress("mark", segments, 0);
+    if (++segments % 1024 == 0) {
+      if (o.progress) o.progress("mark", segments, 0);
+      if (o.stop && o.stop()) return Status::Cancelled("garbage collection stopped");
+    }
   }
   OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "read manifests"));
   marked->Seal();
@@ -123,6 +126,7 @@ Result<GcReport> CollectGarbage(Datastore& ds, const GcOptions& o) {
   sweep.dry_run = o.dry_run;
   sweep.referenced = [&](const ChunkId& id) { return marked.MayContain(id); };
   sweep.before_delete = o.before_delete;
+  sweep.stop = o.stop;
   if (o.progress) sweep.progress = [&](uint64_t d, uint64_t t) { o.progress("sweep", d, t); };
   OFFHOST_ASSIGN_OR_RETURN(report.sweep, ds.chunks().Sweep(sweep));
   report.sweep_seconds = Since(t1);

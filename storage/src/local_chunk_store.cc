@@ -358,14 +358,46 @@ class LocalChunkStore final : public ChunkStore {
  public:
   Result<SweepStats> Sweep(const SweepOptions& o) override {
     OFFHOST_ASSIGN_OR_RETURN(auto subdirs, ListSubdirs());
-    SweepStats stats;
-    for (size_t i = 0; i < subdirs.size(); ++i) {
-      OFFHOST_RETURN_IF_ERROR(SweepSubdir(dir_ + "/" + subdirs[i], o, &stats));
-      if (o.progress && (i % 256 == 255 || i + 1 == subdirs.size())) {
-        o.progress(i + 1, subdirs.size());
+    // Directories are swept on several threads: a delete mostly waits for the disk (the
+    // directory and inode blocks of a cold store), so several in flight keep it busy.
+    std::atomic<size_t> next{0}, done{0};
+    std::mutex mu;
+    SweepStats total;
+    Status first;
+    auto work = [&] {
+      SweepStats mine;
+      for (size_t i; (i = next.fetch_add(1)) < subdirs.size();) {
+        Status st = o.stop && o.stop() ? Status::Cancelled("garbage collection stopped")
+                                       : SweepSubdir(dir_ + "/" + subdirs[i], o, &mine);
+        if (!st.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (first.ok()) first = st;
+          next = subdirs.size();  // stop everyone
+          break;
+        }
+        size_t n = ++done;
+        if (o.progress && (n % 256 == 0 || n == subdirs.size())) {
+          std::lock_guard<std::mutex> lock(mu);
+          o.progress(n, subdirs.size());
+        }
       }
-    }
-    return stats;
+      std::lock_guard<std::mutex> lock(mu);
+      total.chunks += mine.chunks;
+      total.referenced += mine.referenced;
+      total.recent += mine.recent;
+      total.recent_bytes += mine.recent_bytes;
+      total.removed += mine.removed;
+      total.removed_bytes += mine.removed_bytes;
+      total.temporary_removed += mine.temporary_removed;
+      total.temporary_bytes += mine.temporary_bytes;
+    };
+    std::vector<std::thread> threads;
+    const int n = std::max(1, o.threads);
+    for (int t = 1; t < n; ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    if (!first.ok()) return first;
+    return total;
   }
 
  private:

@@ -20,13 +20,20 @@ struct SweepOptions {
   // Chunk files last claimed (written, or found by Contains/IsStored) at or after this time,
   // unix nanoseconds, are kept: a running backup may use them.
   int64_t cutoff_ns = 0;
-  // Whether a committed snapshot uses the chunk; such chunks are kept. Called from one thread.
+  // Whether a committed snapshot uses the chunk; such chunks are kept. Called from several
+  // threads at once.
   std::function<bool(const ChunkId&)> referenced;
   bool dry_run = false;  // count only
   // Called with (directories done, directories total) now and then.
   std::function<void(uint64_t, uint64_t)> progress;
-  // Test hook: called under the directory's lock just before a chunk file is deleted.
+  // Test hook: called under the directory's lock just before a chunk file is deleted (from
+  // any of the sweep's threads).
   std::function<void(const ChunkId&)> before_delete;
+  // Directories swept at once: deletes mostly wait for the disk.
+  int threads = 8;
+  // Asked before each directory; true ends the sweep early with Cancelled (what was removed
+  // stays removed: each delete is of a chunk nothing uses).
+  std::function<bool()> stop;
 };
 
 struct SweepStats {

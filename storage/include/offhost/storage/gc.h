@@ -20,6 +20,9 @@ struct GcOptions {
   int64_t min_age_seconds = 300;
   // Called now and then with the phase ("mark", "sweep") and (done, total) of it.
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+  // Asked now and then; true stops GC early with Cancelled (a safe point: whatever was
+  // removed was unused).
+  std::function<bool()> stop;
   // Test hook: called under the chunk directory's lock just before a chunk file is deleted.
   std::function<void(const ChunkId&)> before_delete;
 };
