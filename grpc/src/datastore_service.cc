@@ -6,6 +6,7 @@
 
 #include "datastores.h"
 #include "file_info.h"
+#include "gc_job.h"
 #include "jobs.h"
 #include "names.h"
 #include "offhost/v1/datastore.grpc.pb.h"
@@ -13,7 +14,6 @@
 #include "services.h"
 #include "space_accounting.h"
 #include "status_map.h"
-#include "gc_job.h"
 #include "verify_job.h"
 
 namespace offhost::grpcapi {
@@ -115,8 +115,8 @@ class DatastoreService final : public v1::DatastoreService::Service {
         auto name, ParseDatastoreName(req->spec().datastore(), "spec.datastore"), ctx, "");
     OFFHOST_RPC_ASSIGN_OR_RETURN(auto config, FindDatastore(context_, name), ctx,
                                  "DATASTORE_NOT_FOUND");
-    proxy::JobRecord record = NewJobRecord(v1::JOB_TYPE_GC, req->spec(), req->request_id(),
-                                           req->labels(), caller.name);
+    proxy::JobRecord record =
+        NewJobRecord(v1::JOB_TYPE_GC, req->spec(), req->request_id(), req->labels(), caller.name);
     record.keys = {{"datastore", config->name}};
     Result<proxy::JobRecord> job =
         context_.jobs->Start(std::move(record), GcJob(*config, req->spec()));

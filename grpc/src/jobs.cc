@@ -58,7 +58,7 @@ v1::JobPhase PhaseOf(const proxy::JobRecord& r) {
   if (r.state == proxy::JobState::kQueued) return v1::JOB_PHASE_QUEUED;
   v1::JobType type = JobTypeOf(r.type);
   return type == v1::JOB_TYPE_VERIFY || type == v1::JOB_TYPE_GC ? v1::JOB_PHASE_CHECK
-                                                                 : v1::JOB_PHASE_READ;
+                                                                : v1::JOB_PHASE_READ;
 }
 
 }  // namespace

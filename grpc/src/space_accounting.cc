@@ -47,7 +47,8 @@ Result<SpaceAccounting> CountSpace(storage::Datastore& ds, const std::atomic<boo
   SpaceAccounting a;
   a.time = static_cast<int64_t>(std::time(nullptr));
   // What GC would free is counted against the cut-off a GC starting now would use.
-  OFFHOST_ASSIGN_OR_RETURN(int64_t cutoff, storage::GcCutoff(ds, storage::GcOptions().min_age_seconds));
+  OFFHOST_ASSIGN_OR_RETURN(int64_t cutoff,
+                           storage::GcCutoff(ds, storage::GcOptions().min_age_seconds));
   std::unordered_set<storage::ChunkId, storage::ChunkIdHash> referenced;
   OFFHOST_ASSIGN_OR_RETURN(auto snaps, ds.ListSnapshots());
   for (const auto& snap : snaps) {

@@ -107,8 +107,10 @@ int RunPrune(const PruneOptions& o) {
       if (o.json) std::cout << out.dump(2) << "\n";
       return ReportError(report.status().WithContext("gc after prune (the prune is done)"));
     }
-    if (o.json) out["gc"] = GcJson(*report);
-    else PrintGcReport(*report);
+    if (o.json)
+      out["gc"] = GcJson(*report);
+    else
+      PrintGcReport(*report);
   }
   if (o.json) std::cout << out.dump(2) << "\n";
   return kExitOk;

@@ -92,8 +92,7 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
   OFFHOST_ASSIGN_OR_RETURN(result.snapshot, writer->Commit());
   result.commit_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count();
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

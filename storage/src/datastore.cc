@@ -1,6 +1,7 @@
 #include "offhost/storage/datastore.h"
 
 #include <fcntl.h>
+#include <rocksdb/write_batch.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,8 +17,6 @@
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <rocksdb/write_batch.h>
 
 #include "index.h"
 #include "records.h"
@@ -322,7 +321,8 @@ Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) 
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       batch.Delete(it->key());
     }
-    OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list the manifests of " + snap.vm + "@" + snap.id));
+    OFFHOST_RETURN_IF_ERROR(
+        FromRocks(it->status(), "list the manifests of " + snap.vm + "@" + snap.id));
   }
   return index->WriteSynced(&batch);
 }
@@ -400,7 +400,8 @@ Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::stri
     if (it->Valid() && it->key().starts_with(prefix)) {
       struct tm tm = {};
       std::string last = it->key().ToString().substr(prefix.size());
-      if (strptime(last.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) first = std::max<int64_t>(first, timegm(&tm) + 1);
+      if (strptime(last.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        first = std::max<int64_t>(first, timegm(&tm) + 1);
     }
   }
   for (int64_t t = first;; ++t) {

@@ -28,7 +28,8 @@ class Index {
   Status WriteSynced(rocksdb::WriteBatch* batch);
 
  private:
-  Index(std::string dir, std::unique_ptr<rocksdb::DB> db) : dir_(std::move(dir)), db_(std::move(db)) {}
+  Index(std::string dir, std::unique_ptr<rocksdb::DB> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
 };

@@ -1,8 +1,8 @@
 // Chunks as files in a local directory. Layout and durability rules:
 // docs/datastore-format.md ("Chunk store").
 #include <dirent.h>
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>

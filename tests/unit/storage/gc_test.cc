@@ -2,12 +2,12 @@
 // lock between a claim and a delete, temporary files (docs/gc.md).
 #include "offhost/storage/gc.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -118,7 +118,8 @@ TEST_F(GcTest, RemovesOnlyChunksOfDeletedSnapshotsOlderThanTheMinimumAge) {
   SnapshotRecord a = Commit("vm", {"shared", "only-a"});
   Commit("vm", {"shared", "only-b"});
   ASSERT_TRUE(ds_->DeleteSnapshots({a}).ok());
-  const ChunkId shared = ChunkId::Of(std::string("shared")), only_a = ChunkId::Of(std::string("only-a")),
+  const ChunkId shared = ChunkId::Of(std::string("shared")),
+                only_a = ChunkId::Of(std::string("only-a")),
                 only_b = ChunkId::Of(std::string("only-b"));
 
   GcReport young = Gc();  // default: 5 minutes
@@ -189,9 +190,8 @@ TEST_F(GcTest, AClaimDuringTheDeleteWaitsAndSeesTheChunkGone) {
   o.min_age_seconds = 0;
   o.before_delete = [&](const ChunkId& deleting) {
     ASSERT_EQ(deleting, id);
-    claim = std::async(std::launch::async, [other, id]() -> Result<bool> {
-      return other->Contains(id);
-    });
+    claim = std::async(std::launch::async,
+                       [other, id]() -> Result<bool> { return other->Contains(id); });
     EXPECT_EQ(claim.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
         << "the claim did not wait for GC's lock";
   };
@@ -207,8 +207,8 @@ TEST_F(GcTest, TemporaryFilesOfStoppedWritersGoThoseOfLiveOnesStay) {
   Commit("vm", {"x"});
   const ChunkId id = ChunkId::Of(std::string("x"));
   const std::string path = ds_->chunks().Locate(id);
-  const std::string dead = path + ".tmp.999999999.0", live = path + ".tmp." +
-                                                           std::to_string(::getpid()) + ".1";
+  const std::string dead = path + ".tmp.999999999.0",
+                    live = path + ".tmp." + std::to_string(::getpid()) + ".1";
   std::ofstream(dead) << "partial";
   std::ofstream(live) << "partial";
   BackdateAll(3600);

@@ -37,11 +37,11 @@ struct SweepOptions {
 };
 
 struct SweepStats {
-  uint64_t chunks = 0;            // chunk files seen
-  uint64_t referenced = 0;        // kept: a committed snapshot uses them
-  uint64_t recent = 0;            // kept: unreferenced but claimed after the cut-off
+  uint64_t chunks = 0;      // chunk files seen
+  uint64_t referenced = 0;  // kept: a committed snapshot uses them
+  uint64_t recent = 0;      // kept: unreferenced but claimed after the cut-off
   uint64_t recent_bytes = 0;
-  uint64_t removed = 0;           // unreferenced chunk files deleted (dry run: would be)
+  uint64_t removed = 0;  // unreferenced chunk files deleted (dry run: would be)
   uint64_t removed_bytes = 0;
   uint64_t temporary_removed = 0;  // temporary files of writers gone before the cut-off
   uint64_t temporary_bytes = 0;

@@ -37,7 +37,7 @@ struct GcReport {
   uint64_t mark_set_bytes = 0;     // memory of the mark set
   double mark_seconds = 0;
   double sweep_seconds = 0;
-  SweepStats sweep;                // chunks seen, kept and removed (or would be, dry run)
+  SweepStats sweep;  // chunks seen, kept and removed (or would be, dry run)
 };
 
 // One run of garbage collection over `ds` (which must be writable unless dry_run).
