@@ -55,7 +55,7 @@ Result<storage::GcReport> RunGc(storage::Datastore& ds, storage::GcOptions optio
   };
   std::atomic<uint64_t> deletes{0};
   options.before_delete = [&](const storage::ChunkId&) {
-    if (++deletes == 2) PauseForTests();
+    if (++deletes >= 2) PauseForTests();  // every sweep thread stops after the first delete
   };
   std::unique_ptr<ProgressBar> bar;
   if (!quiet && StdoutIsTerminal()) {

@@ -15,7 +15,8 @@ Result<int64_t> ParseAge(const std::string& text);
 
 // Runs GC on `ds` with a progress bar on a terminal. Test hook: with OFFHOST_TEST_GC_PAUSE=PATH
 // set, GC creates PATH.ready when it has deleted one chunk and is about to delete the second
-// (holding that chunk directory's lock), and waits up to 2 minutes for PATH to appear.
+// (holding that chunk directory's lock); every sweep thread that comes to a delete then waits
+// (up to 2 minutes) for PATH to appear, so exactly one chunk is gone meanwhile.
 Result<storage::GcReport> RunGc(storage::Datastore& ds, storage::GcOptions options, bool quiet);
 
 nlohmann::json GcJson(const storage::GcReport& r);
