@@ -32,6 +32,7 @@ struct BackupCliOptions {
   std::vector<std::string> disks;
   std::string bitmap, connect, domain, qmp, qga, nbd_address, scratch_dir;
   int freeze_timeout = 10;
+  int nbd_timeout = 300;
   bool full = false;
   int threads = 0;
   bool json = false;
@@ -79,6 +80,7 @@ Result<proxy::VmBackupRequest> MakeRequest(const BackupCliOptions& o) {
   if (!o.nbd_address.empty()) s["nbd-address"] = o.nbd_address;
   if (!o.scratch_dir.empty()) s["scratch-dir"] = o.scratch_dir;
   s["freeze-timeout"] = std::to_string(o.freeze_timeout);
+  s["nbd-timeout"] = std::to_string(o.nbd_timeout);
   if (o.driver == "iscsi") {
     OFFHOST_ASSIGN_OR_RETURN(auto iscsi, IscsiSettings(o.iscsi));
     s.insert(iscsi.begin(), iscsi.end());
@@ -335,6 +337,9 @@ void AddBackupCommand(CLI::App& app, RunFn* run) {
   cmd->add_option("--qga", o->qga, "qemu driver: the guest agent's unix socket (for quiescing)");
   cmd->add_option("--freeze-timeout", o->freeze_timeout,
                   "Seconds to wait for the guest agent to freeze file systems (default 10)");
+  cmd->add_option("--nbd-timeout", o->nbd_timeout,
+                  "Seconds a read of an NBD export may wait for the server before the backup "
+                  "fails (default 300; 0 waits forever)");
   AddIscsiOptions(cmd, &o->iscsi);
   cmd->add_flag("--full", o->full, "Read every disk in full even when an incremental is possible");
   cmd->add_option("--threads", o->threads, "Hashing/compression threads (default: one per core)");

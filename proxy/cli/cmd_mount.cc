@@ -1,5 +1,8 @@
 // offhost mount [--datastore DIR] VM@SNAPSHOT[:/path] MOUNTPOINT [--allow-other] [--background]
 //               [--cache-mib N]
+// offhost mount [--server ADDR] ... — without a datastore directory, the snapshot is one of
+// offhostd's: folders are listed with its catalog and files read with DownloadFiles
+// (remote_guest_files.h), so a backup on a remote proxy can be browsed with ls/cat/cp.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,14 +15,19 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
+#include "daemon_convert.h"
 #include "fuse_tree.h"
+#include "offhost/v1/catalog.grpc.pb.h"
 #include "open_snapshot.h"
+#include "remote_guest_files.h"
 
 namespace offhost::cli {
 namespace {
 
 struct MountCliOptions {
   std::string datastore;
+  DaemonOptions daemon;
   std::string ref;  // VM@SNAPSHOT[:/path]
   std::string dir;
   bool allow_other = false;
@@ -137,18 +145,71 @@ class Background {
   int pipe_[2] = {-1, -1};
 };
 
-int RunMount(const MountCliOptions& o) {
+// Checks shared by both modes; `mountpoint` gets the absolute path (the background process
+// leaves the working directory).
+Status CheckMount(const MountCliOptions& o, std::string* mountpoint) {
+  if (o.cache_mib < 8) return Status::InvalidArgument("--cache-mib must be at least 8");
+  OFFHOST_RETURN_IF_ERROR(CheckMountpoint(o.dir));
+  OFFHOST_RETURN_IF_ERROR(CheckFuseDevice());
+  *mountpoint = Absolute(o.dir);
+  return Status::OK();
+}
+
+// Serves `files` (the snapshot `name`, started at `started`) until unmounted.
+int Serve(const MountCliOptions& o, Background& bg, mount::GuestFiles& files,
+          const SnapshotPath& ref, const std::string& name, int64_t started,
+          const std::string& mountpoint);
+
+// Against offhostd: the snapshot's files through its Catalog and Restore services.
+int RunMountDaemon(const MountCliOptions& o) {
+  auto ref = ParseSnapshotPath(o.ref);
+  if (!ref.ok()) return ReportError(ref.status());
+  std::string mountpoint;
+  if (Status st = CheckMount(o, &mountpoint); !st.ok()) return ReportError(st);
+  Background bg;
+  if (o.background) {
+    // Before the gRPC channel starts its threads: only the calling thread survives fork.
+    if (Status st = bg.Fork(); !st.ok()) return ReportError(st);
+  }
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) {
+    int code = ReportError(client.status());
+    bg.Report(code);
+    return code;
+  }
+  int exit = kExitOk;
+  auto snapshot = FindSnapshotResource(**client, ref->vm, ref->snapshot, &exit);
+  if (!snapshot.ok()) {
+    bg.Report(exit);
+    return exit;
+  }
+  auto files = RemoteGuestFiles::Open(**client, *snapshot);
+  if (!files.ok()) {
+    int code = ReportError(files.status());
+    bg.Report(code);
+    return code;
+  }
+  // The snapshot's start time is shown as the times of "/", as in local mode.
+  int64_t started = 0;
+  {
+    auto stub = v1::CatalogService::NewStub((*client)->channel());
+    v1::GetSnapshotRequest req;
+    req.set_name(*snapshot);
+    v1::Snapshot snap;
+    auto ctx = (*client)->Context();
+    if (stub->GetSnapshot(ctx.get(), req, &snap).ok()) started = FromProto(snap).started;
+  }
+  ref->snapshot = LastPart(*snapshot);
+  return Serve(o, bg, **files, *ref, ref->vm + "@" + ref->snapshot, started, mountpoint);
+}
+
+int RunMountLocal(const MountCliOptions& o) {
   auto ref = ParseSnapshotPath(o.ref);
   if (!ref.ok()) return ReportError(ref.status());
   auto ds_dir = DatastoreDir(o.datastore);
   if (!ds_dir.ok()) return ReportError(ds_dir.status());
-  if (o.cache_mib < 8) {
-    return ReportError(Status::InvalidArgument("--cache-mib must be at least 8"));
-  }
-  if (Status st = CheckMountpoint(o.dir); !st.ok()) return ReportError(st);
-  if (Status st = CheckFuseDevice(); !st.ok()) return ReportError(st);
-  // Absolute: the background process leaves the working directory.
-  const std::string mountpoint = Absolute(o.dir);
+  std::string mountpoint;
+  if (Status st = CheckMount(o, &mountpoint); !st.ok()) return ReportError(st);
   const std::string datastore = Absolute(*ds_dir);
 
   Background bg;
@@ -156,18 +217,26 @@ int RunMount(const MountCliOptions& o) {
     // Before anything starts threads (RocksDB does): only the calling thread survives fork.
     if (Status st = bg.Fork(); !st.ok()) return ReportError(st);
   }
+  auto opened = OpenSnapshotFiles(datastore, &*ref);
+  if (!opened.ok()) {
+    int code = ReportError(opened.status());
+    bg.Report(code);
+    return code;
+  }
+  return Serve(o, bg, opened->files->files(), *ref, ref->vm + "@" + ref->snapshot,
+               opened->snap.started, mountpoint);
+}
+
+int Serve(const MountCliOptions& o, Background& bg, mount::GuestFiles& files,
+          const SnapshotPath& ref, const std::string& name, int64_t started,
+          const std::string& mountpoint) {
   auto fail = [&](const Status& st) {
     int code = ReportError(st);
     bg.Report(code);
     return code;
   };
-
-  auto opened = OpenSnapshotFiles(datastore, &*ref);
-  if (!opened.ok()) return fail(opened.status());
-  const std::string name = ref->vm + "@" + ref->snapshot;
-  const std::string shown = name + (ref->path == "/" ? "" : ":" + ref->path);
-  auto& files = opened->files->files();
-  auto root = files.Stat(ref->path);
+  const std::string shown = name + (ref.path == "/" ? "" : ":" + ref.path);
+  auto root = files.Stat(ref.path);
   if (!root.ok()) return fail(root.status());
   if (root->type != mount::FileType::kDirectory) {
     return fail(Status::InvalidArgument(
@@ -177,8 +246,8 @@ int RunMount(const MountCliOptions& o) {
   FuseMountOptions options;
   options.mountpoint = mountpoint;
   options.fsname = "offhost:" + name;
-  options.root = ref->path;
-  options.root_time = opened->snap.started;
+  options.root = ref.path;
+  options.root_time = started;
   options.allow_other = o.allow_other;
   options.cache.budget = o.cache_mib << 20;
   Status st = ServeFuse(files, options, [&] {
@@ -197,6 +266,15 @@ int RunMount(const MountCliOptions& o) {
   return kExitOk;
 }
 
+int RunMount(const MountCliOptions& o) {
+  // $OFFHOST_DATASTORE names a local datastore unless --server was given, as for ls.
+  const char* env = std::getenv("OFFHOST_DATASTORE");
+  std::string dir = !o.datastore.empty() || !o.daemon.server.empty() || !env ? o.datastore : env;
+  auto daemon = UseDaemon(o.daemon, dir);
+  if (!daemon.ok()) return ReportError(daemon.status());
+  return *daemon ? RunMountDaemon(o) : RunMountLocal(o);
+}
+
 }  // namespace
 
 void AddMountCommand(CLI::App& app, RunFn* run) {
@@ -204,7 +282,9 @@ void AddMountCommand(CLI::App& app, RunFn* run) {
   auto* m = app.add_subcommand(
       "mount",
       "Mount the files of a backup read-only (FUSE); unmount with fusermount3 -u DIR or Ctrl-C");
-  m->add_option("--datastore", o->datastore, "Datastore directory (default $OFFHOST_DATASTORE)");
+  m->add_option("--datastore", o->datastore,
+                "Datastore directory (local mode; default $OFFHOST_DATASTORE)");
+  AddDaemonOptions(m, &o->daemon);
   m->add_option("SNAPSHOT", o->ref,
                 "VM@SNAPSHOT[:/folder], e.g. web01@latest or web01@latest:/vda1/home")
       ->required();

@@ -1,9 +1,13 @@
 #include "config.h"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -400,6 +404,112 @@ void ReadDatastores(Reader& r, const toml::table& root, DaemonConfig& config) {
   });
 }
 
+// Why the secret file at `path` may not be used, or "" when it may: it must be a regular file
+// of this user (the daemon's) or root that no one else may read or write, so a secret is not
+// readable by the users of the proxy.
+std::string SecretFileProblem(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return "cannot read " + path + ": " + std::strerror(errno) + "; fix the path";
+  }
+  if (!S_ISREG(st.st_mode)) return path + " is not a regular file";
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    return path + " belongs to uid " + std::to_string(st.st_uid) +
+           "; it must belong to offhostd's user or root (chown)";
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return path + " has mode " + mode + ": other users may read or change the secret; chmod 600 " +
+           path;
+  }
+  return "";
+}
+
+// Returns the names of every [[credential]], loaded or not, so that a host naming one that
+// failed is not told that it does not exist.
+std::set<std::string> ReadCredentials(Reader& r, const toml::table& root, DaemonConfig& config) {
+  std::set<std::string> names;
+  ForEachTable(r, root, "credential", [&](const toml::table& t, const std::string& prefix) {
+    r.CheckKeys(t, prefix, {"name", "kind", "user", "secret_file", "description"});
+    CredentialConfig c;
+    r.String(t, prefix, "description", &c.description);
+    bool ok = r.RequiredString(t, prefix, "name", &c.name) != nullptr;
+    if (ok) CheckUniqueName(r, names, t, prefix, c.name, "credential");
+    if (const toml::node* n = r.RequiredString(t, prefix, "kind", &c.kind)) {
+      if (c.kind != "chap") {
+        r.Error(n->source(), prefix + ".kind",
+                "\"" + c.kind + "\" is not a kind offhostd can use yet; use chap (iSCSI CHAP)");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    ok = r.RequiredString(t, prefix, "user", &c.user) != nullptr && ok;
+    if (const toml::node* n = r.RequiredString(t, prefix, "secret_file", &c.secret_file)) {
+      c.secret_file = Resolve(r.file(), c.secret_file);
+      std::string problem = SecretFileProblem(c.secret_file);
+      Result<std::string> text =
+          problem.empty() ? ReadFileText(c.secret_file) : Result<std::string>(Status::OK());
+      if (problem.empty() && !text.ok()) problem = text.status().message();
+      if (problem.empty()) {
+        c.secret = *text;
+        while (!c.secret.empty() && (c.secret.back() == '\n' || c.secret.back() == '\r')) {
+          c.secret.pop_back();
+        }
+        if (c.secret.empty()) problem = c.secret_file + " is empty; write the secret into it";
+      }
+      if (!problem.empty()) {
+        // The message names the file, never its content.
+        r.Error(n->source(), prefix + ".secret_file", problem);
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (ok) config.credentials.push_back(std::move(c));
+  });
+  return names;
+}
+
+const CredentialConfig* FindCredential(const DaemonConfig& config, const std::string& name) {
+  for (const auto& c : config.credentials) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+// `credential = "NAME"` of a host: its user and secret become the driver's settings.
+void ApplyCredential(Reader& r, const DaemonConfig& config, const std::set<std::string>& declared,
+                     const toml::table& t, const std::string& prefix, grpcapi::HostConfig& host) {
+  std::string name;
+  const toml::node* n = r.String(t, prefix, "credential", &name);
+  if (n == nullptr) return;
+  const CredentialConfig* c = FindCredential(config, name);
+  if (c == nullptr && declared.contains(name)) return;  // its own error was reported
+  if (c == nullptr) {
+    r.Error(n->source(), prefix + ".credential",
+            "no [[credential]] is named \"" + name + "\"; add it or fix the name");
+    return;
+  }
+  if (host.driver != "iscsi") {
+    r.Error(n->source(), prefix + ".credential",
+            "credential " + name + " is of kind " + c->kind +
+                ", which the iscsi driver uses; host " + host.name + " uses the " + host.driver +
+                " driver");
+    return;
+  }
+  if (host.settings.contains("chap-user") || host.settings.contains("chap-secret")) {
+    r.Error(n->source(), prefix + ".credential",
+            "the host also sets chap-user or chap-secret in its settings; keep the credential "
+            "and remove those settings");
+    return;
+  }
+  host.settings["chap-user"] = c->user;
+  host.settings["chap-secret"] = c->secret;
+  host.credential = name;
+}
+
 const char* const kDrivers[] = {"nbd", "iscsi", "image", "libvirt", "qemu"};
 
 // A scalar setting as the drivers take it: text.
@@ -457,12 +567,13 @@ void CheckDatastoreRef(Reader& r, const DaemonConfig& config, const toml::table&
           "no [[datastore]] is named \"" + name + "\"; add it or fix the name");
 }
 
-void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
+void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config,
+               const std::set<std::string>& credentials) {
   std::set<std::string> names;
   ForEachTable(r, root, "host", [&](const toml::table& t, const std::string& prefix) {
-    r.CheckKeys(
-        t, prefix,
-        {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore", "description"});
+    r.CheckKeys(t, prefix,
+                {"name", "driver", "settings", "ad_hoc_sources_allowed", "datastore", "description",
+                 "credential"});
     grpcapi::HostConfig host;
     bool ok = r.RequiredString(t, prefix, "name", &host.name) != nullptr;
     if (ok) CheckUniqueName(r, names, t, prefix, host.name, "host");
@@ -480,6 +591,7 @@ void ReadHosts(Reader& r, const toml::table& root, DaemonConfig& config) {
     r.String(t, prefix, "description", &host.description);
     CheckDatastoreRef(r, config, t, prefix, host.datastore);
     ReadSettings(r, t, prefix, &host.settings);
+    if (ok) ApplyCredential(r, config, credentials, t, prefix, host);
     if (ok) config.hosts.push_back(host);
   });
 }
@@ -541,12 +653,13 @@ Result<DaemonConfig> ParseConfig(std::string_view text, const std::string& path)
   Reader r(path);
   DaemonConfig config;
   config.file = path;
-  r.CheckKeys(root, "", {"server", "token", "datastore", "host", "vm"});
+  r.CheckKeys(root, "", {"server", "token", "datastore", "credential", "host", "vm"});
   const toml::node* server = r.Typed<toml::table>(root, "", "server", "a table ([server])");
   if (server != nullptr) ReadServer(r, *server->as_table(), config);
   ReadTokens(r, root, config);
   ReadDatastores(r, root, config);
-  ReadHosts(r, root, config);  // after the datastores and before the VMs they refer to
+  std::set<std::string> credentials = ReadCredentials(r, root, config);  // before the hosts
+  ReadHosts(r, root, config, credentials);  // after the datastores, before the VMs naming them
   ReadVms(r, root, config);
   if (r.errors().empty()) return config;
   std::string message;

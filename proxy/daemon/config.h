@@ -36,6 +36,19 @@ struct TokenConfig {
   grpcapi::Role role = grpcapi::Role::kReadOnly;
 };
 
+// [[credential]]: a secret drivers use, named by hosts (`credential = "NAME"`). The secret
+// is read at start from `secret_file` (mode 0600 or stricter, owned by offhostd's user or
+// root); it is never logged, shown by the API (ListCredentials gives name, kind and user) or
+// written into jobs.
+struct CredentialConfig {
+  std::string name;
+  std::string kind;  // "chap": an iSCSI CHAP user and secret (iscsi hosts)
+  std::string user;
+  std::string secret_file;  // as configured, resolved against the configuration's folder
+  std::string secret;       // the file's content without its final newline
+  std::string description;  // optional free text
+};
+
 struct DaemonConfig {
   std::string file;  // where it was read from, for messages
 
@@ -57,8 +70,9 @@ struct DaemonConfig {
 
   std::vector<TokenConfig> tokens;
   std::vector<grpcapi::DatastoreConfig> datastores;
-  std::vector<grpcapi::HostConfig> hosts;  // [[host]]
-  std::vector<grpcapi::VmConfig> vms;      // [[vm]]
+  std::vector<CredentialConfig> credentials;  // [[credential]]
+  std::vector<grpcapi::HostConfig> hosts;     // [[host]]
+  std::vector<grpcapi::VmConfig> vms;         // [[vm]]
 };
 
 // Reads and validates the file at `path`.

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "log.h"
+#include "offhost/grpc/leftovers.h"
 #include "pem.h"
 
 namespace offhost::daemon {
@@ -89,12 +90,24 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonConfig config) {
   daemon->context_.audit = daemon->audit_.get();
   daemon->context_.datastores = c.datastores;
   daemon->context_.hosts = c.hosts;
+  for (const CredentialConfig& cred : c.credentials) {
+    // Only what may be shown: the secret stays in the hosts' driver settings.
+    std::string shown = (cred.kind == "chap" ? "CHAP user " : "user ") + cred.user;
+    if (!cred.description.empty()) shown += "; " + cred.description;
+    daemon->context_.credentials.push_back({cred.name, cred.kind, shown});
+  }
   daemon->context_.vms = c.vms;
   daemon->context_.restore_roots = c.restore_roots;
   daemon->context_.restore_nbd_targets = c.restore_nbd_targets;
   daemon->context_.jobs = daemon->jobs_.get();
   daemon->services_ = grpcapi::MakeServices(daemon->context_);
   OFFHOST_RETURN_IF_ERROR(daemon->Listen());
+  daemon->leftovers_ = std::thread([d = daemon.get()] {
+    grpcapi::ReleaseInterruptedBackups(d->context_, d->stopping_,
+                                       [](bool problem, const std::string& m) {
+                                         Log(problem ? LogLevel::kWarning : LogLevel::kNotice, m);
+                                       });
+  });
   if (c.tokens.empty()) {
     Log(LogLevel::kWarning, c.file +
                                 " has no [[token]]: every call but health and reflection "
@@ -139,7 +152,14 @@ Status Daemon::Listen() {
   return Status::OK();
 }
 
+Daemon::~Daemon() {
+  stopping_ = true;
+  if (leftovers_.joinable()) leftovers_.join();
+}
+
 void Daemon::Shutdown(std::chrono::seconds grace) {
+  stopping_ = true;
+  if (leftovers_.joinable()) leftovers_.join();
   server_->GetHealthCheckService()->Shutdown();
   jobs_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);

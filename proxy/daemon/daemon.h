@@ -4,8 +4,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "audit_log.h"
@@ -19,13 +21,16 @@ class Daemon {
  public:
   // Opens the audit log and the job database (marking jobs a previous run left running
   // INTERRUPTED), builds the authorizer and the services, and starts listening. Nothing
-  // listens when it fails.
+  // listens when it fails. Then, on a thread of its own (a host that does not answer must
+  // not hold up the start), releases what the interrupted backups left on their hypervisors
+  // (grpcapi::ReleaseInterruptedBackups).
   static Result<std::unique_ptr<Daemon>> Start(DaemonConfig config);
 
   // Reports NOT_SERVING, cancels the running jobs and waits for them (they end INTERRUPTED,
   // their views released; WatchJob streams end UNAVAILABLE), stops accepting calls, gives
   // running calls `grace` to finish and then cancels them, and removes the unix socket.
   void Shutdown(std::chrono::seconds grace);
+  ~Daemon();
 
  private:
   explicit Daemon(DaemonConfig config) : config_(std::move(config)) {}
@@ -38,6 +43,8 @@ class Daemon {
   grpcapi::ServiceContext context_;         // the services keep a reference to it
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> stopping_{false};
+  std::thread leftovers_;  // ReleaseInterruptedBackups; joined by Shutdown
 };
 
 }  // namespace offhost::daemon

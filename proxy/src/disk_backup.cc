@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "bounded_queue.h"
+#include "decoded_chunk_cache.h"
 #include "offhost/storage/chunk_codec.h"
 
 namespace offhost::proxy {
@@ -152,6 +153,9 @@ enum class JobKind { kWhole, kPatch, kMerge, kPack };
 // the bytes an old chunk keeps alive for a few slices.
 constexpr size_t kMaxPatchPieces = 16;
 
+// Chunks of the previous snapshot kept decoded while merging (see DecodedChunkCache).
+constexpr size_t kKeepBaseChunks = 16;
+
 struct Piece {
   ManifestEntry entry;  // for a fresh piece only offset and length matter
   bool fresh = false;  // bytes are in the job's `own` buffer from `at`, to be stored as a new chunk
@@ -233,6 +237,10 @@ class DiskBackup {
 
   Result<storage::DiskRecord> Run() {
     BufferPool pool(batch_chunks_ + 2 * static_cast<size_t>(threads_) + 1, chunk_size_);
+    // Merged ranges take their unchanged bytes from the previous snapshot's chunks; packs
+    // serve many neighbouring ranges, so keep a few of them decoded.
+    DecodedChunkCache base_chunks(ds_.chunks(), kKeepBaseChunks * chunk_size_);
+    base_chunks_ = &base_chunks;
     BoundedQueue<Job> queue(2 * static_cast<size_t>(threads_));
     pool_ = &pool;
     std::vector<std::thread> workers;
@@ -460,21 +468,20 @@ class DiskBackup {
   // Fills the unchanged parts of a range from the previous snapshot. A base chunk that is
   // missing or damaged is not trusted: the whole range is read from the source.
   Status MergeBase(const Job& job) {
-    std::map<ChunkId, std::string> chunks;
     for (const ManifestEntry& e : job.base) {
       if (e.kind != ManifestEntryKind::kChunk) continue;  // zeroes already
-      std::string& bytes = chunks[e.chunk];
-      if (bytes.empty()) {
-        auto file = ds_.chunks().Get(e.chunk);
-        Status st = file.ok() ? storage::DecodeChunk(e.chunk, *file, &bytes) : file.status();
-        if (st.ok() && bytes.size() < uint64_t{e.chunk_offset} + e.length) {
-          st = Status::Corruption("too short");
-        }
-        if (!st.ok()) {
-          if (file.ok()) ds_.chunks().Quarantine(e.chunk).status().IgnoreError();  // damaged
-          return ReadWholeRange(job);
-        }
+      bool damaged = false;
+      auto decoded = base_chunks_->Get(e.chunk, &damaged);
+      Status st = decoded.ok() ? Status::OK() : decoded.status();
+      if (st.ok() && (*decoded)->size() < uint64_t{e.chunk_offset} + e.length) {
+        st = Status::Corruption("too short");
+        damaged = true;
       }
+      if (!st.ok()) {
+        if (damaged) ds_.chunks().Quarantine(e.chunk).status().IgnoreError();
+        return ReadWholeRange(job);
+      }
+      const std::string& bytes = **decoded;
       uint64_t pos = e.offset - job.offset;  // copy the parts of e outside the fresh ranges
       const uint64_t e_end = pos + e.length;
       auto copy = [&](uint64_t from, uint64_t to) {
@@ -612,6 +619,7 @@ class DiskBackup {
   BlockDevice& dev_;
   storage::DiskManifestWriter& manifest_;
   const BackupOptions& options_;
+  DecodedChunkCache* base_chunks_ = nullptr;
   int threads_;
   uint32_t chunk_size_;
   size_t batch_chunks_;

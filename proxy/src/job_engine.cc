@@ -213,6 +213,7 @@ Status JobEngine::Impl::Recover() {
     auto job = std::make_shared<Job>();
     job->record = std::move(record);
     if (!IsTerminal(job->record.state)) {
+      job->record.leftovers_pending = true;
       Fail(*job, JobState::kInterrupted, Status::Unavailable(kStoppedReason));
     }
     jobs[job->record.id] = job;
@@ -310,6 +311,30 @@ std::vector<JobRecord> JobEngine::List(const JobFilter& filter) const {
     return a.create_ms != b.create_ms ? a.create_ms > b.create_ms : a.id > b.id;
   });
   return out;
+}
+
+std::vector<JobRecord> JobEngine::PendingLeftovers() const {
+  std::vector<JobRecord> out;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, job] : impl_->jobs) {
+      if (job->record.leftovers_pending) out.push_back(WithoutEvents(job->record));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& b) {
+    return a.create_ms != b.create_ms ? a.create_ms < b.create_ms : a.id < b.id;
+  });
+  return out;
+}
+
+Status JobEngine::SettleLeftovers(const std::string& id, bool released, const std::string& note) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->jobs.find(id);
+  if (it == impl_->jobs.end()) return Status::NotFound("job " + id + " not found");
+  JobRecord& record = it->second->record;
+  if (!note.empty()) record.warnings.push_back(note);
+  if (released) record.leftovers_pending = false;
+  return impl_->store->Put(record, /*synced=*/true);
 }
 
 Status JobEngine::Watch(const std::string& id, uint64_t after_sequence,

@@ -97,6 +97,7 @@ std::string EncodeJob(const JobRecord& job) {
                       {"error", job.error_message},
                       {"warnings", job.warnings},
                       {"last_sequence", job.last_sequence},
+                      {"leftovers_pending", job.leftovers_pending},
                       {"events", events}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -123,6 +124,7 @@ Result<JobRecord> DecodeJob(const std::string& text) {
     job.error_message = j.at("error");
     job.warnings = j.at("warnings").get<std::vector<std::string>>();
     job.last_sequence = j.at("last_sequence");
+    job.leftovers_pending = j.value("leftovers_pending", false);  // absent before it existed
     for (const auto& e : j.at("events")) job.events.push_back(EventFrom(e));
     return job;
   } catch (const nlohmann::json::exception& e) {

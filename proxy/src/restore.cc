@@ -5,14 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <list>
-#include <map>
 #include <mutex>
 #include <string_view>
 #include <thread>
 
 #include "bounded_queue.h"
-#include "offhost/storage/chunk_codec.h"
+#include "decoded_chunk_cache.h"
 
 namespace offhost::proxy {
 namespace {
@@ -31,6 +29,8 @@ class DiskRestore {
                       ? options_.threads
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     BoundedQueue<std::vector<ManifestEntry>> queue(2 * static_cast<size_t>(threads));
+    DecodedChunkCache decoded(ds_.chunks(), kKeepDecodedBytesPerWorker * threads);
+    decoded_ = &decoded;
     std::vector<std::thread> workers;
     for (int i = 0; i < threads; ++i) workers.emplace_back([&] { WorkerLoop(queue); });
     // The chunk entries of one chunk-size range go to one worker together: after incremental
@@ -65,59 +65,25 @@ class DiskRestore {
   }
 
  private:
-  // Decoded chunks one worker keeps, most recently used first. Beyond the current range's,
-  // up to kKeepDecodedBytes stay for the next ranges: the runs an incremental packed into one
-  // chunk are slices of it in many ranges near each other, and each is decoded once.
-  class DecodedChunks {
-   public:
-    // The chunk's decoded bytes, or an empty string to fill; valid until the next Trim.
-    std::string& Slot(const storage::ChunkId& id) {
-      auto it = index_.find(id);
-      if (it != index_.end()) {
-        items_.splice(items_.begin(), items_, it->second);
-      } else {
-        items_.emplace_front(id, std::string());
-        index_[id] = items_.begin();
-      }
-      return items_.front().second;
-    }
-    void Trim(size_t keep_bytes) {
-      size_t bytes = 0;
-      for (auto it = items_.begin(); it != items_.end();) {
-        bytes += it->second.size();
-        if (bytes <= keep_bytes || it == items_.begin()) {
-          ++it;
-          continue;
-        }
-        index_.erase(it->first);
-        it = items_.erase(it);
-      }
-    }
-
-   private:
-    std::list<std::pair<storage::ChunkId, std::string>> items_;
-    std::map<storage::ChunkId, std::list<std::pair<storage::ChunkId, std::string>>::iterator>
-        index_;
-  };
-  static constexpr size_t kKeepDecodedBytes = 32u << 20;
+  // Beyond the ranges being restored, this much decoded data stays for the next ranges per
+  // worker: the runs an incremental packed into one chunk are slices of it in many ranges
+  // near each other, and each is then decoded once.
+  static constexpr size_t kKeepDecodedBytesPerWorker = 32u << 20;
 
   void WorkerLoop(BoundedQueue<std::vector<ManifestEntry>>& queue) {
-    DecodedChunks decoded;
     while (auto job = queue.Pop()) {
       for (const ManifestEntry& e : *job) {
         if (Failed()) break;
-        Status st = RestoreEntry(e, &decoded.Slot(e.chunk));
+        Status st = RestoreEntry(e);
         if (!st.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
           if (failure_.ok()) failure_ = st;
         }
       }
-      decoded.Trim(kKeepDecodedBytes);
     }
   }
 
-  // `data` is the chunk's bytes when an earlier entry decoded it, else empty.
-  Status RestoreEntry(const ManifestEntry& e, std::string* data) {
+  Status RestoreEntry(const ManifestEntry& e) {
     auto damaged = [&](const Status& why) {
       return Status::Corruption(
           "chunk " + e.chunk.Hex() + " (" + ds_.chunks().Locate(e.chunk) + ") for disk offset " +
@@ -125,18 +91,10 @@ class DiskRestore {
           " is damaged: " + why.message() +
           "; nothing wrong was written — run 'offhost verify --datastore " + ds_.dir() + "'");
     };
-    if (data->empty()) {
-      auto file = ds_.chunks().Get(e.chunk);
-      if (!file.ok()) {
-        if (file.status().code() == StatusCode::kNotFound) return damaged(file.status());
-        return file.status();
-      }
-      Status st = storage::DecodeChunk(e.chunk, *file, data);
-      if (!st.ok()) {
-        data->clear();
-        return damaged(st);
-      }
-    }
+    bool damaged_chunk = false;
+    auto decoded = decoded_->Get(e.chunk, &damaged_chunk);
+    if (!decoded.ok()) return damaged_chunk ? damaged(decoded.status()) : decoded.status();
+    const std::string* data = decoded->get();
     if (data->size() < uint64_t{e.chunk_offset} + e.length) {
       return damaged(Status::Corruption("chunk holds " + std::to_string(data->size()) +
                                         " bytes, the manifest needs " +
@@ -193,6 +151,7 @@ class DiskRestore {
   std::string disk_;
   BlockDevice& target_;
   const RestoreOptions& options_;
+  DecodedChunkCache* decoded_ = nullptr;
   std::mutex mu_;
   Status failure_;
   RestoreResult result_;

@@ -4,11 +4,13 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "offhost/mount/logical_volumes.h"
@@ -68,11 +70,16 @@ class VmLock {
 
 // The device of one disk of the view: the driver's own when it opened one (iSCSI), else its
 // NBD export; a logical volume on it when the disk is one (shared LVM on a LUN).
-Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDisk& d) {
+Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDisk& d,
+                                                  const snapshot_drivers::SnapshotRequest& req) {
   std::shared_ptr<BlockDevice> dev = d.device;
   if (!dev) {
     snapshot_drivers::NbdOpenOptions nbd;
     nbd.dirty_bitmap = d.dirty_bitmap;
+    // nbd-timeout=SECONDS (0: wait forever): how long a read may wait for the export.
+    if (auto t = req.settings.find("nbd-timeout"); t != req.settings.end()) {
+      nbd.timeout_seconds = std::max(0, std::atoi(t->second.c_str()));
+    }
     OFFHOST_ASSIGN_OR_RETURN(auto nbd_dev, snapshot_drivers::OpenNbd(d.uri, nbd));
     dev = std::move(nbd_dev);
   }
@@ -88,7 +95,43 @@ Result<std::shared_ptr<BlockDevice>> OpenViewDisk(const snapshot_drivers::ViewDi
   return std::shared_ptr<BlockDevice>(std::move(lv));
 }
 
+// What BackupVm and ReleaseVmLeftovers both do before the driver acts: who the VM is, its
+// lock, its latest snapshot (the parent) and the drivers' work folder.
+struct Prepared {
+  std::unique_ptr<snapshot_drivers::SnapshotDriver> driver;
+  snapshot_drivers::VmIdentity id;
+  std::unique_ptr<VmLock> lock;
+  std::optional<storage::SnapshotRecord> previous;
+};
+
+Result<Prepared> Prepare(storage::Datastore& ds, VmBackupRequest& req) {
+  Prepared p;
+  OFFHOST_ASSIGN_OR_RETURN(p.driver, snapshot_drivers::MakeDriver(req.driver));
+  OFFHOST_ASSIGN_OR_RETURN(p.id, p.driver->Identify(req.snapshot));
+  if (!req.vm_name.empty()) p.id.name = req.vm_name;
+  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", p.id.name)
+                              .WithContext("use --vm NAME to give the VM a name offhost accepts"));
+  if (p.driver->one_backup_per_vm()) {
+    OFFHOST_ASSIGN_OR_RETURN(p.lock, VmLock::Take(p.id));
+  }
+  OFFHOST_ASSIGN_OR_RETURN(p.previous, FindPrevious(ds, p.id));
+  req.snapshot.parent_checkpoint = p.previous ? p.previous->meta.checkpoint : "";
+  if (req.snapshot.work_dir.empty()) {
+    // Scratch files and sockets of drivers, apart from the datastore's staging directories.
+    req.snapshot.work_dir = ds.dir() + "/tmp/views";
+    std::error_code ec;
+    std::filesystem::create_directories(req.snapshot.work_dir, ec);
+    if (ec) return Status::IOError("create " + req.snapshot.work_dir + ": " + ec.message());
+  }
+  return p;
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> ReleaseVmLeftovers(storage::Datastore& ds, VmBackupRequest req) {
+  OFFHOST_ASSIGN_OR_RETURN(Prepared p, Prepare(ds, req));
+  return p.driver->ReleaseLeftovers(req.snapshot);
+}
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   std::vector<std::pair<std::string, double>> phases;
@@ -98,24 +141,10 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
     phases.emplace_back(name, std::chrono::duration<double>(now - mark).count());
     mark = now;
   };
-  OFFHOST_ASSIGN_OR_RETURN(auto driver, snapshot_drivers::MakeDriver(req.driver));
-  OFFHOST_ASSIGN_OR_RETURN(snapshot_drivers::VmIdentity id, driver->Identify(req.snapshot));
-  if (!req.vm_name.empty()) id.name = req.vm_name;
-  OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", id.name)
-                              .WithContext("use --vm NAME to give the VM a name offhost accepts"));
-  std::unique_ptr<VmLock> lock;
-  if (driver->one_backup_per_vm()) {
-    OFFHOST_ASSIGN_OR_RETURN(lock, VmLock::Take(id));
-  }
-  OFFHOST_ASSIGN_OR_RETURN(auto previous, FindPrevious(ds, id));
-  req.snapshot.parent_checkpoint = previous ? previous->meta.checkpoint : "";
-  if (req.snapshot.work_dir.empty()) {
-    // Scratch files and sockets of drivers, apart from the datastore's staging directories.
-    req.snapshot.work_dir = ds.dir() + "/tmp/views";
-    std::error_code ec;
-    std::filesystem::create_directories(req.snapshot.work_dir, ec);
-    if (ec) return Status::IOError("create " + req.snapshot.work_dir + ": " + ec.message());
-  }
+  OFFHOST_ASSIGN_OR_RETURN(Prepared prepared, Prepare(ds, req));
+  auto& driver = prepared.driver;
+  const snapshot_drivers::VmIdentity& id = prepared.id;
+  const std::optional<storage::SnapshotRecord>& previous = prepared.previous;
 
   phase("prepare");
   OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(req.snapshot));
@@ -124,7 +153,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   auto run = [&]() -> Result<BackupResult> {
     std::vector<BackupDisk> disks;
     for (const auto& d : view->disks) {
-      auto dev = OpenViewDisk(d);
+      auto dev = OpenViewDisk(d, req.snapshot);
       if (!dev.ok()) return dev.status().WithContext("disk " + d.name);
       disks.push_back({d.name, std::move(*dev), d.full_reason, d.identity});
     }

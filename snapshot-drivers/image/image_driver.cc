@@ -274,13 +274,15 @@ class NbdServer {
   }
 
   // A crashed proxy's export of the same stem: ended if it still runs, its files removed.
-  static void StopStale(const std::string& stem) {
+  // True when a qemu-nbd was ended.
+  static bool StopStale(const std::string& stem) {
     std::string pid_text = ReadFile(stem + ".pid");
     pid_t pid = std::atoi(pid_text.c_str());
     std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
     // The pid may since belong to another program: only our qemu-nbd on this socket goes.
-    if (pid > 0 && cmdline.find("qemu-nbd") != std::string::npos &&
-        cmdline.find(stem + ".sock") != std::string::npos) {
+    bool running = pid > 0 && cmdline.find("qemu-nbd") != std::string::npos &&
+                   cmdline.find(stem + ".sock") != std::string::npos;
+    if (running) {
       ::kill(pid, SIGTERM);
       if (!WaitGone(pid, std::chrono::seconds(5))) {
         ::kill(pid, SIGKILL);
@@ -288,6 +290,7 @@ class NbdServer {
       }
     }
     NbdServer(stem).RemoveFiles();
+    return running;
   }
 
  private:
@@ -337,7 +340,7 @@ class NbdServer {
 
 // Ends the exports a crashed run of this VM's backup left (one backup per VM runs at a time,
 // so every export of this VM in the work directory is stale).
-void StopStaleServers(const std::string& work_dir, const std::string& vm) {
+std::vector<std::string> StopStaleServers(const std::string& work_dir, const std::string& vm) {
   const std::string prefix = "image-" + vm + "@";
   std::set<std::string> stems;
   std::error_code ec;
@@ -347,7 +350,11 @@ void StopStaleServers(const std::string& work_dir, const std::string& vm) {
     if (name.starts_with(prefix) && dot != std::string::npos)
       stems.insert(work_dir + "/" + name.substr(0, dot));
   }
-  for (const auto& stem : stems) NbdServer::StopStale(stem);
+  std::vector<std::string> stopped;
+  for (const auto& stem : stems) {
+    if (NbdServer::StopStale(stem)) stopped.push_back("qemu-nbd export " + stem + ".sock");
+  }
+  return stopped;
 }
 
 class ImageView final : public PointInTimeView {
@@ -372,7 +379,7 @@ class ImageDriver final : public SnapshotDriver {
 
   Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& req) override {
     OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", req.vm));
-    StopStaleServers(req.work_dir, req.vm);
+    StopStaleServers(req.work_dir, req.vm);  // what they were is of no interest here
     auto view = std::make_unique<ImageView>();
     view->vm_name = req.vm;
     view->consistency_reason = "read from the image file of a VM that is not running";
@@ -427,6 +434,12 @@ class ImageDriver final : public SnapshotDriver {
     if (!marks.empty()) view->checkpoint = EncodeCheckpoint(bitmap, marks);
     view->vm_config = config.dump(2);
     return std::unique_ptr<PointInTimeView>(std::move(view));
+  }
+
+  // The qemu-nbd exports a proxy killed mid-backup left running (they outlive it).
+  Result<std::vector<std::string>> ReleaseLeftovers(const SnapshotRequest& req) override {
+    OFFHOST_RETURN_IF_ERROR(storage::ValidateName("VM", req.vm));
+    return StopStaleServers(req.work_dir, req.vm);
   }
 
   // qemu-img info of each image (header only, shared lock): no export is started. Whether the

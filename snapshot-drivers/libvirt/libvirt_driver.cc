@@ -346,11 +346,16 @@ class LibvirtDriver final : public SnapshotDriver {
   Result<VmIdentity> Identify(const SnapshotRequest& req) override {
     OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
     OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
-    return IdentityOf(dom.get());
+    VmIdentity id = IdentityOf(dom.get());
+    // A backup asks for the identity and then takes the view: one connection serves both
+    // (opening one costs a few round trips to libvirtd).
+    kept_ = std::move(conn);
+    kept_uri_ = req.settings.count("connect") ? req.settings.at("connect") : "";
+    return id;
   }
 
   Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& req) override {
-    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, ConnectOrReuse(req));
     OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
     VmIdentity id = IdentityOf(dom.get());
     auto view = std::make_unique<LibvirtView>(std::move(conn), std::move(dom));
@@ -430,7 +435,52 @@ class LibvirtDriver final : public SnapshotDriver {
     return out;
   }
 
+  // What a proxy killed mid-backup left on the host: our pull-mode backup job (QEMU's NBD
+  // export and its scratch overlays end with it), the scratch files in the proxy's work
+  // folder, and our checkpoints other than the parent (deleting one merges its changes into
+  // its parent, so the chain stays valid).
+  Result<std::vector<std::string>> ReleaseLeftovers(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, Connect(req));
+    OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
+    std::string name = virDomainGetName(dom.get());
+    std::vector<std::string> released;
+    if (BackupJobRunning(dom.get())) {
+      if (virDomainAbortJob(dom.get()) < 0) {
+        return Status::IOError("end the backup job offhost left on domain " + name + ": " +
+                               LastError() + "; end it with: virsh domjobabort " + name);
+      }
+      released.push_back("pull-mode backup job of domain " + name);
+    }
+    for (const auto& cp : OurCheckpoints(dom.get())) {
+      if (cp == req.parent_checkpoint) continue;
+      OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom.get(), cp));
+      released.push_back("checkpoint " + cp);
+    }
+    if (!req.work_dir.empty()) {
+      const std::string prefix = "offhost-scratch-" + name + "-";
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(req.work_dir, ec)) {
+        std::string file = entry.path().filename().string();
+        if (file.starts_with(prefix) && std::filesystem::remove(entry.path(), ec)) {
+          released.push_back("scratch file " + entry.path().string());
+        }
+      }
+    }
+    return released;
+  }
+
  private:
+  // The connection kept by Identify when it is still alive and for the same URI, else a new one.
+  Result<ConnPtr> ConnectOrReuse(const SnapshotRequest& req) {
+    ConnPtr kept = std::move(kept_);
+    auto it = req.settings.find("connect");
+    if (kept && it != req.settings.end() && it->second == kept_uri_ &&
+        virConnectIsAlive(kept.get()) == 1) {
+      return kept;
+    }
+    return Connect(req);
+  }
+
   static VmIdentity IdentityOf(virDomainPtr dom) {
     VmIdentity id;
     id.name = virDomainGetName(dom);
@@ -438,6 +488,9 @@ class LibvirtDriver final : public SnapshotDriver {
     if (virDomainGetUUIDString(dom, uuid) == 0) id.uuid = uuid;
     return id;
   }
+
+  ConnPtr kept_;
+  std::string kept_uri_;
 };
 
 OFFHOST_REGISTER_DRIVER("libvirt", "a libvirt domain, pull-mode backup (--connect URI --domain NAME|UUID)",

@@ -62,6 +62,37 @@ const json* FindBitmap(const QemuDisk& d, const std::string& name) {
   return nullptr;
 }
 
+// Bitmaps of ours on disk `d` other than `keep` (the parent checkpoint) are a crashed run's
+// checkpoints. If that run left `parent` frozen (disabled), what those bitmaps saw since is
+// merged back into it before they go, and it records again: the parent stays a valid base
+// for an incremental. `parent` is `keep`, or "" when the parent is not usable.
+Status RemoveLeftoverBitmaps(QmpClient& qmp, const QemuDisk& d, const std::string& keep,
+                             const std::string& parent, std::vector<std::string>* released) {
+  const json* p = parent.empty() ? nullptr : FindBitmap(d, parent);
+  bool frozen = p && !p->value("recording", true);
+  for (const auto& b : d.bitmaps) {
+    std::string name = b.value("name", "");
+    if (!Ours(name) || name == keep) continue;
+    if (frozen) {
+      OFFHOST_RETURN_IF_ERROR(
+          qmp.Execute("block-dirty-bitmap-merge",
+                      {{"node", d.node}, {"target", parent}, {"bitmaps", {name}}})
+              .status());
+    }
+    OFFHOST_RETURN_IF_ERROR(
+        qmp.Execute("block-dirty-bitmap-remove", {{"node", d.node}, {"name", name}}).status());
+    if (released) released->push_back("dirty bitmap " + name + " on disk " + d.name);
+  }
+  if (frozen) {
+    OFFHOST_RETURN_IF_ERROR(
+        qmp.Execute("block-dirty-bitmap-enable", {{"node", d.node}, {"name", parent}}).status());
+    if (released) {
+      released->push_back("dirty bitmap " + parent + " on disk " + d.name + " records again");
+    }
+  }
+  return Status::OK();
+}
+
 class QemuView final : public PointInTimeView {
  public:
   QemuView(std::unique_ptr<QmpClient> qmp, std::string qmp_path, std::string parent)
@@ -218,8 +249,6 @@ Status QemuView::Freeze(const SnapshotRequest& req) {
 
 Status QemuView::PrepareDisk(DiskState& s, const SnapshotRequest& req, const std::string& work_dir) {
   const QemuDisk& d = s.disk;
-  // Bitmaps of ours that are not the parent are leftovers of a crashed run. If the parent
-  // was left frozen (disabled), what those saw since is merged back before they go.
   const json* parent = parent_.empty() ? nullptr : FindBitmap(d, parent_);
   if (parent && parent->value("inconsistent", false)) {
     // QEMU stopped without saving it (crash): it may miss changes, so it cannot be a base.
@@ -229,19 +258,7 @@ Status QemuView::PrepareDisk(DiskState& s, const SnapshotRequest& req, const std
                            " is inconsistent (QEMU or the host crashed)";
     parent = nullptr;
   }
-  for (const auto& b : d.bitmaps) {
-    std::string name = b.value("name", "");
-    if (!Ours(name) || name == parent_) continue;
-    if (parent && !parent->value("recording", true)) {
-      OFFHOST_RETURN_IF_ERROR(qmp_->Execute("block-dirty-bitmap-merge",
-                                            {{"node", d.node}, {"target", parent_}, {"bitmaps", {name}}})
-                                  .status());
-    }
-    OFFHOST_RETURN_IF_ERROR(qmp_->Execute("block-dirty-bitmap-remove", {{"node", d.node}, {"name", name}}).status());
-  }
-  if (parent && !parent->value("recording", true)) {
-    OFFHOST_RETURN_IF_ERROR(qmp_->Execute("block-dirty-bitmap-enable", {{"node", d.node}, {"name", parent_}}).status());
-  }
+  OFFHOST_RETURN_IF_ERROR(RemoveLeftoverBitmaps(*qmp_, d, parent_, parent ? parent_ : "", nullptr));
   s.use_parent = parent && !req.full;
 
   std::string tag = vm_name + "-" + d.name;
@@ -410,6 +427,38 @@ class QemuDriver final : public SnapshotDriver {
     return out;
   }
 
+  // What a proxy killed mid-backup left in the VM: exports, jobs and fleecing nodes, then the
+  // checkpoints (bitmaps) of ours other than the parent, which is left recording.
+  Result<std::vector<std::string>> ReleaseLeftovers(const SnapshotRequest& req) override {
+    OFFHOST_ASSIGN_OR_RETURN(auto qmp, ConnectQmp(req));
+    std::vector<std::string> released;
+    OFFHOST_RETURN_IF_ERROR(RemoveLeftovers(*qmp, &released));
+    OFFHOST_ASSIGN_OR_RETURN(json devices, qmp->Execute("query-block"));
+    for (const auto& dev : devices) {
+      if (!dev.contains("inserted")) continue;
+      const json& ins = dev["inserted"];
+      QemuDisk d;
+      d.name = DeviceName(dev);
+      d.node = ins.value("node-name", "");
+      d.bitmaps = ins.value("dirty-bitmaps", json::array());
+      if (d.node.empty()) continue;
+      OFFHOST_RETURN_IF_ERROR(RemoveLeftoverBitmaps(*qmp, d, req.parent_checkpoint, req.parent_checkpoint,
+                                                    &released));
+    }
+    // The overlays' files, by the name Build gives them (QEMU names a node with a backing
+    // node by a json: filename, so the node does not tell its file).
+    OFFHOST_ASSIGN_OR_RETURN(VmIdentity id, IdentifyWith(*qmp, req));
+    const std::string prefix = "offhost-fleece-" + id.name + "-";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(req.work_dir, ec)) {
+      std::string file = entry.path().filename().string();
+      if (file.starts_with(prefix) && std::filesystem::remove(entry.path(), ec)) {
+        released.push_back("scratch file " + entry.path().string());
+      }
+    }
+    return released;
+  }
+
  private:
   static Result<VmIdentity> IdentifyWith(QmpClient& qmp, const SnapshotRequest& req) {
     VmIdentity id;
@@ -433,18 +482,24 @@ class QemuDriver final : public SnapshotDriver {
   }
 
   // Exports, jobs and nodes named offhost-* are left by a proxy that died mid-backup.
-  static Status RemoveLeftovers(QmpClient& qmp) {
+  static Status RemoveLeftovers(QmpClient& qmp, std::vector<std::string>* released = nullptr) {
+    auto note = [&](const std::string& what) {
+      if (released) released->push_back(what);
+    };
     OFFHOST_ASSIGN_OR_RETURN(json exports, qmp.Execute("query-block-exports"));
     bool had_export = false;
     for (const auto& e : exports) {
       if (!Ours(e.value("id", ""))) continue;
       had_export = true;
       qmp.Execute("block-export-del", {{"id", e.value("id", "")}, {"mode", "hard"}}).status().IgnoreError();
+      note("NBD export " + e.value("id", ""));
     }
-    if (had_export) qmp.Execute("nbd-server-stop").status().IgnoreError();
+    if (had_export && qmp.Execute("nbd-server-stop").ok()) note("QEMU's NBD server");
     OFFHOST_ASSIGN_OR_RETURN(json jobs, qmp.Execute("query-block-jobs"));
     for (const auto& j : jobs) {
-      if (Ours(j.value("device", ""))) OFFHOST_RETURN_IF_ERROR(QemuView::CancelJob(qmp, j.value("device", "")));
+      if (!Ours(j.value("device", ""))) continue;
+      OFFHOST_RETURN_IF_ERROR(QemuView::CancelJob(qmp, j.value("device", "")));
+      note("block job " + j.value("device", ""));
     }
     OFFHOST_ASSIGN_OR_RETURN(json nodes, qmp.Execute("query-named-block-nodes", {{"flat", true}}));
     for (const auto& n : nodes) {
@@ -452,7 +507,8 @@ class QemuDriver final : public SnapshotDriver {
       if (name.starts_with("offhost-fleece-")) {
         OFFHOST_RETURN_IF_ERROR(QemuView::DeleteNode(qmp, name));
         std::string file = n.value("file", "");
-        if (!file.empty()) std::filesystem::remove(file);
+        if (!file.empty() && !file.starts_with("json:")) std::filesystem::remove(file);
+        note("fleecing node " + name);
       }
     }
     return Status::OK();

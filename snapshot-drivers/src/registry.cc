@@ -22,6 +22,10 @@ Result<VmDescription> SnapshotDriver::Describe(const SnapshotRequest&) {
   return Status::NotSupported("this driver cannot describe a VM without backing it up");
 }
 
+Result<std::vector<std::string>> SnapshotDriver::ReleaseLeftovers(const SnapshotRequest&) {
+  return std::vector<std::string>();
+}
+
 bool RegisterDriver(const char* name, const char* summary, DriverFactory factory) {
   Table()[name] = {summary, factory};
   return true;

@@ -3,6 +3,7 @@
 #include <libnbd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <vector>
 
@@ -26,7 +27,11 @@ class NbdBlockDevice final : public BlockDevice {
   NbdBlockDevice(HandlePtr h, std::string uri, const NbdOpenOptions& options)
       : h_(std::move(h)), uri_(std::move(uri)), options_(options) {}
 
-  ~NbdBlockDevice() override { nbd_shutdown(h_.get(), 0); }
+  // A server that stopped answering would hold nbd_shutdown (it waits for the replies):
+  // after a timeout the connection is simply closed.
+  ~NbdBlockDevice() override {
+    if (!timed_out_) nbd_shutdown(h_.get(), 0);
+  }
 
   Status Init() {
     int64_t size = nbd_get_size(h_.get());
@@ -62,15 +67,12 @@ class NbdBlockDevice final : public BlockDevice {
       length = std::min({length, kBlockStatusWindow, size_ - std::min(offset, size_)});
       return std::vector<Extent>{{offset, length, ExtentType::kData}};
     }
-    return BlockStatus(LIBNBD_CONTEXT_BASE_ALLOCATION, offset, length,
-                       [](uint32_t flags) {
-                         // A hole without the zero flag has unknown contents (NBD spec):
-                         // only hole+zero may be skipped as unallocated.
-                         bool zero = flags & LIBNBD_STATE_ZERO, hole = flags & LIBNBD_STATE_HOLE;
-                         return zero && hole ? ExtentType::kHole
-                                : zero       ? ExtentType::kZero
-                                             : ExtentType::kData;
-                       });
+    return BlockStatus(LIBNBD_CONTEXT_BASE_ALLOCATION, offset, length, [](uint32_t flags) {
+      // A hole without the zero flag has unknown contents (NBD spec):
+      // only hole+zero may be skipped as unallocated.
+      bool zero = flags & LIBNBD_STATE_ZERO, hole = flags & LIBNBD_STATE_HOLE;
+      return zero && hole ? ExtentType::kHole : zero ? ExtentType::kZero : ExtentType::kData;
+    });
   }
 
   bool has_dirty_map() const override { return !options_.dirty_bitmap.empty(); }
@@ -106,9 +108,11 @@ class NbdBlockDevice final : public BlockDevice {
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
+    if (timed_out_) return TimeoutError("read", requests.empty() ? 0 : requests[0].offset);
     std::vector<int64_t> cookies;
     Status first;
     size_t next = 0;
+    Clock::time_point progress = Clock::now();  // when a request last completed
     // Issue up to max_in_flight; on any error stop issuing but drain what is in flight, since
     // libnbd still owns those buffers.
     while ((first.ok() && next < pieces.size()) || !cookies.empty()) {
@@ -124,11 +128,20 @@ class NbdBlockDevice final : public BlockDevice {
         cookies.push_back(c);
       }
       if (cookies.empty()) break;
-      if (nbd_poll(h_.get(), -1) < 0) {
+      if (nbd_poll(h_.get(), PollMs(progress)) < 0) {
         if (first.ok()) first = ReadError(pieces[next - 1].offset);
         if (nbd_aio_is_dead(h_.get()) || nbd_aio_is_closed(h_.get())) break;
       }
+      size_t before = cookies.size();
       Retire(&cookies, &first, pieces[next - 1].offset);
+      if (cookies.size() < before) {
+        progress = Clock::now();
+      } else if (Expired(progress)) {
+        // libnbd keeps pointers into the caller's buffers for the requests in flight: the
+        // handle is never polled again, so they are never written once this returns.
+        timed_out_ = true;
+        return TimeoutError("read", pieces[next - 1].offset);
+      }
       if (nbd_aio_is_dead(h_.get())) {
         if (first.ok()) first = ReadError(pieces[next - 1].offset);
         break;
@@ -139,6 +152,8 @@ class NbdBlockDevice final : public BlockDevice {
 
   Status Write(uint64_t offset, std::span<const char> data) override {
     if (!writable()) return BlockDevice::Write(offset, data);
+    // After a timeout the handle is never run again (it still holds buffers of the reads).
+    if (timed_out_) return TimeoutError("read", offset);
     for (size_t done = 0; done < data.size();) {
       size_t n = std::min<size_t>(bs_.maximum, data.size() - done);
       if (nbd_pwrite(h_.get(), data.data() + done, n, offset + done, 0) < 0) {
@@ -152,11 +167,12 @@ class NbdBlockDevice final : public BlockDevice {
 
   Status WriteZeroes(uint64_t offset, uint64_t length) override {
     if (!can_zero_) return BlockDevice::WriteZeroes(offset, length);
+    if (timed_out_) return TimeoutError("read", offset);
     while (length > 0) {
       uint64_t n = std::min<uint64_t>(length, kBlockStatusWindow);
       if (nbd_zero(h_.get(), n, offset, 0) < 0) {
-        return Status::IOError("zero NBD export " + uri_ + " at offset " +
-                               std::to_string(offset) + ": " + NbdError());
+        return Status::IOError("zero NBD export " + uri_ + " at offset " + std::to_string(offset) +
+                               ": " + NbdError());
       }
       offset += n;
       length -= n;
@@ -165,6 +181,7 @@ class NbdBlockDevice final : public BlockDevice {
   }
 
   Status Flush() override {
+    if (timed_out_) return TimeoutError("read", 0);
     if (can_flush_ && writable() && nbd_flush(h_.get(), 0) < 0) {
       return Status::IOError("flush NBD export " + uri_ + ": " + NbdError());
     }
@@ -204,15 +221,58 @@ class NbdBlockDevice final : public BlockDevice {
       return 0;
     };
     std::lock_guard<std::mutex> lock(mu_);
-    if (nbd_block_status(h_.get(), length, offset, nbd_extent_callback{cb, &c, nullptr}, 0) < 0) {
+    if (timed_out_) return TimeoutError("block status", offset);
+    auto failed = [&] {
       return Status::IOError("block status (" + context + ") of NBD export " + uri_ +
                              " at offset " + std::to_string(offset) + ": " + NbdError() + Hint());
+    };
+    int64_t cookie =
+        nbd_aio_block_status(h_.get(), length, offset, nbd_extent_callback{cb, &c, nullptr},
+                             nbd_completion_callback{nullptr, nullptr, nullptr}, 0);
+    if (cookie < 0) return failed();
+    Clock::time_point start = Clock::now();
+    for (;;) {
+      int done = nbd_aio_command_completed(h_.get(), static_cast<uint64_t>(cookie));
+      if (done < 0) return failed();
+      if (done == 1) break;
+      if (Expired(start)) {
+        timed_out_ = true;  // the callback's state (`c`) is never touched again: see Read
+        return TimeoutError("block status", offset);
+      }
+      if (nbd_poll(h_.get(), PollMs(start)) < 0 &&
+          (nbd_aio_is_dead(h_.get()) || nbd_aio_is_closed(h_.get()))) {
+        return failed();
+      }
     }
     if (c.out.empty() || c.out.front().offset != offset) {
       return Status::IOError("NBD export " + uri_ + " returned no " + context +
                              " extents at offset " + std::to_string(offset));
     }
     return std::move(c.out);
+  }
+
+  using Clock = std::chrono::steady_clock;
+
+  // How long nbd_poll may wait: until the timeout counted from `since`, at most a second.
+  int PollMs(Clock::time_point since) const {
+    if (options_.timeout_seconds <= 0) return -1;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        since + std::chrono::seconds(options_.timeout_seconds) - Clock::now());
+    return static_cast<int>(std::clamp<int64_t>(left.count(), 1, 1000));
+  }
+
+  bool Expired(Clock::time_point since) const {
+    return options_.timeout_seconds > 0 &&
+           Clock::now() - since >= std::chrono::seconds(options_.timeout_seconds);
+  }
+
+  Status TimeoutError(const char* what, uint64_t offset) const {
+    return Status::Unavailable(
+        "NBD export " + uri_ + " did not answer a " + what + " request near offset " +
+        std::to_string(offset) + " within " + std::to_string(options_.timeout_seconds) +
+        " s: the server hangs or the network to it is down. Check the export (and the "
+        "hypervisor's NBD server), raise the nbd-timeout setting if it is only slow, then run "
+        "the backup again");
   }
 
   Status ReadError(uint64_t offset) {
@@ -240,6 +300,8 @@ class NbdBlockDevice final : public BlockDevice {
   uint64_t size_ = 0;
   BlockSizeConstraints bs_;
   bool has_allocation_ = false, read_only_ = true, can_zero_ = false, can_flush_ = false;
+  // A request was not answered in time: the device fails every later call.
+  bool timed_out_ = false;
 };
 
 }  // namespace

@@ -44,11 +44,13 @@ qemu_leftovers() {
   echo "jobs=$jobs exports=$exports nodes=[$nodes]"
 }
 
-# qemu_bitmaps NAME: the dirty bitmaps on disk0, "name:recording" space-separated.
+# qemu_bitmaps NAME: the named dirty bitmaps on node disk0, "name:recording" space-separated
+# (asked of the node itself: during a backup a filter node sits above it in query-block; the
+# backup job's own bitmaps have no name and are left out).
 qemu_bitmaps() {
-  qmp "$1" query-block | python3 -c 'import json,sys
-d=json.load(sys.stdin)[0]["inserted"]
-print(" ".join("%s:%s" % (b["name"], b["recording"]) for b in d.get("dirty-bitmaps", [])))'
+  qmp "$1" query-named-block-nodes '{"flat": true}' | python3 -c 'import json,sys
+d=[n for n in json.load(sys.stdin) if n["node-name"] == "disk0"][0]
+print(" ".join("%s:%s" % (b["name"], b["recording"]) for b in d.get("dirty-bitmaps", []) if "name" in b))'
 }
 
 # export_disk_copy NAME OUT: a raw copy of the VM's disk as it is now (read with -U while it runs).

@@ -11,16 +11,12 @@
 # 127.0.0.1 with a client certificate: snapshots. A wrong token exits 4 with the daemon's reason; no token over
 # TLS exits 4 saying how to give one; --datastore with --server is a usage error (2).
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd qemu-img qemu-io mkfs.ext4 openssl python3
 
 SOCK=$WORK/run/offhostd.sock
 SERVER=unix:$SOCK
 
-# token NAME: a random token in $WORK/NAME.token; prints its sha256 line for the config.
-token() {
-  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$WORK/$1.token"
-  "$OFFHOSTD" hash-token <"$WORK/$1.token"
-}
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -57,30 +53,17 @@ mkdir -p "$WORK/restore"
 new_datastore "$WORK/ds"
 make_pki
 PORT=$(free_port)
-OPERATOR_HASH=$(token operator)
 echo "not-a-configured-token" >"$WORK/wrong.token"
-cat >"$WORK/offhostd.toml" <<EOF2
-[server]
-unix_socket = "$SOCK"
-listen = ["127.0.0.1:$PORT"]
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
-restore_roots = ["$WORK/restore"]
-restore_nbd_targets = ["$TARGET"]
+SERVER_EXTRA='listen = ["127.0.0.1:'$PORT'"]
+restore_roots = ["'$WORK/restore'"]
+restore_nbd_targets = ["'$TARGET'"]
 
 [server.tls]
 certificate = "pki/server.crt"
 private_key = "pki/server.key"
-client_ca = "pki/ca.crt"
-
-[[token]]
-name = "backup-app"
-sha256 = "$OPERATOR_HASH"
-role = "operator"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
+client_ca = "pki/ca.crt"'
+write_daemon_config
+cat >>"$WORK/offhostd.toml" <<EOF2
 
 [[host]]
 name = "kvm1"

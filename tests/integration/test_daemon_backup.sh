@@ -13,33 +13,14 @@ source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd
 
 gen_stubs
-OPERATOR_HASH=$(token operator)
-READER_HASH=$(token reader)
 SOCK=$WORK/run/offhostd.sock
 HOLD=$WORK/hold
 make_mixed_disk "$WORK/web01.raw" 32
 SOURCE_SUM=$(sha256sum <"$WORK/web01.raw")
 URI=$(serve_nbd web01 "$WORK/web01.raw")
 new_datastore "$WORK/ds"
-cat >"$WORK/offhostd.toml" <<EOF2
-[server]
-unix_socket = "$SOCK"
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
-
-[[token]]
-name = "backup-app"
-sha256 = "$OPERATOR_HASH"
-role = "operator"
-
-[[token]]
-name = "auditor"
-sha256 = "$READER_HASH"
-role = "read-only"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
+write_daemon_config operator:operator:backup-app reader:read-only:auditor
+cat >>"$WORK/offhostd.toml" <<EOF2
 
 [[host]]
 name = "kvm1"

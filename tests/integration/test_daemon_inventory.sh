@@ -63,26 +63,20 @@ fi
 new_datastore "$WORK/ds"
 gen_stubs
 SOCK=$WORK/run/offhostd.sock
+# A CHAP credential in the daemon's store: its secret is read from a 0600 file.
+SECRET="chap-$RANDOM-secret"
+echo "$SECRET" >"$WORK/san.secret"
+chmod 600 "$WORK/san.secret"
+write_daemon_config operator:operator:backup-app reader:read-only:auditor
 {
   cat <<EOF2
-[server]
-unix_socket = "$SOCK"
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
 
-[[token]]
-name = "backup-app"
-sha256 = "$(token operator)"
-role = "operator"
-
-[[token]]
-name = "auditor"
-sha256 = "$(token reader)"
-role = "read-only"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
+[[credential]]
+name = "san-chap"
+kind = "chap"
+user = "proxy1"
+secret_file = "$WORK/san.secret"
+description = "lab SAN"
 
 [[host]]
 name = "exports"
@@ -149,13 +143,23 @@ host = "san1"
 settings = { disks = { vda = "$(iscsi_uri "$IQN" 2)#san/web07-disk0" } }
 EOF2
   fi
-} >"$WORK/offhostd.toml"
+} >>"$WORK/offhostd.toml"
 "$OFFHOSTD" --check-config "$WORK/offhostd.toml" >/dev/null || fail "the test's config is refused"
 "$OFFHOSTD" --config "$WORK/offhostd.toml" 2>"$WORK/offhostd.log" &
 track_server offhostd $!
 wait_for_socket "$SOCK"
 R=(--unix "$SOCK" --token-file "$WORK/reader.token")
 O=(--unix "$SOCK" --token-file "$WORK/operator.token")
+
+# The credential store: name, kind and user, never the secret (nor in the log). A secret
+# file others may read stops the daemon from starting.
+expect "OK credentials/san-chap kind=CREDENTIAL_KIND_CHAP CHAP user proxy1; lab SAN" "${R[@]}" credentials
+grep -qF "$SECRET" "$WORK/offhostd.log" && fail "the daemon logged the CHAP secret"
+chmod 644 "$WORK/san.secret"
+run_expect 1 "$OFFHOSTD" --check-config "$WORK/offhostd.toml"
+expect_output "credential[0].secret_file: $WORK/san.secret has mode 0644"
+grep -qF "$SECRET" <<<"$OUT" && fail "the config error shows the secret"
+chmod 600 "$WORK/san.secret"
 
 # Hosts by name, from the configuration (a read-only token may list them).
 MORE_HOSTS=

@@ -22,20 +22,8 @@ UUID=$(V domuuid "$DOM")
 new_datastore "$WORK/ds"
 gen_stubs
 SOCK=$WORK/run/offhostd.sock
-cat >"$WORK/offhostd.toml" <<EOF2
-[server]
-unix_socket = "$SOCK"
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
-
-[[token]]
-name = "backup-app"
-sha256 = "$(token operator)"
-role = "operator"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
+write_daemon_config
+cat >>"$WORK/offhostd.toml" <<EOF2
 
 [[host]]
 name = "kvm1"

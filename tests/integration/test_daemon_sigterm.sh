@@ -8,27 +8,14 @@ source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd qemu-img pgrep
 
 gen_stubs
-OPERATOR_HASH=$(token operator)
 SOCK=$WORK/run/offhostd.sock
 HOLD=$WORK/hold
 mkdir -p "$WORK/images"
 make_mixed_disk "$WORK/images/app01-vda.raw" 32
 IMAGE_SUM=$(sha256sum <"$WORK/images/app01-vda.raw")
 new_datastore "$WORK/ds"
-cat >"$WORK/offhostd.toml" <<EOF2
-[server]
-unix_socket = "$SOCK"
-audit_log = "$WORK/log/audit.log"
-state_dir = "$WORK/state"
-
-[[token]]
-name = "backup-app"
-sha256 = "$OPERATOR_HASH"
-role = "operator"
-
-[[datastore]]
-name = "main"
-path = "$WORK/ds"
+write_daemon_config
+cat >>"$WORK/offhostd.toml" <<EOF2
 
 [[host]]
 name = "images"

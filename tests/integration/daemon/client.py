@@ -44,7 +44,7 @@ def parse_args():
     p.add_argument("--name", default="")
     p.add_argument("--uuid", default="")
     p.add_argument("call", choices=["health", "services", "whoami", "start-verify", "download",
-                                    "hosts", "vms", "vm", "discover"])
+                                    "hosts", "vms", "vm", "discover", "credentials"])
     return p.parse_args()
 
 
@@ -137,6 +137,10 @@ def inventory(args, ch, md):
     if args.call == "vm":
         return vm_line(stub.GetVm(pb.GetVmRequest(name=args.name, view=view), metadata=md,
                                   timeout=60))
+    if args.call == "credentials":
+        reply = stub.ListCredentials(pb.ListCredentialsRequest(), metadata=md, timeout=60)
+        return " | ".join(f"{c.name} kind={pb.CredentialKind.Name(c.kind)} {c.description}"
+                          for c in reply.credentials)
     if args.call == "discover":
         reply = stub.DiscoverIscsiTargets(pb.DiscoverIscsiTargetsRequest(host=args.name),
                                           metadata=md, timeout=60)
@@ -158,7 +162,7 @@ def inventory(args, ch, md):
 def call(args, ch, md):
     if args.call == "download":
         return download(args, ch, md)
-    if args.call in ("hosts", "vms", "vm", "discover"):
+    if args.call in ("hosts", "vms", "vm", "discover", "credentials"):
         return inventory(args, ch, md)
     if args.call == "health":
         import health_pb2 as pb  # generated into gen_dir

@@ -1,21 +1,23 @@
-# Helpers of the offhostd tests (test_daemon_*.sh), sourced after ../lib.sh: the daemon
-# binary, a Python with grpcio, the offhost.v1 stubs, tokens, and daemon/client.py.
+# Helpers of the offhostd tests (test_daemon_*.sh, test_cli_server.sh), sourced after
+# ../lib.sh: the daemon binary, its configuration, tokens, starting it, and (after gen_stubs)
+# a Python with grpcio, the offhost.v1 stubs and daemon/client.py.
 : "${OFFHOSTD:=$(dirname "$OFFHOST")/daemon/offhostd}"
 [ -x "$OFFHOSTD" ] || fail "no offhostd at $OFFHOSTD (set OFFHOSTD)"
-need python3 protoc
-# Debian's python3-grpcio and python3-protobuf serve /usr/bin/python3, which need not be the
-# python3 first on PATH (pyenv, venvs).
-PYTHON=
-for py in python3 /usr/bin/python3; do
-  if "$py" -c 'import grpc, google.protobuf' 2>/dev/null; then PYTHON=$py; break; fi
-done
-[ -n "$PYTHON" ] || { echo "SKIP: python3-grpcio or python3-protobuf is not installed"; exit 77; }
 DAEMON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROTO_DIR=$DAEMON_DIR/../../../grpc/proto
+PYTHON=
 
-# gen_stubs: Python modules for offhost.v1 and the health/reflection subsets into $WORK/gen.
+# gen_stubs: Python modules for offhost.v1 and the health/reflection subsets into $WORK/gen;
+# sets $PYTHON. Skips the test when Python's grpcio is missing.
 gen_stubs() {
-  local gen=$WORK/gen plugin
+  local gen=$WORK/gen plugin py
+  need python3 protoc
+  # Debian's python3-grpcio and python3-protobuf serve /usr/bin/python3, which need not be
+  # the python3 first on PATH (pyenv, venvs).
+  for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import grpc, google.protobuf' 2>/dev/null; then PYTHON=$py; break; fi
+  done
+  [ -n "$PYTHON" ] || { echo "SKIP: python3-grpcio or python3-protobuf is not installed"; exit 77; }
   mkdir -p "$gen"
   local protos=("$PROTO_DIR"/offhost/v1/*.proto)
   if "$PYTHON" -c 'import grpc_tools' 2>/dev/null; then
@@ -37,6 +39,30 @@ gen_stubs() {
 token() {
   head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$WORK/$1.token"
   "$OFFHOSTD" hash-token <"$WORK/$1.token"
+}
+
+# write_daemon_config [FILE:ROLE:NAME ...]: starts $WORK/offhostd.toml with what every daemon
+# test needs: [server] on $SOCK (plus the lines of $SERVER_EXTRA, e.g. listen or a
+# [server.tls] table), its audit log and state folder in $WORK, one [[token]] per
+# FILE:ROLE:NAME (the token in $WORK/FILE.token, made here; default
+# operator:operator:backup-app) and datastore "main" at $WORK/ds. Hosts and VMs are appended
+# by the test (cat >>"$WORK/offhostd.toml").
+write_daemon_config() {
+  local spec file role name
+  [ $# -gt 0 ] || set -- operator:operator:backup-app
+  {
+    echo "[server]"
+    echo "unix_socket = \"$SOCK\""
+    echo "audit_log = \"$WORK/log/audit.log\""
+    echo "state_dir = \"$WORK/state\""
+    [ -z "${SERVER_EXTRA:-}" ] || printf '%s\n' "$SERVER_EXTRA"
+    for spec in "$@"; do
+      IFS=: read -r file role name <<<"$spec"
+      printf '\n[[token]]\nname = "%s"\nsha256 = "%s"\nrole = "%s"\n' "$name" "$(token "$file")" \
+        "$role"
+    done
+    printf '\n[[datastore]]\nname = "main"\npath = "%s"\n' "$WORK/ds"
+  } >"$WORK/offhostd.toml"
 }
 
 client() { "$PYTHON" "$DAEMON_DIR/client.py" "$WORK/gen" "$@"; }

@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -261,6 +262,117 @@ settings = { disks = { vda = [3] }, list = [1] }
   EXPECT_THAT(error, HasSubstr("vm[2].datastore: no [[datastore]] is named \"other\""));
   EXPECT_THAT(error, HasSubstr("vm[2].settings.disks.vda: must be a string"));
   EXPECT_THAT(error, HasSubstr("vm[2].settings.list: must be a string, a number or a boolean"));
+}
+
+// A [[credential]] named by an iSCSI host: its user and secret (read from a 0600 file, whose
+// path is relative to the configuration's folder) become the host's CHAP settings.
+TEST(DaemonConfigTest, CredentialGivesItsHostChapSettings) {
+  offhost::testing::TempDir dir;
+  { std::ofstream(dir / "san1.secret") << "s3cret-Value\n"; }
+  ::chmod((dir / "san1.secret").c_str(), 0600);
+  Result<DaemonConfig> config = ParseConfig(R"(
+[[datastore]]
+name = "main"
+path = "/backup/ds"
+
+[[credential]]
+name = "san1-chap"
+kind = "chap"
+user = "proxy1"
+secret_file = "san1.secret"
+description = "rotated monthly"
+
+[[host]]
+name = "san1"
+driver = "iscsi"
+credential = "san1-chap"
+)",
+                                            dir / "offhostd.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->credentials.size(), 1u);
+  EXPECT_EQ(config->credentials[0].user, "proxy1");
+  EXPECT_EQ(config->credentials[0].secret_file, dir / "san1.secret");
+  EXPECT_EQ(config->credentials[0].secret, "s3cret-Value");
+  ASSERT_EQ(config->hosts.size(), 1u);
+  EXPECT_EQ(config->hosts[0].credential, "san1-chap");
+  EXPECT_EQ(config->hosts[0].settings.at("chap-user"), "proxy1");
+  EXPECT_EQ(config->hosts[0].settings.at("chap-secret"), "s3cret-Value");
+}
+
+// Every problem names the line and key; a readable secret never appears in a message.
+TEST(DaemonConfigTest, CredentialProblemsNameLineKeyAndFile) {
+  offhost::testing::TempDir dir;
+  { std::ofstream(dir / "open.secret") << "do-not-show-me\n"; }
+  ::chmod((dir / "open.secret").c_str(), 0644);
+  { std::ofstream(dir / "empty.secret") << "\n"; }
+  ::chmod((dir / "empty.secret").c_str(), 0600);
+  { std::ofstream(dir / "ok.secret") << "also-secret\n"; }
+  ::chmod((dir / "ok.secret").c_str(), 0600);
+  Result<DaemonConfig> config = ParseConfig(R"(
+[[credential]]
+name = "open"
+kind = "chap"
+user = "u"
+secret_file = "open.secret"
+
+[[credential]]
+name = "gone"
+kind = "chap"
+user = "u"
+secret_file = "/nonexistent/x.secret"
+
+[[credential]]
+name = "empty"
+kind = "chap"
+user = "u"
+secret_file = "empty.secret"
+
+[[credential]]
+name = "ok"
+kind = "kerberos"
+user = "u"
+secret_file = "ok.secret"
+password = "inline"
+
+[[credential]]
+name = "fine"
+kind = "chap"
+user = "u"
+secret_file = "ok.secret"
+
+[[host]]
+name = "kvm1"
+driver = "nbd"
+credential = "fine"
+
+[[host]]
+name = "san1"
+driver = "iscsi"
+credential = "nope"
+
+[[host]]
+name = "san2"
+driver = "iscsi"
+credential = "fine"
+settings = { chap-user = "x" }
+)",
+                                            dir / "offhostd.toml");
+  ASSERT_FALSE(config.ok());
+  std::string error = config.status().message();
+  EXPECT_THAT(error, HasSubstr(":6: credential[0].secret_file: " + (dir / "open.secret") +
+                               " has mode 0644: other users may read or change the secret; "
+                               "chmod 600"));
+  EXPECT_THAT(error,
+              HasSubstr(":12: credential[1].secret_file: cannot read /nonexistent/x.secret"));
+  EXPECT_THAT(error,
+              HasSubstr(":18: credential[2].secret_file: " + (dir / "empty.secret") + " is empty"));
+  EXPECT_THAT(error, HasSubstr(":22: credential[3].kind: \"kerberos\" is not a kind"));
+  EXPECT_THAT(error, HasSubstr("credential[3].password: unknown key"));
+  EXPECT_THAT(error, HasSubstr(":36: host[0].credential: credential fine is of kind chap"));
+  EXPECT_THAT(error, HasSubstr(":41: host[1].credential: no [[credential]] is named \"nope\""));
+  EXPECT_THAT(error, HasSubstr(":46: host[2].credential: the host also sets chap-user"));
+  EXPECT_THAT(error, Not(HasSubstr("do-not-show-me")));
+  EXPECT_THAT(error, Not(HasSubstr("also-secret")));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include "offhost/proxy/job_engine.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -191,6 +193,54 @@ TEST(JobEngineTest, ShutdownInterruptsAndRestartKeepsJobs) {
   EXPECT_EQ(interrupted.state, JobState::kInterrupted);
   EXPECT_EQ(interrupted.error_message, "offhostd stopped while it ran");
   EXPECT_EQ(interrupted.spec, NewJob().spec);
+}
+
+// A daemon killed with -9: a child process starts a job and exits while it runs, without
+// any shutdown. The next Open marks the job INTERRUPTED with its leftovers pending until they
+// are settled; a job stopped by a clean shutdown has none.
+TEST(JobEngineTest, CrashLeavesLeftoversPendingUntilSettled) {
+  TempDir dir;
+  std::string clean_id;
+  {
+    auto engine = OpenEngine(dir);
+    clean_id = engine->Start(NewJob(), UntilCancelled)->id;
+  }
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto engine = JobEngine::Open({.state_dir = dir.path() + "/state"});
+    if (!engine.ok()) _exit(2);
+    auto job = (*engine)->Start(NewJob("crashed"), UntilCancelled);
+    _exit(job.ok() ? 0 : 3);  // no destructor, no shutdown: as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  std::string crashed_id;
+  {
+    auto engine = OpenEngine(dir);
+    EXPECT_FALSE(engine->Get(clean_id)->leftovers_pending);
+    std::vector<JobRecord> pending = engine->PendingLeftovers();
+    ASSERT_EQ(pending.size(), 1u);
+    crashed_id = pending[0].id;
+    EXPECT_EQ(pending[0].request_id, "crashed");
+    EXPECT_EQ(pending[0].state, JobState::kInterrupted);
+    // Not released (a host that did not answer): still pending, with the reason.
+    ASSERT_TRUE(engine->SettleLeftovers(crashed_id, false, "host down").ok());
+    EXPECT_EQ(engine->PendingLeftovers().size(), 1u);
+  }
+  {
+    auto engine = OpenEngine(dir);
+    ASSERT_EQ(engine->PendingLeftovers().size(), 1u);
+    ASSERT_TRUE(engine->SettleLeftovers(crashed_id, true, "released: export x").ok());
+    EXPECT_TRUE(engine->PendingLeftovers().empty());
+  }
+  auto engine = OpenEngine(dir);  // settled stays settled
+  EXPECT_TRUE(engine->PendingLeftovers().empty());
+  JobRecord job = *engine->Get(crashed_id);
+  EXPECT_EQ(job.state, JobState::kInterrupted);
+  EXPECT_EQ(job.warnings, (std::vector<std::string>{"host down", "released: export x"}));
 }
 
 }  // namespace

@@ -68,8 +68,9 @@ struct HostConfig {
   DriverSettingsMap settings;
   // BackupSpec.ad_hoc may name this host (disks not in the configuration).
   bool ad_hoc_sources_allowed = false;
-  std::string datastore;  // the default for its VMs; may be empty
+  std::string datastore;    // the default for its VMs; may be empty
   std::string description;  // free text from the configuration (Host.description)
+  std::string credential;   // the [[credential]] it uses, by name; may be empty
 };
 
 // [[vm]]: a VM of the inventory, backed up under `name` (its vm_id).
@@ -92,8 +93,7 @@ struct ServiceContext {
   std::vector<DatastoreConfig> datastores;
   std::vector<HostConfig> hosts;
   std::vector<VmConfig> vms;
-  // InventoryService.ListCredentials. The configuration has no credential store yet: secrets
-  // are driver settings of their host (chap-secret-file, ...), so this stays empty for now.
+  // InventoryService.ListCredentials: the daemon's [[credential]] entries, without secrets.
   std::vector<CredentialConfig> credentials;
   // How long InventoryService waits for the drivers of one call (VM_VIEW_FULL,
   // HOST_VIEW_FULL) before it reports a host as not answering.

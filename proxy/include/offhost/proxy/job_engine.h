@@ -2,9 +2,9 @@
 // state, progress, an event log clients re-attach to by sequence number, and a result. Every
 // job is kept in a RocksDB database in the daemon's state folder, so a restart still shows it;
 // a job that was queued or running when the daemon stopped is found at the next start and
-// marked INTERRUPTED (what it held was released by its own code at shutdown, or is cleaned by
-// the next run of the same kind, e.g. the drivers clean a crashed backup's leftovers at their
-// next Take).
+// marked INTERRUPTED with leftovers_pending: the daemon then releases what it may have left
+// (SettleLeftovers says so on the job); the drivers also clean a crashed backup's leftovers
+// at their next Take.
 #pragma once
 
 #include <atomic>
@@ -69,6 +69,9 @@ struct JobRecord {
   uint64_t last_sequence = 0;
   // State changes are all kept; of progress events only the newest (they are cumulative).
   std::vector<JobEvent> events;
+  // Set when Open() marked the job INTERRUPTED: what it created outside the daemon (a
+  // hypervisor's snapshot, an export) may still be there. Cleared by SettleLeftovers.
+  bool leftovers_pending = false;
 };
 
 // What a running job sees of the engine.
@@ -128,6 +131,13 @@ class JobEngine {
   Status Watch(const std::string& id, uint64_t after_sequence,
                const std::function<bool(const JobEvent&, const JobRecord&)>& on_event,
                const std::function<bool()>& stop) const;
+
+  // Interrupted jobs whose leftovers were not released yet (leftovers_pending), oldest first.
+  std::vector<JobRecord> PendingLeftovers() const;
+  // Records the outcome of releasing a job's leftovers: `note` (when not empty) is added to
+  // its warnings; `released` clears leftovers_pending (false: still pending, e.g. the host
+  // did not answer; the next start tries again).
+  Status SettleLeftovers(const std::string& id, bool released, const std::string& note);
 
   JobEngine(const JobEngine&) = delete;
   JobEngine& operator=(const JobEngine&) = delete;

@@ -14,7 +14,7 @@ namespace offhost::proxy {
 struct VmBackupRequest {
   std::string driver = "nbd";
   snapshot_drivers::SnapshotRequest snapshot;  // vm, settings, full, work_dir
-  std::string vm_name;  // offhost's name for the VM; empty = the driver's name for it
+  std::string vm_name;    // offhost's name for the VM; empty = the driver's name for it
   BackupOptions options;  // previous and meta are filled in here
 };
 
@@ -28,5 +28,13 @@ struct VmBackupResult {
 };
 
 Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest request);
+
+// Releases what an interrupted backup of the request's VM left (a proxy killed before its
+// view was released; SnapshotDriver::ReleaseLeftovers), under the same per-VM lock a backup
+// takes and with the datastore's latest checkpoint of the VM kept as the parent. Returns one
+// line per thing released. FailedPrecondition when a backup of the VM runs now (its Take
+// cleans up anyway).
+Result<std::vector<std::string>> ReleaseVmLeftovers(storage::Datastore& ds,
+                                                    VmBackupRequest request);
 
 }  // namespace offhost::proxy

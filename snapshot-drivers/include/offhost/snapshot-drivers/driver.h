@@ -112,6 +112,14 @@ class SnapshotDriver {
   // the latest snapshot's, so each disk can say whether its next backup would be incremental.
   // The default answers NotSupported.
   virtual Result<VmDescription> Describe(const SnapshotRequest& request);
+  // Removes what an interrupted backup of this VM left behind when the proxy died before its
+  // view's Release() ran (kill -9, power loss): exports, block jobs, scratch nodes and files,
+  // checkpoints other than the request's parent_checkpoint (which stays a valid base), helper
+  // processes. The caller holds the VM's backup lock, so nothing of a running backup is
+  // touched. Returns one line per thing released (empty: nothing was left). Take() does the
+  // same first, so this only makes the release happen before the VM's next backup. The
+  // default releases nothing (drivers that create nothing outside the proxy's process).
+  virtual Result<std::vector<std::string>> ReleaseLeftovers(const SnapshotRequest& request);
 };
 
 // Applies the request's "only.NAME" settings (--disk NAME): keeps the named disks of `all`,
@@ -130,8 +138,8 @@ std::vector<std::string> DescribeDrivers();
 
 }  // namespace offhost::snapshot_drivers
 
-#define OFFHOST_REGISTER_DRIVER(name, summary, Class)                                  \
-  static const bool offhost_driver_registered_##Class =                               \
-      ::offhost::snapshot_drivers::RegisterDriver(name, summary, []() {                \
+#define OFFHOST_REGISTER_DRIVER(name, summary, Class)                                     \
+  static const bool offhost_driver_registered_##Class =                                   \
+      ::offhost::snapshot_drivers::RegisterDriver(name, summary, []() {                   \
         return std::unique_ptr<::offhost::snapshot_drivers::SnapshotDriver>(new Class()); \
       })

@@ -20,6 +20,10 @@ struct NbdOpenOptions {
   // Changed-block tracking: a dirty-bitmap meta context such as "qemu:dirty-bitmap:backup-vda".
   // Opening fails when the export does not offer it.
   std::string dirty_bitmap;
+  // Seconds a read or block-status request may wait for the server's answer before the
+  // device fails (Unavailable, naming the export) instead of hanging the backup: a server
+  // that stopped answering without closing the connection. 0: wait forever. Default 300.
+  int timeout_seconds = 300;
 };
 
 Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,
