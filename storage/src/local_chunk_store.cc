@@ -313,49 +313,6 @@ class LocalChunkStore final : public ChunkStore {
     return Status::OK();
   }
 
- private:
-  std::string SubdirOf(const ChunkId& id) const { return dir_ + "/" + id.Hex().substr(0, 4); }
-
-  // A backup's claim on a stored chunk (docs/gc.md): the file's time is set to now, under a
-  // shared lock of its directory, so garbage collection (which checks the time and deletes
-  // under the exclusive lock) either sees the new time or has deleted the file before, and
-  // then the claim finds it missing. False when the chunk is not stored.
-  Result<bool> Claim(const ChunkId& id) {
-    const std::string hex = id.Hex();
-    const std::string subdir = dir_ + "/" + hex.substr(0, 4);
-    Fd dir(::open(subdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir.get() < 0) {
-      if (errno == ENOENT) return false;
-      return Status::FromErrno("open chunk directory " + subdir, errno);
-    }
-    while (::flock(dir.get(), LOCK_SH) != 0) {
-      if (errno != EINTR) return Status::FromErrno("lock chunk directory " + subdir, errno);
-    }
-    if (::utimensat(dir.get(), hex.c_str(), nullptr, 0) == 0) return true;
-    if (errno == ENOENT) return false;
-    if (errno != EPERM && errno != EACCES && errno != EROFS) {
-      return Status::FromErrno("claim chunk " + subdir + "/" + hex, errno);
-    }
-    // Not ours to touch (a reader of someone else's datastore): existence only.
-    struct stat st;
-    if (::fstatat(dir.get(), hex.c_str(), &st, 0) == 0) return true;
-    if (errno == ENOENT) return false;
-    return Status::FromErrno("stat " + subdir + "/" + hex, errno);
-  }
-
-  Result<std::vector<std::string>> ListSubdirs() {
-    DIR* top = ::opendir(dir_.c_str());
-    if (!top) return Status::FromErrno("open chunk directory " + dir_, errno);
-    std::vector<std::string> subdirs;
-    while (dirent* e = ::readdir(top)) {
-      if (std::strlen(e->d_name) == 4 && IsHexName(e->d_name, 4)) subdirs.push_back(e->d_name);
-    }
-    ::closedir(top);
-    std::sort(subdirs.begin(), subdirs.end());
-    return subdirs;
-  }
-
- public:
   Result<SweepStats> Sweep(const SweepOptions& o) override {
     OFFHOST_ASSIGN_OR_RETURN(auto subdirs, ListSubdirs());
     // Directories are swept on several threads: a delete mostly waits for the disk (the
@@ -401,6 +358,47 @@ class LocalChunkStore final : public ChunkStore {
   }
 
  private:
+  std::string SubdirOf(const ChunkId& id) const { return dir_ + "/" + id.Hex().substr(0, 4); }
+
+  // A backup's claim on a stored chunk (docs/gc.md): the file's time is set to now, under a
+  // shared lock of its directory, so garbage collection (which checks the time and deletes
+  // under the exclusive lock) either sees the new time or has deleted the file before, and
+  // then the claim finds it missing. False when the chunk is not stored.
+  Result<bool> Claim(const ChunkId& id) {
+    const std::string hex = id.Hex();
+    const std::string subdir = dir_ + "/" + hex.substr(0, 4);
+    Fd dir(::open(subdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) {
+      if (errno == ENOENT) return false;
+      return Status::FromErrno("open chunk directory " + subdir, errno);
+    }
+    while (::flock(dir.get(), LOCK_SH) != 0) {
+      if (errno != EINTR) return Status::FromErrno("lock chunk directory " + subdir, errno);
+    }
+    if (::utimensat(dir.get(), hex.c_str(), nullptr, 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    if (errno != EPERM && errno != EACCES && errno != EROFS) {
+      return Status::FromErrno("claim chunk " + subdir + "/" + hex, errno);
+    }
+    // Not ours to touch (a reader of someone else's datastore): existence only.
+    struct stat st;
+    if (::fstatat(dir.get(), hex.c_str(), &st, 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    return Status::FromErrno("stat " + subdir + "/" + hex, errno);
+  }
+
+  Result<std::vector<std::string>> ListSubdirs() {
+    DIR* top = ::opendir(dir_.c_str());
+    if (!top) return Status::FromErrno("open chunk directory " + dir_, errno);
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(top)) {
+      if (std::strlen(e->d_name) == 4 && IsHexName(e->d_name, 4)) subdirs.push_back(e->d_name);
+    }
+    ::closedir(top);
+    std::sort(subdirs.begin(), subdirs.end());
+    return subdirs;
+  }
+
   // One chunk directory. Its entries are read and the referenced chunks set aside without a
   // lock (a backup may add files meanwhile: they are new, hence kept); only when something
   // may go is the exclusive lock taken, and each candidate's time is read again under it.
