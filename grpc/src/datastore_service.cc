@@ -6,6 +6,7 @@
 
 #include "datastores.h"
 #include "file_info.h"
+#include "gc_job.h"
 #include "jobs.h"
 #include "names.h"
 #include "offhost/v1/datastore.grpc.pb.h"
@@ -102,6 +103,29 @@ class DatastoreService final : public v1::DatastoreService::Service {
     if (Status st = FillFilesystem(config->path, out); !st.ok()) return ToGrpc(ctx, st, "");
     if (Status st = FillSnapshotFigures(*ds, out); !st.ok()) return ToGrpc(ctx, st, "");
     if (auto counted = accountant_.Get(*config)) FillSpaceAccounting(*counted, out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status StartGc(grpc::ServerContext* ctx, const v1::StartGcRequest* req,
+                       v1::Job* out) override {
+    Principal caller;
+    if (auto st = context_.authorizer->Check(ctx, Role::kOperator, &caller); !st.ok()) return st;
+    if (auto st = JobsAvailable(context_, ctx); !st.ok()) return st;
+    OFFHOST_RPC_ASSIGN_OR_RETURN(
+        auto name, ParseDatastoreName(req->spec().datastore(), "spec.datastore"), ctx, "");
+    OFFHOST_RPC_ASSIGN_OR_RETURN(auto config, FindDatastore(context_, name), ctx,
+                                 "DATASTORE_NOT_FOUND");
+    proxy::JobRecord record =
+        NewJobRecord(v1::JOB_TYPE_GC, req->spec(), req->request_id(), req->labels(), caller.name);
+    record.keys = {{"datastore", config->name}};
+    Result<proxy::JobRecord> job =
+        context_.jobs->Start(std::move(record), GcJob(*config, req->spec()));
+    if (!job.ok() && job.status().code() == StatusCode::kAlreadyExists) {
+      return Fail(ctx, grpc::StatusCode::ALREADY_EXISTS, "REQUEST_ID_REUSED",
+                  job.status().message());
+    }
+    if (!job.ok()) return ToGrpc(ctx, job.status(), "");
+    FillJob(*job, out);
     return grpc::Status::OK;
   }
 

@@ -36,6 +36,10 @@ void FillSpecAndResult(const proxy::JobRecord& r, v1::Job* out) {
       out->mutable_verify()->ParseFromString(r.spec);
       if (!r.result.empty()) out->mutable_verify_result()->ParseFromString(r.result);
       break;
+    case v1::JOB_TYPE_GC:
+      out->mutable_gc()->ParseFromString(r.spec);
+      if (!r.result.empty()) out->mutable_gc_result()->ParseFromString(r.result);
+      break;
     case v1::JOB_TYPE_DISK_RESTORE:
       out->mutable_disk_restore()->ParseFromString(r.spec);
       if (!r.result.empty()) out->mutable_disk_restore_result()->ParseFromString(r.result);
@@ -54,7 +58,9 @@ v1::JobPhase PhaseOf(const proxy::JobRecord& r) {
   if (r.phase == "waiting_for_slot") return v1::JOB_PHASE_WAITING_FOR_SLOT;
   if (r.phase == "retry_wait") return v1::JOB_PHASE_RETRY_WAIT;
   if (r.state == proxy::JobState::kQueued) return v1::JOB_PHASE_QUEUED;
-  return JobTypeOf(r.type) == v1::JOB_TYPE_VERIFY ? v1::JOB_PHASE_CHECK : v1::JOB_PHASE_READ;
+  v1::JobType type = JobTypeOf(r.type);
+  return type == v1::JOB_TYPE_VERIFY || type == v1::JOB_TYPE_GC ? v1::JOB_PHASE_CHECK
+                                                                : v1::JOB_PHASE_READ;
 }
 
 void FillEntry(const proxy::TimelineEntry& e, v1::JobTimelineEntry* out) {
@@ -75,6 +81,8 @@ std::string JobTypeWord(v1::JobType type) {
       return "file_restore";
     case v1::JOB_TYPE_VERIFY:
       return "verify";
+    case v1::JOB_TYPE_GC:
+      return "gc";
     default:
       return "";
   }
@@ -82,7 +90,7 @@ std::string JobTypeWord(v1::JobType type) {
 
 v1::JobType JobTypeOf(const std::string& word) {
   for (v1::JobType t : {v1::JOB_TYPE_BACKUP, v1::JOB_TYPE_DISK_RESTORE, v1::JOB_TYPE_FILE_RESTORE,
-                        v1::JOB_TYPE_VERIFY}) {
+                        v1::JOB_TYPE_VERIFY, v1::JOB_TYPE_GC}) {
     if (JobTypeWord(t) == word) return t;
   }
   return v1::JOB_TYPE_UNSPECIFIED;

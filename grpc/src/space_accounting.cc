@@ -12,13 +12,15 @@
 #include "datastores.h"
 #include "file_info.h"
 #include "offhost/storage/chunk_codec.h"
+#include "offhost/storage/gc.h"
 
 namespace offhost::grpcapi {
 namespace {
 
 // A chunk file's size and, from its header, the uncompressed size of the chunk. A chunk that
 // vanished since it was listed (moved aside by verify) counts as nothing.
-Status StatChunk(const std::string& path, bool want_raw, uint64_t* file_size, uint64_t* raw) {
+Status StatChunk(const std::string& path, bool want_raw, uint64_t* file_size, uint64_t* raw,
+                 int64_t* mtime) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? Status::OK() : Status::FromErrno("open " + path, errno);
   struct stat st {};
@@ -27,6 +29,7 @@ Status StatChunk(const std::string& path, bool want_raw, uint64_t* file_size, ui
     result = Status::FromErrno("stat " + path, errno);
   } else {
     *file_size = static_cast<uint64_t>(st.st_size);
+    *mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
     char header[storage::kChunkHeaderSize];
     if (want_raw && ::pread(fd, header, sizeof header, 0) == static_cast<ssize_t>(sizeof header)) {
       // A damaged header is verify's to report; its chunk adds no unique bytes here.
@@ -43,6 +46,9 @@ Status StatChunk(const std::string& path, bool want_raw, uint64_t* file_size, ui
 Result<SpaceAccounting> CountSpace(storage::Datastore& ds, const std::atomic<bool>& stop) {
   SpaceAccounting a;
   a.time = static_cast<int64_t>(std::time(nullptr));
+  // What GC would free is counted against the cut-off a GC starting now would use.
+  OFFHOST_ASSIGN_OR_RETURN(int64_t cutoff,
+                           storage::GcCutoff(ds, storage::GcOptions().min_age_seconds));
   std::unordered_set<storage::ChunkId, storage::ChunkIdHash> referenced;
   OFFHOST_ASSIGN_OR_RETURN(auto snaps, ds.ListSnapshots());
   for (const auto& snap : snaps) {
@@ -60,7 +66,8 @@ Result<SpaceAccounting> CountSpace(storage::Datastore& ds, const std::atomic<boo
     if (stop) return Status::Cancelled("space accounting stopped");
     bool used = referenced.count(id) != 0;
     uint64_t size = 0, raw = 0;
-    Status st = StatChunk(ds.chunks().Locate(id), used, &size, &raw);
+    int64_t mtime = 0;
+    Status st = StatChunk(ds.chunks().Locate(id), used, &size, &raw, &mtime);
     if (!st.ok() || size == 0) return st;  // size 0: gone since it was listed
     ++a.chunk_count;
     a.stored_bytes += size;
@@ -68,6 +75,7 @@ Result<SpaceAccounting> CountSpace(storage::Datastore& ds, const std::atomic<boo
       a.unique_bytes += raw;
     } else {
       a.unreferenced_bytes += size;
+      if (mtime < cutoff) a.gc_reclaimable_bytes += size;
     }
     return Status::OK();
   });
@@ -79,6 +87,7 @@ void FillSpaceAccounting(const SpaceAccounting& a, v1::DatastoreStatus* out) {
   out->set_unique_bytes(a.unique_bytes);
   out->set_stored_bytes(a.stored_bytes);
   out->set_unreferenced_bytes(a.unreferenced_bytes);
+  out->set_gc_reclaimable_bytes(a.gc_reclaimable_bytes);
   out->set_chunk_count(a.chunk_count);
   SetTime(a.time, out->mutable_accounting_time());
   uint64_t used = a.stored_bytes - a.unreferenced_bytes;

@@ -24,12 +24,13 @@ namespace offhost::grpcapi {
 inline constexpr std::chrono::minutes kRecountAfter{15};
 
 struct SpaceAccounting {
-  uint64_t logical_bytes = 0;       // of the snapshots whose manifests were walked
-  uint64_t unique_bytes = 0;        // uncompressed bytes of the distinct chunks they use
-  uint64_t stored_bytes = 0;        // bytes of all chunk files
-  uint64_t unreferenced_bytes = 0;  // of stored_bytes, in chunks no snapshot uses
-  uint64_t chunk_count = 0;         // chunk files
-  int64_t time = 0;                 // unix seconds when the count started
+  uint64_t logical_bytes = 0;         // of the snapshots whose manifests were walked
+  uint64_t unique_bytes = 0;          // uncompressed bytes of the distinct chunks they use
+  uint64_t stored_bytes = 0;          // bytes of all chunk files
+  uint64_t unreferenced_bytes = 0;    // of stored_bytes, in chunks no snapshot uses
+  uint64_t gc_reclaimable_bytes = 0;  // of those, the ones older than GC's cut-off
+  uint64_t chunk_count = 0;           // chunk files
+  int64_t time = 0;                   // unix seconds when the count started
 };
 
 // Counts `ds`; `stop` ends it early (Cancelled). A backup committing meanwhile may leave its

@@ -32,10 +32,15 @@ Result<uint32_t> ParseSize(const std::string& s) {
   }
   std::string unit = s.substr(pos);
   unsigned long long mult = 1;
-  if (unit == "K" || unit == "KiB" || unit == "k") mult = 1024;
-  else if (unit == "M" || unit == "MiB") mult = 1024 * 1024;
-  else if (!unit.empty()) return Status::InvalidArgument("--chunk-size '" + s + "' has unknown unit '" + unit + "'; use K or M");
-  if (v * mult > UINT32_MAX) return Status::InvalidArgument("--chunk-size '" + s + "' is too large");
+  if (unit == "K" || unit == "KiB" || unit == "k")
+    mult = 1024;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1024 * 1024;
+  else if (!unit.empty())
+    return Status::InvalidArgument("--chunk-size '" + s + "' has unknown unit '" + unit +
+                                   "'; use K or M");
+  if (v * mult > UINT32_MAX)
+    return Status::InvalidArgument("--chunk-size '" + s + "' is too large");
   return static_cast<uint32_t>(v * mult);
 }
 
@@ -135,13 +140,13 @@ int RunStatus(const StatusOptions& o) {
         {LastPart(d.name()), d.path(), std::to_string(st.vm_count()),
          std::to_string(st.snapshot_count()), HumanBytes(st.logical_bytes()),
          counted_bytes(st.unique_bytes()), counted_bytes(st.stored_bytes()),
-         counted_bytes(st.unreferenced_bytes()), Ratio(st.dedupe_ratio()), Ratio(st.total_ratio()),
-         HumanBytes(st.filesystem_free_bytes()),
+         counted_bytes(st.unreferenced_bytes()), counted_bytes(st.gc_reclaimable_bytes()),
+         Ratio(st.dedupe_ratio()), Ratio(st.total_ratio()), HumanBytes(st.filesystem_free_bytes()),
          counted ? FormatTime(st.accounting_time().seconds()) : "counting (--wait for it)"});
   }
   PrintTable({"DATASTORE", "PATH", "VMS", "SNAPSHOTS", "LOGICAL", "UNIQUE", "STORED",
-              "UNREFERENCED", "DEDUPE", "TOTAL", "FREE", "COUNTED"},
-             rows, {2, 3, 4, 5, 6, 7, 8, 9, 10});
+              "UNREFERENCED", "GC_FREES", "DEDUPE", "TOTAL", "FREE", "COUNTED"},
+             rows, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
   return kExitOk;
 }
 

@@ -32,6 +32,8 @@ std::string TypeName(v1::JobType t) {
       return "restore-file";
     case v1::JOB_TYPE_VERIFY:
       return "verify";
+    case v1::JOB_TYPE_GC:
+      return "gc";
     default:
       return "unknown";
   }

@@ -1,12 +1,14 @@
 // offhost prune --datastore DIR [--vm NAME] --keep-last N --keep-daily N ... [--dry-run] [--json]
 // Removes the snapshots a retention policy does not keep (docs/retention.md) and says what it
-// kept and why. Chunks no snapshot uses any more are left for garbage collection.
+// kept and why. Chunks no snapshot uses any more are left for garbage collection (`offhost gc`),
+// or collected right after with --gc.
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "gc_report.h"
 #include "offhost/storage/datastore.h"
 #include "offhost/storage/retention.h"
 
@@ -19,6 +21,7 @@ struct PruneOptions {
   storage::RetentionPolicy policy;
   bool dry_run = false;
   bool json = false;
+  bool gc = false;  // garbage collection right after (a dry run with --dry-run)
 };
 
 std::string Join(const std::vector<std::string>& parts) {
@@ -92,11 +95,24 @@ int RunPrune(const PruneOptions& o) {
     st = (*ds)->DeleteSnapshots(remove);
     if (!st.ok()) return ReportError(st.WithContext("nothing was removed"));
   }
-  if (o.json) {
-    std::cout << ToJson(by_vm, o.dry_run).dump(2) << "\n";
-  } else {
-    PrintDecisions(by_vm, o.dry_run);
+  nlohmann::json out = ToJson(by_vm, o.dry_run);
+  if (!o.json) PrintDecisions(by_vm, o.dry_run);
+  if (o.gc) {
+    // A dry run's GC cannot see the snapshots the prune would remove as gone: it counts what
+    // is unused now.
+    storage::GcOptions options;
+    options.dry_run = o.dry_run;
+    auto report = RunGc(**ds, options, o.json);
+    if (!report.ok()) {
+      if (o.json) std::cout << out.dump(2) << "\n";
+      return ReportError(report.status().WithContext("gc after prune (the prune is done)"));
+    }
+    if (o.json)
+      out["gc"] = GcJson(*report);
+    else
+      PrintGcReport(*report);
   }
+  if (o.json) std::cout << out.dump(2) << "\n";
   return kExitOk;
 }
 
@@ -116,6 +132,8 @@ void AddPruneCommand(CLI::App& app, RunFn* run) {
   cmd->add_option("--keep-monthly", o->policy.keep_monthly, "Keep the newest of the last N months");
   cmd->add_option("--keep-yearly", o->policy.keep_yearly, "Keep the newest of the last N years");
   cmd->add_flag("--dry-run", o->dry_run, "Show what would be kept and removed; remove nothing");
+  cmd->add_flag("--gc", o->gc,
+                "Then remove the chunks no snapshot uses any more (offhost gc, default --min-age)");
   cmd->add_flag("--json", o->json, "Print as JSON");
   cmd->callback([run, o] { *run = [o] { return RunPrune(*o); }; });
 }

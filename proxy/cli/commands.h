@@ -23,5 +23,6 @@ void AddInventoryCommands(CLI::App& app, RunFn* run);  // hosts, vms
 void AddPruneCommand(CLI::App& app, RunFn* run);
 void AddExportCommand(CLI::App& app, RunFn* run);  // instant recovery
 void AddScheduleCommand(CLI::App& app, RunFn* run);
+void AddGcCommand(CLI::App& app, RunFn* run);
 
 }  // namespace offhost::cli

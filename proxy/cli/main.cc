@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   AddPruneCommand(app, &run);
   AddExportCommand(app, &run);
   AddScheduleCommand(app, &run);
+  AddGcCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

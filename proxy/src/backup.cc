@@ -1,6 +1,10 @@
 #include "offhost/proxy/backup.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
 
 #include "disk_backup.h"
 #include "offhost/proxy/catalog.h"
@@ -27,6 +31,18 @@ static std::string FullReason(const BackupDisk& disk, const BackupOptions& optio
     return "";
   }
   return "disk is new since the previous backup";
+}
+
+// Test hook: with OFFHOST_TEST_HOLD_COMMIT=PATH set, a backup creates PATH.ready once every
+// chunk it uses is written or claimed, just before its commit, and waits (up to 2 minutes) for
+// PATH to appear. tests/integration/test_gc.sh runs garbage collection in that window.
+static void HoldCommitForTests() {
+  const char* path = std::getenv("OFFHOST_TEST_HOLD_COMMIT");
+  if (!path || !*path) return;
+  if (std::FILE* f = std::fopen((std::string(path) + ".ready").c_str(), "w")) std::fclose(f);
+  for (int i = 0; i < 1200 && !std::filesystem::exists(path); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
@@ -71,12 +87,12 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     result.catalog.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  HoldCommitForTests();
   auto commit_start = std::chrono::steady_clock::now();
   OFFHOST_ASSIGN_OR_RETURN(result.snapshot, writer->Commit());
   result.commit_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count();
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

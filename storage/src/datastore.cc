@@ -1,6 +1,7 @@
 #include "offhost/storage/datastore.h"
 
 #include <fcntl.h>
+#include <rocksdb/write_batch.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,8 +17,6 @@
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <rocksdb/write_batch.h>
 
 #include "index.h"
 #include "records.h"
@@ -322,12 +321,33 @@ Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) 
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       batch.Delete(it->key());
     }
-    OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list the manifests of " + snap.vm + "@" + snap.id));
+    OFFHOST_RETURN_IF_ERROR(
+        FromRocks(it->status(), "list the manifests of " + snap.vm + "@" + snap.id));
   }
   return index->WriteSynced(&batch);
 }
 
-namespace {
+Result<std::vector<RunningBackup>> ListRunningBackups(Index& index, const std::string& dir) {
+  std::unique_ptr<rocksdb::Iterator> it(index.db()->NewIterator(rocksdb::ReadOptions()));
+  std::vector<RunningBackup> out;
+  std::string host = HostName();
+  for (it->Seek("r/"); it->Valid() && it->key().starts_with("r/"); it->Next()) {
+    nlohmann::json m = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    RunningBackup b;
+    b.key = it->key().ToString();
+    if (!m.is_discarded()) {
+      b.host = m.value("host", "");
+      b.pid = m.value("pid", int64_t{0});
+      b.started = m.value("started", int64_t{0});
+    }
+    // A marker that cannot be read is taken as a backup running since the epoch: it holds
+    // garbage collection's cut-off back rather than risk its chunks.
+    if (b.host == host && !m.is_discarded() && !ProcessAlive(b.pid)) continue;
+    out.push_back(std::move(b));
+  }
+  OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list running backups in " + dir));
+  return out;
+}
 
 // Removes the markers and staging directories of backups whose process is gone; the caller
 // holds the index open for writing (its lock serialises this with other writers).
@@ -363,8 +383,6 @@ Result<int> RemoveDeadBackups(Index& index, const std::string& dir) {
   return removed;
 }
 
-}  // namespace
-
 Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::string& vm) {
   OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
   OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
@@ -382,7 +400,8 @@ Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::stri
     if (it->Valid() && it->key().starts_with(prefix)) {
       struct tm tm = {};
       std::string last = it->key().ToString().substr(prefix.size());
-      if (strptime(last.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) first = std::max<int64_t>(first, timegm(&tm) + 1);
+      if (strptime(last.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        first = std::max<int64_t>(first, timegm(&tm) + 1);
     }
   }
   for (int64_t t = first;; ++t) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "offhost/common/status.h"
 #include "offhost/storage/chunk_id.h"
@@ -27,10 +28,27 @@ class Index {
   Status WriteSynced(rocksdb::WriteBatch* batch);
 
  private:
-  Index(std::string dir, std::unique_ptr<rocksdb::DB> db) : dir_(std::move(dir)), db_(std::move(db)) {}
+  Index(std::string dir, std::unique_ptr<rocksdb::DB> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
 };
+
+// A backup whose marker (`r/` key) is in the index and whose process may still run.
+struct RunningBackup {
+  std::string key;  // r/<vm>/<snapshot>
+  std::string host;
+  int64_t pid = 0;
+  int64_t started = 0;  // unix seconds
+};
+
+// The markers of backups that may still run: those of processes gone from this host are left
+// out (their markers are removed by RemoveDeadBackups).
+Result<std::vector<RunningBackup>> ListRunningBackups(Index& index, const std::string& dir);
+// Removes the markers and staging directories of backups whose process is gone; the caller
+// holds the index open for writing (its lock serialises this with other writers). `dir` is
+// the datastore's directory.
+Result<int> RemoveDeadBackups(Index& index, const std::string& dir);
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what);
 

@@ -2,7 +2,9 @@
 // docs/datastore-format.md ("Chunk store").
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,23 +206,14 @@ class LocalChunkStore final : public ChunkStore {
       std::lock_guard<std::mutex> lock(mu_);
       if (pending_.count(id)) return true;  // durable and named by the next Sync()
     }
-    struct stat st;
-    if (::stat(Locate(id).c_str(), &st) == 0) {
-      // Another writer may not have synced this directory yet; our Sync() must cover it
-      // before we reference the chunk.
-      MarkDirty(SubdirOf(id));
-      return true;
-    }
-    if (errno == ENOENT) return false;
-    return Status::FromErrno("stat " + Locate(id), errno);
+    OFFHOST_ASSIGN_OR_RETURN(bool present, Claim(id));
+    // Another writer may not have synced this directory yet; our Sync() must cover it
+    // before we reference the chunk.
+    if (present) MarkDirty(SubdirOf(id));
+    return present;
   }
 
-  Result<bool> IsStored(const ChunkId& id) override {
-    struct stat st;
-    if (::stat(Locate(id).c_str(), &st) == 0) return true;
-    if (errno == ENOENT) return false;
-    return Status::FromErrno("stat " + Locate(id), errno);
-  }
+  Result<bool> IsStored(const ChunkId& id) override { return Claim(id); }
 
   Result<bool> Put(const ChunkId& id, std::span<const char> encoded) override {
     OFFHOST_ASSIGN_OR_RETURN(bool present, Contains(id));
@@ -303,14 +296,7 @@ class LocalChunkStore final : public ChunkStore {
   }
 
   Status ForEach(const std::function<Status(const ChunkId&)>& fn) override {
-    DIR* top = ::opendir(dir_.c_str());
-    if (!top) return Status::FromErrno("open chunk directory " + dir_, errno);
-    std::vector<std::string> subdirs;
-    while (dirent* e = ::readdir(top)) {
-      if (std::strlen(e->d_name) == 4 && IsHexName(e->d_name, 4)) subdirs.push_back(e->d_name);
-    }
-    ::closedir(top);
-    std::sort(subdirs.begin(), subdirs.end());
+    OFFHOST_ASSIGN_OR_RETURN(auto subdirs, ListSubdirs());
     for (const auto& sub : subdirs) {
       std::string path = dir_ + "/" + sub;
       DIR* d = ::opendir(path.c_str());
@@ -327,8 +313,166 @@ class LocalChunkStore final : public ChunkStore {
     return Status::OK();
   }
 
+  Result<SweepStats> Sweep(const SweepOptions& o) override {
+    OFFHOST_ASSIGN_OR_RETURN(auto subdirs, ListSubdirs());
+    // Directories are swept on several threads: a delete mostly waits for the disk (the
+    // directory and inode blocks of a cold store), so several in flight keep it busy.
+    std::atomic<size_t> next{0}, done{0};
+    std::mutex mu;
+    SweepStats total;
+    Status first;
+    auto work = [&] {
+      SweepStats mine;
+      for (size_t i; (i = next.fetch_add(1)) < subdirs.size();) {
+        Status st = o.stop && o.stop() ? Status::Cancelled("garbage collection stopped")
+                                       : SweepSubdir(dir_ + "/" + subdirs[i], o, &mine);
+        if (!st.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (first.ok()) first = st;
+          next = subdirs.size();  // stop everyone
+          break;
+        }
+        size_t n = ++done;
+        if (o.progress && (n % 256 == 0 || n == subdirs.size())) {
+          std::lock_guard<std::mutex> lock(mu);
+          o.progress(n, subdirs.size());
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      total.chunks += mine.chunks;
+      total.referenced += mine.referenced;
+      total.recent += mine.recent;
+      total.recent_bytes += mine.recent_bytes;
+      total.removed += mine.removed;
+      total.removed_bytes += mine.removed_bytes;
+      total.temporary_removed += mine.temporary_removed;
+      total.temporary_bytes += mine.temporary_bytes;
+    };
+    std::vector<std::thread> threads;
+    const int n = std::max(1, o.threads);
+    for (int t = 1; t < n; ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    if (!first.ok()) return first;
+    return total;
+  }
+
  private:
   std::string SubdirOf(const ChunkId& id) const { return dir_ + "/" + id.Hex().substr(0, 4); }
+
+  // A backup's claim on a stored chunk (docs/gc.md): the file's time is set to now, under a
+  // shared lock of its directory, so garbage collection (which checks the time and deletes
+  // under the exclusive lock) either sees the new time or has deleted the file before, and
+  // then the claim finds it missing. False when the chunk is not stored.
+  Result<bool> Claim(const ChunkId& id) {
+    const std::string hex = id.Hex();
+    const std::string subdir = dir_ + "/" + hex.substr(0, 4);
+    Fd dir(::open(subdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) {
+      if (errno == ENOENT) return false;
+      return Status::FromErrno("open chunk directory " + subdir, errno);
+    }
+    while (::flock(dir.get(), LOCK_SH) != 0) {
+      if (errno != EINTR) return Status::FromErrno("lock chunk directory " + subdir, errno);
+    }
+    if (::utimensat(dir.get(), hex.c_str(), nullptr, 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    if (errno != EPERM && errno != EACCES && errno != EROFS) {
+      return Status::FromErrno("claim chunk " + subdir + "/" + hex, errno);
+    }
+    // Not ours to touch (a reader of someone else's datastore): existence only.
+    struct stat st;
+    if (::fstatat(dir.get(), hex.c_str(), &st, 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    return Status::FromErrno("stat " + subdir + "/" + hex, errno);
+  }
+
+  Result<std::vector<std::string>> ListSubdirs() {
+    DIR* top = ::opendir(dir_.c_str());
+    if (!top) return Status::FromErrno("open chunk directory " + dir_, errno);
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(top)) {
+      if (std::strlen(e->d_name) == 4 && IsHexName(e->d_name, 4)) subdirs.push_back(e->d_name);
+    }
+    ::closedir(top);
+    std::sort(subdirs.begin(), subdirs.end());
+    return subdirs;
+  }
+
+  // One chunk directory. Its entries are read and the referenced chunks set aside without a
+  // lock (a backup may add files meanwhile: they are new, hence kept); only when something
+  // may go is the exclusive lock taken, and each candidate's time is read again under it.
+  Status SweepSubdir(const std::string& path, const SweepOptions& o, SweepStats* stats) {
+    std::vector<std::string> candidates;
+    {
+      DIR* d = ::opendir(path.c_str());
+      if (!d) return Status::FromErrno("open chunk directory " + path, errno);
+      while (dirent* e = ::readdir(d)) {
+        size_t len = std::strlen(e->d_name);
+        if (len == 64 && IsHexName(e->d_name, 64)) {
+          ++stats->chunks;
+          auto id = ChunkId::FromHex(e->d_name);
+          if (id && o.referenced(*id)) {
+            ++stats->referenced;
+            continue;
+          }
+          candidates.emplace_back(e->d_name);
+        } else if (len > 69 && std::strstr(e->d_name, ".tmp.") == e->d_name + 64) {
+          candidates.emplace_back(e->d_name);  // NAME.tmp.PID.N of a writer
+        }
+      }
+      ::closedir(d);
+    }
+    if (candidates.empty()) return Status::OK();
+    Fd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) return Status::FromErrno("open chunk directory " + path, errno);
+    if (!o.dry_run) {
+      while (::flock(dir.get(), LOCK_EX) != 0) {
+        if (errno != EINTR) return Status::FromErrno("lock chunk directory " + path, errno);
+      }
+    }
+    for (const std::string& name : candidates) {
+      struct stat st;
+      if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // renamed into place, or removed by another GC
+        return Status::FromErrno("stat " + path + "/" + name, errno);
+      }
+      const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+      const bool chunk = name.size() == 64;
+      if (mtime >= o.cutoff_ns || !S_ISREG(st.st_mode)) {
+        if (chunk) {
+          ++stats->recent;
+          stats->recent_bytes += static_cast<uint64_t>(st.st_size);
+        }
+        continue;
+      }
+      // A temporary file of a writer on this host that still runs is its own.
+      if (!chunk && WriterAlive(name)) continue;
+      if (!o.dry_run) {
+        if (chunk && o.before_delete) {
+          if (auto id = ChunkId::FromHex(name)) o.before_delete(*id);
+        }
+        if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+          return Status::FromErrno("remove " + path + "/" + name, errno);
+        }
+      }
+      if (chunk) {
+        ++stats->removed;
+        stats->removed_bytes += static_cast<uint64_t>(st.st_size);
+      } else {
+        ++stats->temporary_removed;
+        stats->temporary_bytes += static_cast<uint64_t>(st.st_size);
+      }
+    }
+    return Status::OK();  // closing `dir` releases the lock
+  }
+
+  // NAME.tmp.PID.N: whether process PID exists here (on shared storage it may be another
+  // host's; such files go by their time alone).
+  static bool WriterAlive(const std::string& name) {
+    long pid = std::strtol(name.c_str() + 69, nullptr, 10);
+    return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+  }
 
   Status EnsureSubdir(const std::string& subdir) {
     if (::mkdir(subdir.c_str(), 0755) == 0) {
@@ -366,7 +510,18 @@ class LocalChunkStore final : public ChunkStore {
       // bytes); the others drop their copy.
       if (::renameat2(AT_FDCWD, c.tmp.c_str(), AT_FDCWD, c.path.c_str(), RENAME_NOREPLACE) != 0) {
         if (errno == EEXIST) {
-          ::unlink(c.tmp.c_str());
+          // The other copy keeps the time its writer gave it, which may be older than this
+          // backup: claim it, or name ours if garbage collection removed it meanwhile.
+          OFFHOST_ASSIGN_OR_RETURN(bool claimed, Claim(id));
+          if (claimed) {
+            ::unlink(c.tmp.c_str());
+          } else if (::renameat2(AT_FDCWD, c.tmp.c_str(), AT_FDCWD, c.path.c_str(),
+                                 RENAME_NOREPLACE) != 0 &&
+                     errno != EEXIST) {
+            return Status::FromErrno("rename " + c.tmp, errno);
+          } else {
+            ::unlink(c.tmp.c_str());  // EEXIST again: a third writer's copy, just made
+          }
         } else if (!((errno == EINVAL || errno == ENOSYS) &&
                      ::rename(c.tmp.c_str(), c.path.c_str()) == 0)) {
           return Status::FromErrno("rename " + c.tmp, errno);
