@@ -1,4 +1,6 @@
 // offhost gc --datastore DIR [--dry-run] [--min-age 5m] [--json]
+// offhost gc [--server ADDR] [--datastore-name NAME] [--dry-run] [--min-age 5m] [--json]
+//   against offhostd: one StartGc job per datastore of the daemon (or the named one)
 // Removes the chunks no snapshot uses (docs/gc.md), safely while backups run.
 #include <unistd.h>
 
@@ -11,8 +13,11 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "daemon_client.h"
 #include "gc_report.h"
+#include "job_watch.h"
 #include "offhost/storage/datastore.h"
+#include "offhost/v1/datastore.grpc.pb.h"
 
 namespace offhost::cli {
 
@@ -114,23 +119,80 @@ namespace {
 
 struct GcCliOptions {
   std::string datastore;
+  DaemonOptions daemon;
+  std::string datastore_name;
   std::string min_age = "5m";
   bool dry_run = false;
   bool json = false;
 };
 
-int RunGcCommand(const GcCliOptions& o) {
-  if (o.datastore.empty()) {
-    ReportError(Status::InvalidArgument(
-        "gc works on a datastore directory: give --datastore DIR (offhostd serves it as "
-        "DatastoreService.StartGc)"));
-    return kExitUsage;
+// The daemon's GcResult in the local report's terms, so both modes print alike.
+storage::GcReport FromProto(const v1::GcResult& g, const v1::Job& job) {
+  storage::GcReport r;
+  r.dry_run = g.dry_run();
+  r.started = job.start_time().seconds();
+  r.cutoff = g.cutoff_time().seconds();
+  r.running_backups = g.running_backup_count();
+  r.snapshots = g.snapshot_count();
+  r.referenced_chunks = g.referenced_chunk_count();
+  r.mark_seconds = g.mark_seconds();
+  r.sweep_seconds = g.sweep_seconds();
+  r.sweep.chunks = g.chunk_count();
+  r.sweep.referenced = g.referenced_chunk_count();
+  r.sweep.recent = g.kept_recent_chunk_count();
+  r.sweep.recent_bytes = g.kept_recent_bytes();
+  r.sweep.removed = g.removed_chunk_count();
+  r.sweep.removed_bytes = g.removed_bytes();
+  r.sweep.temporary_removed = g.removed_temporary_file_count();
+  return r;
+}
+
+// One GC job per datastore, each watched to its end; the worst outcome is the exit code.
+int GcDaemon(const GcCliOptions& o, int64_t min_age) {
+  auto client = DaemonClient::Connect(o.daemon);
+  if (!client.ok()) return ReportError(client.status());
+  int exit = kExitOk;
+  auto names = DaemonDatastores(**client, o.datastore_name, &exit);
+  if (!names.ok()) return exit;
+  auto stub = v1::DatastoreService::NewStub((*client)->channel());
+  int worst = kExitOk;
+  for (const auto& name : *names) {
+    v1::StartGcRequest req;
+    req.mutable_spec()->set_datastore("datastores/" + name);
+    req.mutable_spec()->set_dry_run(o.dry_run);
+    req.mutable_spec()->set_min_age_seconds(static_cast<uint32_t>(min_age));
+    v1::Job job;
+    auto ctx = (*client)->Context();
+    grpc::Status st = stub->StartGc(ctx.get(), req, &job);
+    if (!st.ok()) return ReportRpcError(st, *ctx, **client);
+    auto done = WatchToEnd(**client, job.name(), "gc " + name, &exit);
+    if (!done.ok()) return exit;
+    if (done->state() != v1::JOB_STATE_SUCCEEDED || !done->has_gc_result()) {
+      worst = std::max(worst, ReportJobFailure(*done));
+      continue;
+    }
+    storage::GcReport report = FromProto(done->gc_result(), *done);
+    if (o.json) {
+      nlohmann::json j = GcJson(report);
+      j["datastore"] = name;
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << name << ": ";
+      PrintGcReport(report);
+    }
   }
+  return worst;
+}
+
+int RunGcCommand(const GcCliOptions& o) {
   auto age = ParseAge(o.min_age);
   if (!age.ok()) {
     ReportError(age.status());
     return kExitUsage;
   }
+  auto daemon = UseDaemon(o.daemon, o.datastore);
+  if (!daemon.ok()) return ReportError(daemon.status());
+  if (*daemon) return GcDaemon(o, *age);
   auto ds = storage::Datastore::Open(o.datastore, !o.dry_run);
   if (!ds.ok()) return ReportError(ds.status());
   storage::GcOptions options;
@@ -152,7 +214,10 @@ void AddGcCommand(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<GcCliOptions>();
   auto* cmd = app.add_subcommand(
       "gc", "Remove the chunks no snapshot uses (safe while backups run; see docs/gc.md)");
-  cmd->add_option("--datastore", o->datastore, "Datastore directory");
+  cmd->add_option("--datastore", o->datastore, "Datastore directory (local mode)");
+  AddDaemonOptions(cmd, &o->daemon);
+  cmd->add_option("--datastore-name", o->datastore_name,
+                  "Against offhostd: only this datastore of its configuration (default: all)");
   cmd->add_option("--min-age", o->min_age,
                   "Never remove a chunk written or used less than this long ago (default 5m; "
                   "covers clocks stepped back)");

@@ -121,34 +121,12 @@ storage::VerifyReport FromProto(const v1::VerifyResult& v) {
   return r;
 }
 
-// The daemon's datastores to verify: the named one, or all of them.
-Result<std::vector<std::string>> DatastoresToVerify(const DaemonClient& client,
-                                                    const VerifyCliOptions& o, int* exit) {
-  if (!o.datastore_name.empty()) return std::vector<std::string>{o.datastore_name};
-  auto stub = v1::DatastoreService::NewStub(client.channel());
-  v1::ListDatastoresRequest req;
-  std::vector<std::string> names;
-  do {
-    v1::ListDatastoresResponse resp;
-    auto ctx = client.Context();
-    grpc::Status st = stub->ListDatastores(ctx.get(), req, &resp);
-    if (!st.ok()) {
-      *exit = ReportRpcError(st, *ctx, client);
-      return Status::Unavailable("reported");
-    }
-    for (const auto& d : resp.datastores())
-      names.push_back(d.name().substr(d.name().rfind('/') + 1));
-    req.set_page_token(resp.next_page_token());
-  } while (!req.page_token().empty());
-  return names;
-}
-
 // One verify job per datastore, each watched to its end; the worst outcome is the exit code.
 int VerifyDaemon(const VerifyCliOptions& o) {
   auto client = DaemonClient::Connect(o.daemon);
   if (!client.ok()) return ReportError(client.status());
   int exit = kExitOk;
-  auto names = DatastoresToVerify(**client, o, &exit);
+  auto names = DaemonDatastores(**client, o.datastore_name, &exit);
   if (!names.ok()) return exit;
   auto stub = v1::DatastoreService::NewStub((*client)->channel());
   int worst = kExitOk;

@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "offhost/v1/common.pb.h"
+#include "offhost/v1/datastore.grpc.pb.h"
 
 namespace offhost::cli {
 namespace {
@@ -139,6 +140,28 @@ int ReportRpcError(const grpc::Status& st, const grpc::ClientContext& ctx,
     default:
       return kExitFailed;
   }
+}
+
+Result<std::vector<std::string>> DaemonDatastores(const DaemonClient& client,
+                                                  const std::string& only, int* exit) {
+  if (!only.empty()) return std::vector<std::string>{only};
+  auto stub = v1::DatastoreService::NewStub(client.channel());
+  v1::ListDatastoresRequest req;
+  std::vector<std::string> names;
+  do {
+    v1::ListDatastoresResponse resp;
+    auto ctx = client.Context();
+    grpc::Status st = stub->ListDatastores(ctx.get(), req, &resp);
+    if (!st.ok()) {
+      *exit = ReportRpcError(st, *ctx, client);
+      return Status::Unavailable("reported");
+    }
+    for (const auto& d : resp.datastores()) {
+      names.push_back(d.name().substr(d.name().rfind('/') + 1));
+    }
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  return names;
 }
 
 }  // namespace offhost::cli

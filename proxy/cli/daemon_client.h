@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "offhost/common/status.h"
 
@@ -53,5 +54,10 @@ class DaemonClient {
 // kExitUsage for INVALID_ARGUMENT, kExitUnavailable when the daemon cannot be reached.
 int ReportRpcError(const grpc::Status& st, const grpc::ClientContext& ctx,
                    const DaemonClient& client);
+
+// The daemon's datastores a maintenance command works on: `only` when given, else all of
+// them (ListDatastores). On a failed call the error is printed and `*exit` set.
+Result<std::vector<std::string>> DaemonDatastores(const DaemonClient& client,
+                                                  const std::string& only, int* exit);
 
 }  // namespace offhost::cli
