@@ -17,6 +17,7 @@
 #include "domain_xml.h"
 #include "checkpoint_name.h"
 #include "offhost/snapshot-drivers/driver.h"
+#include "offhost/storage/datastore.h"
 
 namespace offhost::snapshot_drivers {
 namespace {
@@ -358,6 +359,7 @@ class LibvirtDriver final : public SnapshotDriver {
     OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, ConnectOrReuse(req));
     OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
     VmIdentity id = IdentityOf(dom.get());
+    if (virDomainIsActive(dom.get()) == 0) return TakeStopped(req, dom.get(), id);
     auto view = std::make_unique<LibvirtView>(std::move(conn), std::move(dom));
     view->vm_name = id.name;
     view->vm_uuid = id.uuid;
@@ -470,6 +472,51 @@ class LibvirtDriver final : public SnapshotDriver {
   }
 
  private:
+  // A domain that is shut off (or saved to disk) has no QEMU to take a view from, and its
+  // disks cannot change under the backup: their image files are read as they are, through
+  // the image driver, when this proxy reaches them (the host is this machine, or its storage
+  // is mounted here at the same paths, as shared storage often is).
+  Result<std::unique_ptr<PointInTimeView>> TakeStopped(const SnapshotRequest& req,
+                                                       virDomainPtr dom, const VmIdentity& id) {
+    char* xml = virDomainGetXMLDesc(dom, 0);
+    if (!xml) return Status::IOError("get the XML of domain " + id.name + ": " + LastError());
+    std::string config = xml;
+    free(xml);
+    OFFHOST_ASSIGN_OR_RETURN(auto all, ParseDomainDisks(config));
+    std::vector<std::string> names;
+    for (const auto& d : all) names.push_back(d.target);
+    OFFHOST_ASSIGN_OR_RETURN(auto selected, SelectDisks(req, names, id.name));
+    SnapshotRequest image;
+    // Only names the image driver's sockets and helper processes.
+    image.vm = storage::ValidateName("VM", id.name).ok() ? id.name : id.uuid;
+    image.work_dir = req.work_dir;
+    std::vector<ExcludedDisk> excluded;
+    for (const auto& d : all) {
+      if (!d.exclude.empty()) {
+        excluded.push_back({d.target, d.exclude});
+        continue;
+      }
+      if (std::find(selected.begin(), selected.end(), d.target) == selected.end()) continue;
+      std::error_code ec;
+      if (d.source.empty() || !std::filesystem::exists(d.source, ec)) {
+        return Status::FailedPrecondition(
+            "domain " + id.name + " is not running and its disk " + d.target + " (" +
+            d.source + ") is not reachable from this proxy: start the VM (a running VM is "
+            "backed up through libvirt), or mount the host's storage here at the same path");
+      }
+      image.settings["disk." + d.target] = d.source;
+    }
+    OFFHOST_ASSIGN_OR_RETURN(auto driver, MakeDriver("image"));
+    OFFHOST_ASSIGN_OR_RETURN(auto view, driver->Take(image));
+    view->vm_uuid = id.uuid;
+    view->vm_config = config;
+    view->excluded = std::move(excluded);
+    view->consistency_reason = "domain " + id.name +
+                               " is not running: its disk images were read as they are "
+                               "(image driver)";
+    return view;
+  }
+
   // The connection kept by Identify when it is still alive and for the same URI, else a new one.
   Result<ConnPtr> ConnectOrReuse(const SnapshotRequest& req) {
     ConnPtr kept = std::move(kept_);
