@@ -377,14 +377,14 @@ class LocalChunkStore final : public ChunkStore {
     }
     if (::utimensat(dir.get(), hex.c_str(), nullptr, 0) == 0) return true;
     if (errno == ENOENT) return false;
-    if (errno != EPERM && errno != EACCES && errno != EROFS) {
-      return Status::FromErrno("claim chunk " + subdir + "/" + hex, errno);
+    if (errno == EPERM || errno == EACCES) {
+      // Only backups claim; one that may not would depend on a chunk GC can remove.
+      return Status::FailedPrecondition(
+          "cannot claim chunk " + subdir + "/" + hex + " (uid " + std::to_string(::getuid()) +
+          "): every user who backs up into this datastore must be able to write its chunk "
+          "files; run offhost as the datastore's owner");
     }
-    // Not ours to touch (a reader of someone else's datastore): existence only.
-    struct stat st;
-    if (::fstatat(dir.get(), hex.c_str(), &st, 0) == 0) return true;
-    if (errno == ENOENT) return false;
-    return Status::FromErrno("stat " + subdir + "/" + hex, errno);
+    return Status::FromErrno("claim chunk " + subdir + "/" + hex, errno);
   }
 
   Result<std::vector<std::string>> ListSubdirs() {
@@ -506,32 +506,52 @@ class LocalChunkStore final : public ChunkStore {
     for (const auto& entry : batch) tmps.push_back(entry.second.tmp);
     OFFHOST_RETURN_IF_ERROR(SyncFiles(tmps));
     for (const auto& [id, c] : batch) {
-      // Whoever renames first wins (another process, or another thread here, wrote the same
-      // bytes); the others drop their copy.
-      if (::renameat2(AT_FDCWD, c.tmp.c_str(), AT_FDCWD, c.path.c_str(), RENAME_NOREPLACE) != 0) {
-        if (errno == EEXIST) {
-          // The other copy keeps the time its writer gave it, which may be older than this
-          // backup: claim it, or name ours if garbage collection removed it meanwhile.
-          OFFHOST_ASSIGN_OR_RETURN(bool claimed, Claim(id));
-          if (claimed) {
-            ::unlink(c.tmp.c_str());
-          } else if (::renameat2(AT_FDCWD, c.tmp.c_str(), AT_FDCWD, c.path.c_str(),
-                                 RENAME_NOREPLACE) != 0 &&
-                     errno != EEXIST) {
-            return Status::FromErrno("rename " + c.tmp, errno);
-          } else {
-            ::unlink(c.tmp.c_str());  // EEXIST again: a third writer's copy, just made
-          }
-        } else if (!((errno == EINVAL || errno == ENOSYS) &&
-                     ::rename(c.tmp.c_str(), c.path.c_str()) == 0)) {
-          return Status::FromErrno("rename " + c.tmp, errno);
-        }
-      }
+      OFFHOST_RETURN_IF_ERROR(Name(id, c));
       std::lock_guard<std::mutex> lock(mu_);
       dirty_.insert(c.subdir);
       pending_.erase(id);
     }
     return Status::OK();
+  }
+
+  // Gives a durable temporary chunk file its name, never replacing a file of that name:
+  // whoever names it first wins (another process, or another thread here, wrote the same
+  // bytes). The winner's copy keeps the time its writer gave it, which may be older than this
+  // backup: it is claimed, or ours is named when garbage collection removed it meanwhile.
+  Status Name(const ChunkId& id, const PendingChunk& c) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      OFFHOST_ASSIGN_OR_RETURN(bool named, NameNoReplace(c.tmp, c.path));
+      if (named) return Status::OK();
+      OFFHOST_ASSIGN_OR_RETURN(bool claimed, Claim(id));
+      if (claimed) {
+        ::unlink(c.tmp.c_str());
+        return Status::OK();
+      }
+    }
+    return Status::IOError("chunk " + c.path +
+                           " kept appearing and disappearing while this backup named it; "
+                           "check for a garbage collection run with --min-age 0");
+  }
+
+  // rename(2) that fails (false) instead of replacing an existing name. Where the file system
+  // has no RENAME_NOREPLACE (NFS), link(2) then unlink(2), which refuses just as atomically; a
+  // plain rename only where neither exists.
+  static Result<bool> NameNoReplace(const std::string& from, const std::string& to) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+      return true;
+    }
+    if (errno == EEXIST) return false;
+    if (errno != EINVAL && errno != ENOSYS) return Status::FromErrno("rename " + from, errno);
+    if (::link(from.c_str(), to.c_str()) == 0) {
+      ::unlink(from.c_str());
+      return true;
+    }
+    if (errno == EEXIST) return false;
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP) {
+      return Status::FromErrno("link " + from + " to " + to, errno);
+    }
+    if (::rename(from.c_str(), to.c_str()) != 0) return Status::FromErrno("rename " + from, errno);
+    return true;
   }
 
   void MarkDirty(const std::string& d) {
