@@ -147,9 +147,15 @@ OUT=$(qemu-img compare -f raw -F raw "$WORK/vm.raw" "nbd://127.0.0.1:$PORT" 2>&1
 SECONDS=0
 run_expect 1 "$OFFHOST" export --datastore "$DS" web01@latest --listen "127.0.0.1:$PORT" \
   --background --pid-file "$WORK/tcp2.pid"
-expect_output "nbdkit could not serve web01@"
 expect_output "Address already in use"
-[ "$SECONDS" -lt 8 ] || fail "a failed background export took $SECONDS s to report"
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+  expect_output "nbdkit could not serve web01@"
+  [ "$SECONDS" -lt 8 ] || fail "a failed background export took $SECONDS s to report"
+else
+  # With the sanitizer runtime preloaded, this nbdkit hangs in its exit handlers (libp11-kit's
+  # destructor waits on glibc's locale lock): offhost gives up on it after its start timeout.
+  expect_output "nbdkit did not start serving web01@"
+fi
 run_expect 0 "$OFFHOST" export --stop --pid-file "$WORK/tcp.pid"
 
 # --- bad input ----------------------------------------------------------------------------------------
