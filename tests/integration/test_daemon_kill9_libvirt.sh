@@ -35,7 +35,7 @@ settings = { domain = "$DOM" }
 EOF2
 D=(--server "unix:$SOCK" --token-file "$WORK/operator.token")
 checkpoints() { V checkpoint-list "$DOM" --name | sort | tr '\n' ' ' | sed 's/ $//'; }
-job_running() { V domjobinfo "$DOM" | grep -q "Operation: *Backup"; }
+job_running() { local info; info=$(V domjobinfo "$DOM"); grep -q "Operation: *Backup" <<<"$info"; }  # not a pipe: grep -q would end it early (SIGPIPE, pipefail)
 
 touch "$HOLD"
 start_daemon

@@ -81,7 +81,7 @@ for _ in $(seq 1 1200); do [ -e "$WORK/go.ready" ] && break; sleep 0.1; done
 kill -9 "$BACKUP"
 wait "$BACKUP" 2>/dev/null || true
 # (libvirt may end a pull-mode job whose client went away; either way the next run must cope)
-V domjobinfo "$DOM" | grep -q "Backup" && echo "the killed proxy's backup job is still running"
+grep -q "Backup" <<<"$(V domjobinfo "$DOM")" && echo "the killed proxy's backup job is still running"
 [ "$(V domstate "$DOM")" = running ] || fail "the VM must keep running"
 domain_write "$DOM" "write -P 0x66 50M 1M"
 J=$(backup) || fail "backup after kill -9 failed: $J"
