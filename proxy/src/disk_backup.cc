@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "bounded_queue.h"
+#include "chunk_claimer.h"
 #include "decoded_chunk_cache.h"
 #include "offhost/storage/chunk_codec.h"
 
@@ -217,7 +218,7 @@ bool TooFragmented(const std::vector<Piece>& pieces, uint64_t length) {
 class DiskBackup {
  public:
   DiskBackup(storage::Datastore& ds, BlockDevice& dev, storage::DiskManifestWriter& manifest,
-             const BackupOptions& options, std::unique_ptr<storage::ManifestReader> previous)
+             const BackupOptions& options, std::optional<PreviousDisk> previous)
       : ds_(ds),
         dev_(dev),
         manifest_(manifest),
@@ -231,7 +232,10 @@ class DiskBackup {
                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     chunk_size_ = ds.chunker().max_chunk_size();
     batch_chunks_ = std::max<size_t>(1, options.read_ahead / chunk_size_);
-    if (previous) previous_ = std::make_unique<PreviousManifest>(std::move(previous));
+    if (previous) {
+      previous_ = std::make_unique<PreviousManifest>(std::move(previous->manifest));
+      claimer_ = std::make_unique<ChunkClaimer>(ds.chunks(), std::move(previous->claims));
+    }
     record_.incremental = previous_ != nullptr;
   }
 
@@ -371,7 +375,7 @@ class DiskBackup {
     for (const ManifestEntry& e : base) {
       if (e.kind != ManifestEntryKind::kChunk) continue;
       // The chunk must still be in the store; the previous commit already made it durable.
-      OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().IsStored(e.chunk));
+      OFFHOST_ASSIGN_OR_RETURN(bool present, claimer_->IsStored(e.chunk, end));
       if (!present) return Status::OK();  // moved aside as damaged: read the whole range again
     }
     if (dirty.empty()) {
@@ -663,6 +667,7 @@ class DiskBackup {
   ExtentWindow allocation_;
   ExtentWindow dirty_;
   std::unique_ptr<PreviousManifest> previous_;
+  std::unique_ptr<ChunkClaimer> claimer_;  // with previous_
   uint64_t seq_ = 0;
 
   std::mutex stats_mu_;
@@ -679,7 +684,7 @@ class DiskBackup {
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,
                                           const BackupOptions& options,
-                                          std::unique_ptr<storage::ManifestReader> previous) {
+                                          std::optional<PreviousDisk> previous) {
   DiskBackup backup(ds, device, manifest, options, std::move(previous));
   return backup.Run();
 }
