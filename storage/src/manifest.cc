@@ -251,7 +251,7 @@ Result<std::vector<ManifestEntry>> DecodeV2(std::span<const char> segment) {
     return Status::Corruption("manifest segment lists " + std::to_string(count) +
                               " chunk ids but its entries use " + std::to_string(used));
   }
-  if (shift > 0 && !(stored_bits & 1)) {  // one encoding: the largest shift that divides all
+  if (!(stored_bits & 1)) {  // one encoding: the largest shift that divides all
     return Status::Corruption("manifest segment's length shift " + std::to_string(shift) +
                               " is not the largest that divides its lengths");
   }

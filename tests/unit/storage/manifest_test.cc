@@ -254,6 +254,8 @@ TEST(Manifest, Format2DecodeRejectsDamage) {
               HasSubstr("shift 64 (at most 63)"));
   EXPECT_THAT(Damage(Header(0, 11, "") + std::string(1, 1) + Varint(2)),
               HasSubstr("shift 11 is not the largest"));
+  EXPECT_THAT(Damage(Header(0, 0, "") + std::string(1, 1) + Varint(96)),  // found by the fuzzer
+              HasSubstr("shift 0 is not the largest"));
   // Slices at chunk offset 0 (kind 0 says that), entries reaching past the largest chunk.
   const std::string a0 = Header(0, 0, Id('a'));
   EXPECT_THAT(Damage(a0 + std::string(1, 3) + Varint(1) + Varint(0) + Varint(0)),
