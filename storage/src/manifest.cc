@@ -24,6 +24,13 @@ bool Continues(const ManifestEntry& a, const ManifestEntry& b) {
   return a.chunk == b.chunk && uint64_t{a.chunk_offset} + a.length == b.chunk_offset;
 }
 
+// A chunk entry whose bytes would run past the largest chunk (written so that a huge length
+// cannot wrap the sum around).
+bool PastLargestChunk(const ManifestEntry& e) {
+  return e.kind == ManifestEntryKind::kChunk &&
+         (e.chunk_offset > kMaxChunkBytes || e.length > kMaxChunkBytes - e.chunk_offset);
+}
+
 }  // namespace
 
 ManifestEntry ClipManifestEntry(const ManifestEntry& e, uint64_t offset, uint64_t length) {
@@ -84,8 +91,7 @@ Result<std::vector<ManifestEntry>> DecodeV1(std::span<const char> segment) {
         }
       }
     }
-    bool too_long =
-        e.kind == ManifestEntryKind::kChunk && uint64_t{e.chunk_offset} + e.length > kMaxChunkBytes;
+    bool too_long = PastLargestChunk(e);
     if (e.length == 0 || e.offset + e.length < e.offset || too_long) {
       return Status::Corruption("manifest entry at disk offset " + std::to_string(e.offset) +
                                 " has invalid length " + std::to_string(e.length));
@@ -253,10 +259,10 @@ Result<std::vector<ManifestEntry>> DecodeV2(std::span<const char> segment) {
       stored_bits |= chunk_offset;
       e.chunk_offset = static_cast<uint32_t>(chunk_offset << shift);
     }
-    if (e.kind == ManifestEntryKind::kChunk && e.chunk_offset + e.length > kMaxChunkBytes) {
+    if (PastLargestChunk(e)) {
       return EntryError(e, at,
-                        "ends " + std::to_string(e.chunk_offset + e.length) +
-                            " bytes into its chunk, past the largest chunk");
+                        "has chunk offset " + std::to_string(e.chunk_offset) + " and length " +
+                            std::to_string(e.length) + ": past the largest chunk (64 MiB)");
     }
     if (e.offset + e.length < e.offset) {
       return EntryError(e, at, "with length " + std::to_string(e.length) + " ends past 2^64");

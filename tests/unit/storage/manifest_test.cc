@@ -78,6 +78,11 @@ TEST(Manifest, Format1DecodeRejectsASliceBeyondTheLargestChunk) {
   std::string seg;
   AppendManifestEntryV1(e, &seg);
   EXPECT_EQ(DecodeManifestSegment(seg).status().code(), StatusCode::kCorruption);
+  e.chunk_offset = 4096;  // chunk offset + length wraps around 2^64
+  e.length = ~0ull - 4095;
+  seg.clear();
+  AppendManifestEntryV1(e, &seg);
+  EXPECT_EQ(DecodeManifestSegment(seg).status().code(), StatusCode::kCorruption);
 }
 
 TEST(Manifest, RejectsGapsAndOverlaps) {
@@ -262,9 +267,12 @@ TEST(Manifest, Format2DecodeRejectsDamage) {
               HasSubstr("invalid chunk offset: stored 0"));
   EXPECT_THAT(
       Damage(a0 + std::string(1, 3) + Varint(101) + Varint(0) + Varint(kMaxChunkBytes - 100)),
-      HasSubstr("ends 67108865 bytes into its chunk"));
+      HasSubstr("has chunk offset 67108764 and length 101: past the largest chunk"));
   EXPECT_THAT(Damage(a0 + std::string(1, 0) + Varint(kMaxChunkBytes + 1) + Varint(0)),
-              HasSubstr("ends 67108865 bytes into its chunk"));
+              HasSubstr("has chunk offset 0 and length 67108865: past the largest chunk"));
+  // A length so large that chunk offset + length wraps around 2^64.
+  EXPECT_THAT(Damage(a0 + std::string(1, 3) + Varint(~0ull - 4094) + Varint(0) + Varint(4095)),
+              HasSubstr("has chunk offset 4095 and length 18446744073709547521: past"));
 }
 
 // The shape of issue 3's benchmark: a 4 GiB disk of 4 MiB chunks whose incremental changed 655
