@@ -163,11 +163,25 @@ class TskFsReader final : public FsReader {
   std::map<std::string, TSK_INUM_T> listed_inodes_;
 };
 
+// The file systems VM disks hold that libtsk reads, tried one by one. Not TSK_FS_TYPE_DETECT:
+// when nothing matches, it goes on to measure the volume's entropy to report "possible
+// encryption" and reads tens of MiB of a volume without a file system (random data, swap,
+// a database device) on every backup. YAFFS2 (raw flash) and APFS (needs its pool) are left
+// out for the same reason and because VM disks do not hold them.
+constexpr TSK_FS_TYPE_ENUM kTskTypes[] = {TSK_FS_TYPE_EXT_DETECT, TSK_FS_TYPE_NTFS_DETECT,
+                                          TSK_FS_TYPE_FAT_DETECT, TSK_FS_TYPE_FFS_DETECT,
+                                          TSK_FS_TYPE_HFS_DETECT, TSK_FS_TYPE_ISO9660_DETECT};
+
 Result<std::unique_ptr<FsReader>> OpenTsk(BlockDevice& volume) {
   OFFHOST_ASSIGN_OR_RETURN(TskImg img, OpenTskImage(volume, volume.description()));
-  TskFs fs(tsk_fs_open_img(img.get(), 0, TSK_FS_TYPE_DETECT));
-  if (!fs) return Status::NotFound(TskError());
-  return std::unique_ptr<FsReader>(new TskFsReader(std::move(img), std::move(fs)));
+  for (TSK_FS_TYPE_ENUM type : kTskTypes) {
+    TskFs fs(tsk_fs_open_img(img.get(), 0, type));
+    if (fs) return std::unique_ptr<FsReader>(new TskFsReader(std::move(img), std::move(fs)));
+    tsk_error_reset();
+  }
+  return Status::NotFound(
+      "no file system libtsk reads (ext2/3/4, NTFS, FAT/exFAT, UFS, HFS+, "
+      "ISO 9660)");
 }
 
 }  // namespace

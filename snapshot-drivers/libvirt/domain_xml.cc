@@ -19,7 +19,8 @@ std::string Attr(xmlNode* n, const char* name) {
 
 xmlNode* Child(xmlNode* n, const char* name) {
   for (xmlNode* c = n ? n->children : nullptr; c; c = c->next) {
-    if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(name))) {
+    if (c->type == XML_ELEMENT_NODE &&
+        xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(name))) {
       return c;
     }
   }
@@ -41,13 +42,18 @@ std::string ExcludeReason(xmlNode* disk) {
   return "";
 }
 
+using XmlDoc = std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)>;
+
+XmlDoc ParseXml(const std::string& xml, const char* name) {
+  return XmlDoc(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), name, nullptr,
+                              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
+                xmlFreeDoc);
+}
+
 }  // namespace
 
 Result<std::vector<DomainDisk>> ParseDomainDisks(const std::string& xml) {
-  std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc(
-      xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "domain.xml", nullptr,
-                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
-      xmlFreeDoc);
+  XmlDoc doc = ParseXml(xml, "domain.xml");
   if (!doc) return Status::InvalidArgument("libvirt returned a domain XML that does not parse");
   xmlNode* devices = Child(xmlDocGetRootElement(doc.get()), "devices");
   std::vector<DomainDisk> out;
@@ -68,10 +74,7 @@ Result<std::vector<DomainDisk>> ParseDomainDisks(const std::string& xml) {
 
 std::vector<std::string> CheckpointBitmapDisks(const std::string& xml) {
   std::vector<std::string> out;
-  std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> doc(
-      xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "checkpoint.xml", nullptr,
-                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
-      xmlFreeDoc);
+  XmlDoc doc = ParseXml(xml, "checkpoint.xml");
   if (!doc) return out;
   xmlNode* disks = Child(xmlDocGetRootElement(doc.get()), "disks");
   for (xmlNode* c = disks ? disks->children : nullptr; c; c = c->next) {
@@ -79,6 +82,16 @@ std::vector<std::string> CheckpointBitmapDisks(const std::string& xml) {
     if (Attr(c, "checkpoint") == "bitmap") out.push_back(Attr(c, "name"));
   }
   return out;
+}
+
+bool HasGuestAgentChannel(const std::string& xml) {
+  XmlDoc doc = ParseXml(xml, "domain.xml");
+  xmlNode* devices = doc ? Child(xmlDocGetRootElement(doc.get()), "devices") : nullptr;
+  for (xmlNode* c = devices ? devices->children : nullptr; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "channel")) continue;
+    if (Attr(Child(c, "target"), "name") == "org.qemu.guest_agent.0") return true;
+  }
+  return false;
 }
 
 }  // namespace offhost::snapshot_drivers

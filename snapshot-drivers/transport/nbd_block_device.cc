@@ -339,6 +339,11 @@ Result<std::unique_ptr<BlockDevice>> OpenNbd(const std::string& uri,
   nbd_set_handle_name(h.get(), "offhost");
   // The operator's URI may name TLS key files (tls-psk-file=, tls-certificates=).
   nbd_set_uri_allow_local_file(h.get(), true);
+  // libnbd zeroes every read buffer first unless told not to. offhost checks the status of
+  // every read, and libnbd completes a read only once the whole buffer is filled (else it
+  // reports an error, nbd_pread(3)), so no uninitialised byte is used. The zeroing cost a
+  // tenth of an incremental's CPU.
+  nbd_set_pread_initialize(h.get(), false);
   if (nbd_add_meta_context(h.get(), LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       (!options.dirty_bitmap.empty() &&
        nbd_add_meta_context(h.get(), options.dirty_bitmap.c_str()) < 0)) {

@@ -24,6 +24,10 @@ static rocksdb::Options IndexOptions() {
   o.info_log_level = rocksdb::WARN_LEVEL;
   o.keep_log_file_num = 2;
   o.compression = rocksdb::kZSTD;
+  // RocksDB opens a database's table files with up to 16 threads it starts for each open;
+  // an index has a few table files, and a backup opens it several times: one thread makes a
+  // read-only open 0.3 ms instead of 1.9 ms.
+  o.max_file_opening_threads = 1;
   return o;
 }
 
