@@ -61,9 +61,11 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
         storage::DiskManifestWriter * manifest,
         writer->AddDisk(disk.name, disk.device->description(), disk.device->size()));
     std::string full_reason = FullReason(disk, options);
-    std::unique_ptr<storage::ManifestReader> previous;
+    std::optional<PreviousDisk> previous;
     if (full_reason.empty()) {
-      OFFHOST_ASSIGN_OR_RETURN(previous, ds.OpenManifest(*options.previous, disk.name));
+      previous.emplace();
+      OFFHOST_ASSIGN_OR_RETURN(previous->manifest, ds.OpenManifest(*options.previous, disk.name));
+      OFFHOST_ASSIGN_OR_RETURN(previous->claims, ds.OpenManifest(*options.previous, disk.name));
     }
     auto record = BackupOneDisk(ds, *disk.device, *manifest, options, std::move(previous));
     if (!record.ok()) {

@@ -1,15 +1,24 @@
 // One disk's backup pipeline (private to proxy/).
 #pragma once
 
+#include <memory>
+#include <optional>
+
 #include "offhost/proxy/backup.h"
 
 namespace offhost::proxy {
 
-// `previous` (may be null) is the same disk in the previous snapshot; when given, `device`
-// must have a dirty map relative to it.
+// The same disk in the previous snapshot, for an incremental: `device` must then have a dirty
+// map relative to it. Two readers of that one manifest: one to plan the ranges, one to claim
+// its chunks ahead of them (ChunkClaimer).
+struct PreviousDisk {
+  std::unique_ptr<storage::ManifestReader> manifest;
+  std::unique_ptr<storage::ManifestReader> claims;
+};
+
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,
                                           const BackupOptions& options,
-                                          std::unique_ptr<storage::ManifestReader> previous);
+                                          std::optional<PreviousDisk> previous);
 
 }  // namespace offhost::proxy

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,8 +121,14 @@ class AlignedBuffer {
       std::free(data_);
       data_ = nullptr;
       capacity_ = 0;
+      // In huge pages where the kernel has them: one fault instead of one per 4 KiB on the
+      // first chunks of a short backup.
+      constexpr size_t kHuge = 2u << 20;
+      const size_t align = n >= kHuge ? kHuge : kDirectAlign;
+      n = (n + align - 1) / align * align;
       void* p = nullptr;
-      if (::posix_memalign(&p, kDirectAlign, n) != 0) return nullptr;
+      if (::posix_memalign(&p, align, n) != 0) return nullptr;
+      if (align == kHuge) ::madvise(p, n, MADV_HUGEPAGE);
       data_ = static_cast<char*>(p);
       capacity_ = n;
     }
