@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +146,55 @@ TEST_F(GcTest, RemovesOnlyChunksOfDeletedSnapshotsOlderThanTheMinimumAge) {
   EXPECT_TRUE(Present(shared));
   EXPECT_TRUE(Present(only_b));
   EXPECT_EQ(Gc().sweep.removed, 0u);
+  ExpectVerifyClean();
+}
+
+// Rewrites every manifest segment of `snap` in format 1, as offhost wrote it before format 2.
+void RewriteManifestsInFormat1(const std::filesystem::path& ds, const SnapshotRecord& snap) {
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), (ds / "index").string(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const std::string prefix = "m/" + snap.vm + "/" + snap.id + "/";
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch batch;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    ASSERT_EQ(static_cast<uint8_t>(it->value()[0]), 0xF2);  // written in format 2
+    auto entries = DecodeManifestSegment({it->value().data(), it->value().size()});
+    ASSERT_TRUE(entries.ok()) << entries.status().message();
+    std::string v1;
+    for (const ManifestEntry& e : *entries) AppendManifestEntryV1(e, &v1);
+    batch.Put(it->key(), v1);
+  }
+  ASSERT_GT(batch.Count(), 0u);
+  ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+}
+
+// Datastores written before manifest format 2 keep working: their snapshots list, read, verify
+// and keep their chunks through garbage collection, next to snapshots in format 2.
+TEST_F(GcTest, SnapshotsWithFormat1ManifestsStayReadableAndKeepTheirChunks) {
+  SnapshotRecord old = Commit("vm", {"shared", "only-old", "tail"});
+  RewriteManifestsInFormat1(Root(), old);
+  SnapshotRecord gone = Commit("vm", {"shared", "only-gone"});
+  std::vector<ChunkId> read;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(old, "vda",
+                                        [&](const ManifestEntry& e) {
+                                          read.push_back(e.chunk);
+                                          return Status::OK();
+                                        })
+                  .ok());
+  const std::vector<ChunkId> want = {ChunkId::Of(std::string("shared")),
+                                     ChunkId::Of(std::string("only-old")),
+                                     ChunkId::Of(std::string("tail"))};
+  EXPECT_EQ(read, want);
+  ExpectVerifyClean();
+
+  ASSERT_TRUE(ds_->DeleteSnapshots({gone}).ok());
+  BackdateAll(3600);
+  GcReport r = Gc();
+  EXPECT_EQ(r.referenced_chunks, 3u);
+  EXPECT_EQ(r.sweep.removed, 1u);
+  for (const ChunkId& id : want) EXPECT_TRUE(Present(id)) << id.ShortHex();
+  EXPECT_FALSE(Present(ChunkId::Of(std::string("only-gone"))));
   ExpectVerifyClean();
 }
 

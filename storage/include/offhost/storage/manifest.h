@@ -24,7 +24,7 @@ struct ManifestEntry {
   uint64_t offset = 0;
   uint64_t length = 0;
   ManifestEntryKind kind = ManifestEntryKind::kUnallocated;
-  ChunkId chunk;          // only for kChunk
+  ChunkId chunk;              // only for kChunk
   uint32_t chunk_offset = 0;  // only for kChunk: where in the chunk the entry's bytes start
 
   bool operator==(const ManifestEntry&) const = default;
@@ -33,8 +33,15 @@ struct ManifestEntry {
 // Entries per RocksDB value; 4096 entries of 4 MiB chunks describe 16 GiB.
 inline constexpr size_t kManifestSegmentEntries = 4096;
 
-void AppendManifestEntry(const ManifestEntry& e, std::string* segment);
-// Decodes a segment, checking that entries are well formed and contiguous from the first.
+// Encodes `entries` as one format-2 segment (each chunk id stored once, lengths as varints).
+// `entries` must be non-empty, contiguous and have length > 0 (ManifestBuilder checks that);
+// entries are written as given, not merged.
+std::string EncodeManifestSegment(std::span<const ManifestEntry> entries);
+// Appends `e` in format 1, which offhost wrote before format 2 (one fixed-size record per
+// entry). Production code writes format 2; tests and the fuzzer use this to make old segments.
+void AppendManifestEntryV1(const ManifestEntry& e, std::string* segment);
+// Decodes a segment of either format, checking that entries are well formed and contiguous
+// from the first; damage is kCorruption naming what and where.
 Result<std::vector<ManifestEntry>> DecodeManifestSegment(std::span<const char> segment);
 
 // Entries name whole chunks, or slices of chunks when an incremental backup stored only the
@@ -65,8 +72,7 @@ class ManifestBuilder {
   bool have_pending_ = false;
   ManifestEntry pending_;
   uint64_t next_offset_ = 0;
-  std::string segment_;
-  size_t segment_entries_ = 0;
+  std::vector<ManifestEntry> segment_;  // at most kManifestSegmentEntries, encoded when full
   uint32_t segment_index_ = 0;
 };
 
