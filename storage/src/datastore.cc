@@ -165,6 +165,14 @@ Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& dir, bool 
     return Status::NotSupported("datastore '" + dir + "' uses chunker '" + config.chunker +
                                 "', which this offhost does not know; upgrade offhost");
   }
+  if (for_writing && config.version < DatastoreConfig::kDatastoreVersion) {
+    // This offhost writes manifest segments older versions cannot read: say so in the config
+    // first, so that they refuse the datastore by its version instead of calling it damaged.
+    config.version = DatastoreConfig::kDatastoreVersion;
+    OFFHOST_RETURN_IF_ERROR(WriteFileDurably(config_path, ToJson(config).dump(2) + "\n")
+                                .WithContext("upgrade datastore '" + dir + "' to version " +
+                                             std::to_string(config.version)));
+  }
   std::unique_ptr<Datastore> ds(new Datastore(dir, config));
   OFFHOST_ASSIGN_OR_RETURN(ds->chunks_, OpenLocalChunkStore((fs::path(dir) / "chunks").string()));
   OFFHOST_ASSIGN_OR_RETURN(ds->chunker_, MakeFixedChunker(config.chunk_size));

@@ -85,12 +85,8 @@ Result<SnapshotRecord> SnapshotFromJson(const std::string& text, const std::stri
 }
 
 json ToJson(const DatastoreConfig& c) {
-  return {{"format", "offhost-datastore"},
-          {"version", 1},
-          {"uuid", c.uuid},
-          {"created", c.created},
-          {"chunker", c.chunker},
-          {"chunk_size", c.chunk_size},
+  return {{"format", "offhost-datastore"}, {"version", c.version}, {"uuid", c.uuid},
+          {"created", c.created},          {"chunker", c.chunker}, {"chunk_size", c.chunk_size},
           {"zstd_level", c.zstd_level}};
 }
 
@@ -100,12 +96,15 @@ Result<DatastoreConfig> ConfigFromJson(const std::string& text, const std::strin
     if (j.at("format").get<std::string>() != "offhost-datastore") {
       return Status::InvalidArgument(path + " is not an offhost datastore config");
     }
-    if (j.at("version").get<int>() != 1) {
+    const int version = j.at("version").get<int>();
+    if (version < 1 || version > DatastoreConfig::kDatastoreVersion) {
       return Status::NotSupported(path + " has datastore format version " +
-                                  std::to_string(j.at("version").get<int>()) +
-                                  "; this offhost reads version 1 — upgrade offhost");
+                                  std::to_string(version) + "; this offhost reads versions 1-" +
+                                  std::to_string(DatastoreConfig::kDatastoreVersion) +
+                                  " — upgrade offhost");
     }
     DatastoreConfig c;
+    c.version = version;
     c.uuid = j.at("uuid").get<std::string>();
     c.created = j.at("created").get<int64_t>();
     c.chunker = j.at("chunker").get<std::string>();

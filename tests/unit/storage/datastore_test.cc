@@ -1,9 +1,8 @@
 #include "offhost/storage/datastore.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-
 #include <rocksdb/db.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -56,10 +55,12 @@ TEST_F(DatastoreTest, CommittedSnapshotIsListedWithItsManifest) {
   EXPECT_EQ((*list)[0].id, rec.id);
   EXPECT_EQ((*list)[0].disks[0].size, 5u + 4096);
   std::vector<ManifestEntry> entries;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(rec, "vda", [&](const ManifestEntry& e) {
-    entries.push_back(e);
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(ds_->ForEachManifestEntry(rec, "vda",
+                                        [&](const ManifestEntry& e) {
+                                          entries.push_back(e);
+                                          return Status::OK();
+                                        })
+                  .ok());
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries[0].chunk, ChunkId::Of(std::string("hello")));
   EXPECT_EQ(ds_->FindSnapshot("web01", "latest")->id, rec.id);
@@ -172,12 +173,46 @@ TEST_F(DatastoreTest, UnknownNamesGiveActionableErrors) {
   auto missing_id = ds_->FindSnapshot("vm", "2000-01-01T00:00:00Z");
   EXPECT_NE(missing_id.status().message().find("latest is"), std::string::npos);
   auto rec = ds_->FindSnapshot("vm", "latest");
-  Status st = ds_->ForEachManifestEntry(*rec, "vdz", [](const ManifestEntry&) {
-    return Status::OK();
-  });
+  Status st =
+      ds_->ForEachManifestEntry(*rec, "vdz", [](const ManifestEntry&) { return Status::OK(); });
   EXPECT_EQ(st.code(), StatusCode::kNotFound);
   EXPECT_NE(st.message().find("it has: vda"), std::string::npos);
   EXPECT_EQ(ds_->BeginSnapshot("../etc").status().code(), StatusCode::kInvalidArgument);
+}
+
+// Manifest segments of format 2 are unreadable to offhost versions before it: a datastore
+// opened for writing is marked version 2 so those refuse it by its version.
+TEST(DatastoreOpen, VersionOneIsReadAndMarkedVersionTwoWhenWritten) {
+  testing::TempDir dir;
+  ASSERT_TRUE(Datastore::Init(dir / "ds", DatastoreConfig{}).ok());
+  const std::string config = dir / "ds/offhost-datastore.json";
+  auto read = [&] {
+    std::ifstream in(config);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto write = [&](const std::string& text) { std::ofstream(config, std::ios::trunc) << text; };
+  std::string v2 = read();
+  ASSERT_NE(v2.find("\"version\": 2"), std::string::npos) << v2;
+  std::string v1 = v2;
+  v1.replace(v1.find("\"version\": 2"), 12, "\"version\": 1");
+  write(v1);
+
+  ASSERT_TRUE(Datastore::Open(dir / "ds", /*for_writing=*/false).ok());
+  EXPECT_EQ(read(), v1) << "a read-only open must not change the datastore";
+  auto ds = Datastore::Open(dir / "ds", /*for_writing=*/true);
+  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  EXPECT_EQ((*ds)->config().version, 2);
+  EXPECT_NE(read().find("\"version\": 2"), std::string::npos) << read();
+
+  std::string v3 = v2;
+  v3.replace(v3.find("\"version\": 2"), 12, "\"version\": 3");
+  write(v3);
+  auto newer = Datastore::Open(dir / "ds", false);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_EQ(newer.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(newer.status().message().find("version 3"), std::string::npos)
+      << newer.status().message();
+  EXPECT_NE(newer.status().message().find("upgrade offhost"), std::string::npos);
 }
 
 TEST(DatastoreOpen, ExplainsMissingAndForeignDirectories) {

@@ -26,38 +26,41 @@ namespace offhost::storage {
 
 struct DatastoreConfig {
   uint32_t chunk_size = 4u * 1024 * 1024;  // bytes, power of two; fixed at init
-  int zstd_level = 1;                       // 1 = fastest; fixed at init
+  int zstd_level = 1;                      // 1 = fastest; fixed at init
   std::string chunker = "fixed";
   std::string uuid;     // set by Init
   int64_t created = 0;  // unix seconds, set by Init
+  // Datastore format version (docs/datastore-format.md): 2 since manifest segment format 2.
+  int version = kDatastoreVersion;
+  static constexpr int kDatastoreVersion = 2;
 };
 
 struct DiskRecord {
   std::string name;
   std::string source;  // where it was read from (credentials masked)
   uint64_t size = 0;
-  uint64_t chunks = 0;          // chunk entries in the manifest
-  uint64_t new_chunks = 0;      // chunks this backup added to the store
-  uint64_t bytes_read = 0;      // bytes read from the source
-  uint64_t new_bytes = 0;       // encoded bytes this backup added to the store
-  uint64_t zero_bytes = 0;      // allocated zeroes, not stored
+  uint64_t chunks = 0;      // chunk entries in the manifest
+  uint64_t new_chunks = 0;  // chunks this backup added to the store
+  uint64_t bytes_read = 0;  // bytes read from the source
+  uint64_t new_bytes = 0;   // encoded bytes this backup added to the store
+  uint64_t zero_bytes = 0;  // allocated zeroes, not stored
   uint64_t unallocated_bytes = 0;
-  bool incremental = false;     // unchanged ranges were taken from the previous snapshot
-  std::string full_reason;      // why a full backup when an incremental was not possible
-  uint64_t dirty_bytes = 0;     // bytes the changed-block map marked as changed
-  uint64_t reused_bytes = 0;    // bytes taken unchanged from the previous snapshot
-  std::string identity;         // image/volume behind the disk, when the driver knows it
+  bool incremental = false;   // unchanged ranges were taken from the previous snapshot
+  std::string full_reason;    // why a full backup when an incremental was not possible
+  uint64_t dirty_bytes = 0;   // bytes the changed-block map marked as changed
+  uint64_t reused_bytes = 0;  // bytes taken unchanged from the previous snapshot
+  std::string identity;       // image/volume behind the disk, when the driver knows it
 };
 
 // What the snapshot driver knew about the VM and how consistent the view was.
 struct SnapshotMeta {
   std::string vm_uuid;
-  std::string driver;              // "nbd", "libvirt", "qemu", ...
+  std::string driver;                 // "nbd", "libvirt", "qemu", ...
   std::string consistency = "crash";  // "crash" or "application"
-  std::string consistency_reason;  // e.g. why application consistency was not reached
-  std::string checkpoint;          // changed-block checkpoint taken with this view
-  std::string parent;              // snapshot id the incremental disks are relative to
-  std::string vm_config;           // the hypervisor's VM definition (domain XML, ...)
+  std::string consistency_reason;     // e.g. why application consistency was not reached
+  std::string checkpoint;             // changed-block checkpoint taken with this view
+  std::string parent;                 // snapshot id the incremental disks are relative to
+  std::string vm_config;              // the hypervisor's VM definition (domain XML, ...)
 };
 
 struct SnapshotRecord {
@@ -176,8 +179,8 @@ class SnapshotWriter {
   std::string staging_dir_;
   std::vector<std::unique_ptr<DiskManifestWriter>> disks_;
   bool done_ = false;
-  int trees_fd_ = -1;                       // staging file of catalog trees
-  std::unique_ptr<Index> stored_trees_;     // the committed index, to skip trees it has
+  int trees_fd_ = -1;                    // staging file of catalog trees
+  std::unique_ptr<Index> stored_trees_;  // the committed index, to skip trees it has
   std::unordered_set<TreeId, ChunkIdHash> staged_trees_;
   std::optional<CatalogRecord> catalog_;
   uint64_t new_catalog_bytes_ = 0;
