@@ -277,6 +277,7 @@ class DiskBackup {
     const uint64_t size = dev_.size();
     std::vector<Job> batch;
     std::vector<ReadRequest> reads;
+    bool first_batch = true;
     for (uint64_t offset = 0; offset < size;) {
       if (Failed()) return Status::OK();
       if (options_.cancel && options_.cancel->load()) {
@@ -287,10 +288,13 @@ class DiskBackup {
       uint64_t end = range.offset + range.length;
       OFFHOST_RETURN_IF_ERROR(PlanChunk(range, &batch, &reads));
       // Reads go out together, as many as fit the read-ahead: scattered small changes of an
-      // incremental then keep the source busy with many requests in flight.
-      if (batch_pool_jobs_ >= batch_chunks_ || batch_bytes_ >= options_.read_ahead ||
+      // incremental then keep the source busy with many requests in flight. The first batch
+      // is one chunk's worth, so the workers start while the rest is read.
+      const uint64_t limit = first_batch ? chunk_size_ : options_.read_ahead;
+      if (batch_pool_jobs_ >= batch_chunks_ || batch_bytes_ >= limit ||
           batch.size() >= kMaxBatchJobs) {
         OFFHOST_RETURN_IF_ERROR(Flush(queue, &batch, &reads));
+        first_batch = false;
       }
       offset = end;
       allocation_.DropBefore(offset);

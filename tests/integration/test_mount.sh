@@ -24,7 +24,7 @@ start_mount() {
   env --default-signal=INT "$OFFHOST" mount "$@" >"$WORK/mount.log" 2>&1 &
   MOUNT_PID=$!
   local i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 300); do
     is_mounted "$MNT" && return 0
     if ! pid_alive "$MOUNT_PID"; then
       local rc=0
@@ -37,7 +37,7 @@ start_mount() {
     fi
     sleep 0.1
   done
-  fail "offhost mount did not mount $MNT within 10 s: $(cat "$WORK/mount.log")"
+  fail "offhost mount did not mount $MNT within 30 s: $(cat "$WORK/mount.log")"
 }
 
 # stop_mount HOW: unmounts with fusermount3 -u (HOW=umount) or a signal (HOW=TERM, INT), then
@@ -49,7 +49,7 @@ stop_mount() {
     kill "-$1" "$MOUNT_PID"
   fi
   local rc=0 i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 300); do
     pid_alive "$MOUNT_PID" || break
     sleep 0.1
   done
