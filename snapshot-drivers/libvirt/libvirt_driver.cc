@@ -140,9 +140,10 @@ class LibvirtView final : public PointInTimeView {
     for (const auto& f : scratch_) std::filesystem::remove(f);
     if (checkpoint_created_) {
       if (committed) {
-        // The chain now starts at this view's checkpoint; older ones of ours are not needed.
-        for (const auto& name : OurCheckpoints(dom_.get())) {
-          if (name != checkpoint) note(DeleteCheckpoint(dom_.get(), name));
+        // The chain now starts at this view's checkpoint. Build() left no checkpoint of ours
+        // but the parent, so that is the one to delete (no listing round trip).
+        if (!parent_checkpoint_.empty() && parent_checkpoint_ != checkpoint) {
+          note(DeleteCheckpoint(dom_.get(), parent_checkpoint_));
         }
       } else {
         note(DeleteCheckpoint(dom_.get(), checkpoint));
@@ -166,6 +167,7 @@ class LibvirtView final : public PointInTimeView {
   std::vector<std::string> scratch_;
   std::string work_dir_;
   std::string scratch_dir_;  // on the hypervisor host
+  std::string parent_checkpoint_;  // the previous backup's, kept by Build()
   bool frozen_ = false, job_started_ = false, checkpoint_created_ = false, released_ = false;
 };
 
@@ -260,6 +262,7 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
   for (const auto& name : OurCheckpoints(dom_.get())) {
     if (name != req.parent_checkpoint) OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom_.get(), name));
   }
+  parent_checkpoint_ = req.parent_checkpoint;
 
   // Chains are per disk: a disk the parent checkpoint does not track (added since, raw, or
   // not selected then) gets a full (backupmode='full') while the others stay incremental.
