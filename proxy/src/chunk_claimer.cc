@@ -1,34 +1,41 @@
 #include "chunk_claimer.h"
 
-#include <limits>
-
 namespace offhost::proxy {
 
 ChunkClaimer::ChunkClaimer(storage::ChunkStore& store,
-                           std::unique_ptr<storage::ManifestReader> previous)
-    : store_(store), previous_(std::move(previous)), thread_([this] { Run(); }) {}
+                           std::unique_ptr<storage::ManifestReader> previous, uint64_t disk_size)
+    : store_(store),
+      previous_(std::move(previous)),
+      disk_size_(disk_size),
+      thread_([this] { Run(); }) {}
 
 ChunkClaimer::~ChunkClaimer() {
   stop_ = true;
   thread_.join();
 }
 
+// Reads the manifest only as far as the planner does (the disk's size), so a manifest it
+// would not read to its end fails neither more nor less often than before.
 void ChunkClaimer::Run() {
   Status st;
   storage::ManifestEntry e;
-  while (!stop_) {
+  for (uint64_t pos = 0; pos < disk_size_ && !stop_;) {
     auto more = previous_->Next(&e);
-    if (!more.ok()) {
-      st = more.status();
+    if (!more.ok() || !*more) {
+      st = more.ok() ? Status::Corruption(
+                           "the previous snapshot's manifest ends before disk "
+                           "offset " +
+                           std::to_string(pos) + "; run a full backup (--full)")
+                     : more.status();
       break;
     }
-    if (!*more) break;
-    std::optional<bool> stored;
+    bool claim = false;
     if (e.kind == storage::ManifestEntryKind::kChunk) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!stored_.count(e.chunk)) stored = false;  // not claimed yet: claim below, unlocked
+      claim = !stored_.count(e.chunk);
     }
-    if (stored) {
+    bool stored = false;
+    if (claim) {  // unlocked: ~10 µs of system calls
       auto claimed = store_.IsStored(e.chunk);
       if (!claimed.ok()) {
         st = claimed.status();
@@ -36,9 +43,10 @@ void ChunkClaimer::Run() {
       }
       stored = *claimed;
     }
+    pos = e.offset + e.length;
     std::lock_guard<std::mutex> lock(mu_);
-    if (stored) stored_.emplace(e.chunk, *stored);
-    claimed_to_ = e.offset + e.length;
+    if (claim) stored_.emplace(e.chunk, stored);
+    claimed_to_ = pos;
     cv_.notify_all();
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -57,6 +65,11 @@ Result<bool> ChunkClaimer::IsStored(const storage::ChunkId& id, uint64_t end) {
                               " is not in the previous snapshot's manifest where it was read");
   }
   return it->second;
+}
+
+void ChunkClaimer::MarkMissing(const storage::ChunkId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stored_[id] = false;
 }
 
 }  // namespace offhost::proxy

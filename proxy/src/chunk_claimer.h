@@ -21,7 +21,8 @@ namespace offhost::proxy {
 // the backup reads the changed ranges.
 class ChunkClaimer {
  public:
-  ChunkClaimer(storage::ChunkStore& store, std::unique_ptr<storage::ManifestReader> previous);
+  ChunkClaimer(storage::ChunkStore& store, std::unique_ptr<storage::ManifestReader> previous,
+               uint64_t disk_size);
   ~ChunkClaimer();
   ChunkClaimer(const ChunkClaimer&) = delete;
   ChunkClaimer& operator=(const ChunkClaimer&) = delete;
@@ -29,12 +30,16 @@ class ChunkClaimer {
   // Whether the chunk `id`, used by the previous snapshot before disk offset `end`, is still
   // stored (and now claimed). Waits until the claims have reached `end`.
   Result<bool> IsStored(const storage::ChunkId& id, uint64_t end);
+  // A chunk found damaged and moved aside during this backup: ranges planned from now on
+  // must not keep it.
+  void MarkMissing(const storage::ChunkId& id);
 
  private:
   void Run();
 
   storage::ChunkStore& store_;
   std::unique_ptr<storage::ManifestReader> previous_;
+  const uint64_t disk_size_;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t claimed_to_ = 0;  // every chunk of the manifest before this offset is claimed

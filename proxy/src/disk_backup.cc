@@ -14,6 +14,7 @@
 #include <new>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 
 #include "bounded_queue.h"
 #include "chunk_claimer.h"
@@ -247,7 +248,8 @@ class DiskBackup {
     batch_chunks_ = std::max<size_t>(1, options.read_ahead / chunk_size_);
     if (previous) {
       previous_ = std::make_unique<PreviousManifest>(std::move(previous->manifest));
-      claimer_ = std::make_unique<ChunkClaimer>(ds.chunks(), std::move(previous->claims));
+      claimer_ =
+          std::make_unique<ChunkClaimer>(ds.chunks(), std::move(previous->claims), dev.size());
     }
     record_.incremental = previous_ != nullptr;
   }
@@ -268,6 +270,7 @@ class DiskBackup {
     if (!st.ok()) return st;
     if (!failure_.ok()) return failure_;
     if (next_seq_ != seq_) return Status::IOError("internal: backup lost chunk results");
+    OFFHOST_RETURN_IF_ERROR(CheckNothingUsesMovedAside());
     return record_;
   }
 
@@ -292,7 +295,7 @@ class DiskBackup {
       // is one chunk's worth, so the workers start while the rest is read.
       const uint64_t limit = first_batch ? chunk_size_ : options_.read_ahead;
       if (batch_pool_jobs_ >= batch_chunks_ || batch_bytes_ >= limit ||
-          batch.size() >= kMaxBatchJobs) {
+          batch.size() + batch_patches_ >= kMaxBatchJobs) {
         OFFHOST_RETURN_IF_ERROR(Flush(queue, &batch, &reads));
         first_batch = false;
       }
@@ -376,6 +379,7 @@ class DiskBackup {
     pack_->fresh_bytes += total;
     batch_bytes_ += total;
     pack_->members.push_back(std::move(job));
+    ++batch_patches_;
     return Status::OK();
   }
 
@@ -497,6 +501,7 @@ class DiskBackup {
     }
     batch->clear();
     batch_pool_jobs_ = 0;
+    batch_patches_ = 0;
     batch_bytes_ = 0;
     return st;
   }
@@ -524,7 +529,12 @@ class DiskBackup {
         damaged = true;
       }
       if (!st.ok()) {
-        if (damaged) ds_.chunks().Quarantine(e.chunk).status().IgnoreError();
+        if (damaged) {
+          ds_.chunks().Quarantine(e.chunk).status().IgnoreError();
+          claimer_->MarkMissing(e.chunk);
+          std::lock_guard<std::mutex> lock(order_mu_);
+          moved_aside_.insert(e.chunk);
+        }
         return ReadWholeRange(job);
       }
       const std::string& bytes = **decoded;
@@ -645,11 +655,27 @@ class DiskBackup {
     pending_.emplace(seq, std::move(entries));
     while (!pending_.empty() && pending_.begin()->first == next_seq_) {
       for (const ManifestEntry& next : pending_.begin()->second) {
+        if (previous_ && next.kind == ManifestEntryKind::kChunk) used_.insert(next.chunk);
         OFFHOST_RETURN_IF_ERROR(manifest_.Add(next));
         if (options_.counters) options_.counters->done_bytes += next.length;
       }
       pending_.erase(pending_.begin());
       ++next_seq_;
+    }
+    return Status::OK();
+  }
+  // A base chunk found damaged by a merge is moved aside, but ranges planned before that may
+  // still keep slices of it: such a snapshot must not be committed. The next backup finds
+  // the chunk gone and reads those ranges from the source.
+  Status CheckNothingUsesMovedAside() {
+    std::lock_guard<std::mutex> lock(order_mu_);
+    for (const ChunkId& id : moved_aside_) {
+      if (!used_.count(id)) continue;
+      return Status::Corruption("chunk " + id.ShortHex() +
+                                " of the previous snapshot was found damaged and moved aside "
+                                "while ranges that keep using it were already planned; nothing "
+                                "was committed: run the backup again (it reads those ranges "
+                                "from the source)");
     }
     return Status::OK();
   }
@@ -672,6 +698,7 @@ class DiskBackup {
   size_t batch_chunks_;
   static constexpr size_t kMaxBatchJobs = 1024;
   size_t batch_pool_jobs_ = 0;  // jobs of the current batch holding a pool buffer
+  size_t batch_patches_ = 0;    // patch jobs of the current batch, inside its packs
   uint64_t batch_bytes_ = 0;    // bytes the current batch reads into its buffers
   BufferPool* pool_ = nullptr;
 
@@ -688,6 +715,8 @@ class DiskBackup {
 
   std::mutex order_mu_;
   std::map<uint64_t, std::vector<ManifestEntry>> pending_;
+  // Incrementals: chunks this backup's manifest names, and base chunks it moved aside.
+  std::unordered_set<ChunkId, storage::ChunkIdHash> used_, moved_aside_;
   uint64_t next_seq_ = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -36,16 +37,28 @@ Result<std::string> ReadSmallFile(const std::string& path) {
   return ss.str();
 }
 
+// Replaces `path` atomically. The temporary name is this process's own (two processes
+// rewriting one file must not share it), and a replaced file keeps its mode.
 Status WriteFileDurably(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+  struct stat old;
+  bool ok = (::stat(path.c_str(), &old) != 0 || ::fchmod(fd, old.st_mode & 07777) == 0) &&
+            ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
             ::fsync(fd) == 0;
   int err = errno;
   ::close(fd);
-  if (!ok) return Status::FromErrno("write " + tmp, err);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno("rename " + tmp, errno);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return Status::FromErrno("write " + tmp, err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    ::unlink(tmp.c_str());
+    return Status::FromErrno("rename " + tmp, err);
+  }
   int dfd = ::open(fs::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -165,14 +178,7 @@ Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& dir, bool 
     return Status::NotSupported("datastore '" + dir + "' uses chunker '" + config.chunker +
                                 "', which this offhost does not know; upgrade offhost");
   }
-  if (for_writing && config.version < DatastoreConfig::kDatastoreVersion) {
-    // This offhost writes manifest segments older versions cannot read: say so in the config
-    // first, so that they refuse the datastore by its version instead of calling it damaged.
-    config.version = DatastoreConfig::kDatastoreVersion;
-    OFFHOST_RETURN_IF_ERROR(WriteFileDurably(config_path, ToJson(config).dump(2) + "\n")
-                                .WithContext("upgrade datastore '" + dir + "' to version " +
-                                             std::to_string(config.version)));
-  }
+
   std::unique_ptr<Datastore> ds(new Datastore(dir, config));
   OFFHOST_ASSIGN_OR_RETURN(ds->chunks_, OpenLocalChunkStore((fs::path(dir) / "chunks").string()));
   OFFHOST_ASSIGN_OR_RETURN(ds->chunker_, MakeFixedChunker(config.chunk_size));
@@ -391,9 +397,28 @@ Result<int> RemoveDeadBackups(Index& index, const std::string& dir) {
   return removed;
 }
 
+// A backup writes manifest segments of format 2, which offhost versions before it cannot read:
+// the config says so first (version 2), so that they refuse the datastore by its version
+// instead of calling its manifests damaged. Called with the index open for writing, whose
+// lock keeps two processes from rewriting the config at once; the file is read again under it.
+Status Datastore::MarkCurrentVersion() const {
+  if (config_.version >= DatastoreConfig::kDatastoreVersion) return Status::OK();
+  const std::string path = dir_ + "/" + kConfigName;
+  OFFHOST_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path));
+  OFFHOST_ASSIGN_OR_RETURN(DatastoreConfig on_disk, ConfigFromJson(text, path));
+  if (on_disk.version < DatastoreConfig::kDatastoreVersion) {
+    on_disk.version = DatastoreConfig::kDatastoreVersion;
+    OFFHOST_RETURN_IF_ERROR(WriteFileDurably(path, ToJson(on_disk).dump(2) + "\n")
+                                .WithContext("mark datastore '" + dir_ + "' as version " +
+                                             std::to_string(on_disk.version)));
+  }
+  return Status::OK();
+}
+
 Result<std::unique_ptr<SnapshotWriter>> Datastore::BeginSnapshot(const std::string& vm) {
   OFFHOST_RETURN_IF_ERROR(ValidateName("VM", vm));
   OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
+  OFFHOST_RETURN_IF_ERROR(MarkCurrentVersion());
   // Staging left by backups that were killed goes first, under the same open of the index.
   RemoveDeadBackups(*index, dir_).status().IgnoreError();
   SnapshotRecord rec;

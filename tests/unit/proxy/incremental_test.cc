@@ -227,6 +227,40 @@ TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
   EXPECT_FALSE(*ds_->chunks().Contains(base));
 }
 
+// A pack chunk serves slices of several ranges. When a merge finds it damaged, ranges planned
+// before that still keep it: that snapshot is refused, and the next backup, finding the chunk
+// moved aside, reads those ranges from the source.
+TEST_F(IncrementalTest, DamagedPackSharedByRangesIsNeverCommitted) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  disk_->Put(1 * kChunk + 1000, RandomBytes(512, 40));
+  disk_->Put(5 * kChunk + 1000, RandomBytes(512, 41));
+  disk_->SetDirty(
+      {{1 * kChunk + 1000, 512, ExtentType::kData}, {5 * kChunk + 1000, 512, ExtentType::kData}});
+  auto inc1 = Backup(&full->snapshot);
+  ASSERT_TRUE(inc1.ok()) << inc1.status().message();
+  storage::ChunkId pack;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(inc1->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset == 1 * kChunk + 1000) pack = e.chunk;
+                                          return Status::OK();
+                                        })
+                  .ok());
+  std::filesystem::resize_file(ds_->chunks().Locate(pack), 100);
+  // Range 1 keeps its slice of the pack (planned first, in disk order); range 5 changes so
+  // much that it is merged, which decodes the pack and finds it damaged.
+  const uint32_t changed = kChunk / 2 + 512;
+  disk_->Put(6 * kChunk - changed, std::string(changed, 'q'));
+  disk_->SetDirty({{6 * kChunk - changed, changed, ExtentType::kData}});
+  auto refused = Backup(&inc1->snapshot);
+  ASSERT_FALSE(refused.ok()) << "a snapshot naming a chunk moved aside was committed";
+  EXPECT_NE(refused.status().message().find("run the backup again"), std::string::npos)
+      << refused.status().message();
+  auto again = Backup(&inc1->snapshot);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(Restore(again->snapshot), disk_->bytes());
+}
+
 TEST_F(IncrementalTest, FullWhenForcedResizedOrWithoutMap) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());

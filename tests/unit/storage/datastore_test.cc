@@ -180,9 +180,10 @@ TEST_F(DatastoreTest, UnknownNamesGiveActionableErrors) {
   EXPECT_EQ(ds_->BeginSnapshot("../etc").status().code(), StatusCode::kInvalidArgument);
 }
 
-// Manifest segments of format 2 are unreadable to offhost versions before it: a datastore
-// opened for writing is marked version 2 so those refuse it by its version.
-TEST(DatastoreOpen, VersionOneIsReadAndMarkedVersionTwoWhenWritten) {
+// Manifest segments of format 2 are unreadable to offhost versions before it: a version-1
+// datastore is marked version 2 by its first backup, so those refuse it by its version. Opens
+// (read-only or for writing: verify, prune, GC) and other commands leave it as it is.
+TEST(DatastoreOpen, VersionOneIsReadAndMarkedVersionTwoByABackup) {
   testing::TempDir dir;
   ASSERT_TRUE(Datastore::Init(dir / "ds", DatastoreConfig{}).ok());
   const std::string config = dir / "ds/offhost-datastore.json";
@@ -196,13 +197,22 @@ TEST(DatastoreOpen, VersionOneIsReadAndMarkedVersionTwoWhenWritten) {
   std::string v1 = v2;
   v1.replace(v1.find("\"version\": 2"), 12, "\"version\": 1");
   write(v1);
+  ASSERT_EQ(::chmod(config.c_str(), 0640), 0);
 
   ASSERT_TRUE(Datastore::Open(dir / "ds", /*for_writing=*/false).ok());
-  EXPECT_EQ(read(), v1) << "a read-only open must not change the datastore";
   auto ds = Datastore::Open(dir / "ds", /*for_writing=*/true);
   ASSERT_TRUE(ds.ok()) << ds.status().message();
-  EXPECT_EQ((*ds)->config().version, 2);
+  EXPECT_EQ((*ds)->config().version, 1);
+  EXPECT_EQ(read(), v1) << "opening must not change the datastore";
+  auto w = (*ds)->BeginSnapshot("vm1");
+  ASSERT_TRUE(w.ok()) << w.status().message();
   EXPECT_NE(read().find("\"version\": 2"), std::string::npos) << read();
+  struct stat st;
+  ASSERT_EQ(::stat(config.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u) << "the config keeps its mode";
+  for (const auto& e : std::filesystem::directory_iterator(dir / "ds")) {
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+  }
 
   std::string v3 = v2;
   v3.replace(v3.find("\"version\": 2"), 12, "\"version\": 3");

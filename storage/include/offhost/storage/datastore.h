@@ -31,6 +31,7 @@ struct DatastoreConfig {
   std::string uuid;     // set by Init
   int64_t created = 0;  // unix seconds, set by Init
   // Datastore format version (docs/datastore-format.md): 2 since manifest segment format 2.
+  // A version-1 datastore is marked 2 by its first backup with this offhost.
   int version = kDatastoreVersion;
   static constexpr int kDatastoreVersion = 2;
 };
@@ -138,6 +139,7 @@ class Datastore {
  private:
   friend class SnapshotWriter;
   Datastore(std::string dir, DatastoreConfig config);
+  Status MarkCurrentVersion() const;
 
   std::string dir_;
   DatastoreConfig config_;
