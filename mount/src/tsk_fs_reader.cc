@@ -167,7 +167,8 @@ class TskFsReader final : public FsReader {
 // when nothing matches, it goes on to measure the volume's entropy to report "possible
 // encryption" and reads tens of MiB of a volume without a file system (random data, swap,
 // a database device) on every backup. YAFFS2 (raw flash) and APFS (needs its pool) are left
-// out for the same reason and because VM disks do not hold them.
+// out for the same reason and because VM disks do not hold them. A libtsk that reads more
+// types (later releases) needs them added here; XFS is read by libfsxfs (xfs_fs_reader.cc).
 constexpr TSK_FS_TYPE_ENUM kTskTypes[] = {TSK_FS_TYPE_EXT_DETECT, TSK_FS_TYPE_NTFS_DETECT,
                                           TSK_FS_TYPE_FAT_DETECT, TSK_FS_TYPE_FFS_DETECT,
                                           TSK_FS_TYPE_HFS_DETECT, TSK_FS_TYPE_ISO9660_DETECT};
