@@ -178,7 +178,6 @@ Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& dir, bool 
     return Status::NotSupported("datastore '" + dir + "' uses chunker '" + config.chunker +
                                 "', which this offhost does not know; upgrade offhost");
   }
-
   std::unique_ptr<Datastore> ds(new Datastore(dir, config));
   OFFHOST_ASSIGN_OR_RETURN(ds->chunks_, OpenLocalChunkStore((fs::path(dir) / "chunks").string()));
   OFFHOST_ASSIGN_OR_RETURN(ds->chunker_, MakeFixedChunker(config.chunk_size));
