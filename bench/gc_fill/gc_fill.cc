@@ -43,11 +43,15 @@ Status WriteChunks(Datastore& ds, uint64_t count) {
   std::atomic<bool> failed{false};
   auto work = [&] {
     ChunkEncoder enc(1);
-    std::string file;
     for (uint64_t i; !failed && (i = next.fetch_add(1)) < count;) {
       std::string data = ChunkData(i);
       ChunkId id = ChunkId::Of(data);
-      if (!enc.Encode(id, data, &file).ok()) failed = true;
+      auto encoded = enc.Encode(id, data);
+      if (!encoded.ok()) {
+        failed = true;
+        break;
+      }
+      std::span<const char> file = *encoded;
       std::string path = ds.chunks().Locate(id);
       std::string dir = path.substr(0, path.rfind('/'));
       ::mkdir(dir.c_str(), 0755);

@@ -508,9 +508,8 @@ class DiskBackup {
 
   void WorkerLoop(BoundedQueue<Job>& queue) {
     storage::ChunkEncoder encoder(ds_.config().zstd_level);
-    std::string encoded;
     while (auto job = queue.Pop()) {
-      Status st = Failed() ? Status::OK() : Process(*job, encoder, &encoded);
+      Status st = Failed() ? Status::OK() : Process(*job, encoder);
       if (job->buffer) pool_->Release(job->buffer);
       if (!st.ok()) Fail(st);
     }
@@ -566,18 +565,18 @@ class DiskBackup {
     return ReadSource(reads);
   }
 
-  Status Process(const Job& job, storage::ChunkEncoder& encoder, std::string* encoded) {
-    if (job.kind == JobKind::kPack) return ProcessPack(job, encoder, encoded);
+  Status Process(const Job& job, storage::ChunkEncoder& encoder) {
+    if (job.kind == JobKind::kPack) return ProcessPack(job, encoder);
     if (job.kind == JobKind::kMerge) OFFHOST_RETURN_IF_ERROR(MergeBase(job));
     OFFHOST_ASSIGN_OR_RETURN(ManifestEntry e,
-                             StoreRange(job.offset, {job.buffer, job.length}, encoder, encoded));
+                             StoreRange(job.offset, {job.buffer, job.length}, encoder));
     return Complete(job.seq, {e});
   }
 
   // Stores the changed runs of the pack's patch jobs as one chunk (all-zero runs as zero
   // entries, moved out of the way) and completes each job with its kept slices and its runs as
   // slices of the pack.
-  Status ProcessPack(const Job& pack, storage::ChunkEncoder& encoder, std::string* encoded) {
+  Status ProcessPack(const Job& pack, storage::ChunkEncoder& encoder) {
     size_t used = 0;  // the pack's bytes so far, at the start of its buffer
     std::vector<std::vector<ManifestEntry>> out(pack.members.size());
     std::vector<std::pair<size_t, size_t>> runs;  // (member, entry) of each run in the pack
@@ -605,7 +604,7 @@ class DiskBackup {
       }
     }
     if (used > 0) {
-      OFFHOST_ASSIGN_OR_RETURN(ChunkId id, StoreChunk({pack.buffer, used}, encoder, encoded));
+      OFFHOST_ASSIGN_OR_RETURN(ChunkId id, StoreChunk({pack.buffer, used}, encoder));
       for (auto [m, i] : runs) out[m][i].chunk = id;
       std::lock_guard<std::mutex> lock(stats_mu_);
       record_.chunks += runs.size();
@@ -618,33 +617,30 @@ class DiskBackup {
 
   // Stores the bytes of [offset, offset+data.size()) as one chunk, or says they are zeroes.
   Result<ManifestEntry> StoreRange(uint64_t offset, std::span<const char> data,
-                                   storage::ChunkEncoder& encoder, std::string* encoded) {
+                                   storage::ChunkEncoder& encoder) {
     if (AllZero(data.data(), data.size())) {
       std::lock_guard<std::mutex> lock(stats_mu_);
       record_.zero_bytes += data.size();
       return ManifestEntry{offset, data.size(), ManifestEntryKind::kZero, {}};
     }
-    OFFHOST_ASSIGN_OR_RETURN(ChunkId id, StoreChunk(data, encoder, encoded));
+    OFFHOST_ASSIGN_OR_RETURN(ChunkId id, StoreChunk(data, encoder));
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++record_.chunks;
     return ManifestEntry{offset, data.size(), ManifestEntryKind::kChunk, id};
   }
 
   // Hashes, dedupes, compresses and stores one chunk; counts it when it is new.
-  Result<ChunkId> StoreChunk(std::span<const char> data, storage::ChunkEncoder& encoder,
-                             std::string* encoded) {
+  Result<ChunkId> StoreChunk(std::span<const char> data, storage::ChunkEncoder& encoder) {
     ChunkId id = ChunkId::Of(data);
     OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().Contains(id));
-    bool wrote = false;
-    if (!present) {
-      OFFHOST_RETURN_IF_ERROR(encoder.Encode(id, data, encoded));
-      OFFHOST_ASSIGN_OR_RETURN(wrote, ds_.chunks().Put(id, *encoded));
-    }
+    if (present) return id;
+    OFFHOST_ASSIGN_OR_RETURN(std::span<const char> encoded, encoder.Encode(id, data));
+    OFFHOST_ASSIGN_OR_RETURN(bool wrote, ds_.chunks().Put(id, encoded));
     if (wrote) {
       std::lock_guard<std::mutex> lock(stats_mu_);
       ++record_.new_chunks;
-      record_.new_bytes += encoded->size();
-      if (options_.counters) options_.counters->new_bytes += encoded->size();
+      record_.new_bytes += encoded.size();
+      if (options_.counters) options_.counters->new_bytes += encoded.size();
     }
     return id;
   }

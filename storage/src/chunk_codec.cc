@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "aligned_buffer.h"
 #include "little_endian.h"
 
 namespace offhost::storage {
@@ -50,42 +51,40 @@ bool LooksIncompressible(ZSTD_CCtx* cctx, std::span<const char> data) {
 
 }  // namespace
 
-ChunkEncoder::ChunkEncoder(int zstd_level) : cctx_(ZSTD_createCCtx()), level_(zstd_level) {}
+ChunkEncoder::ChunkEncoder(int zstd_level)
+    : cctx_(ZSTD_createCCtx()), level_(zstd_level), out_(std::make_unique<AlignedBuffer>()) {}
 
 ChunkEncoder::~ChunkEncoder() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
 
-Status ChunkEncoder::Encode(const ChunkId& id, std::span<const char> data, std::string* out) {
+Result<std::span<const char>> ChunkEncoder::Encode(const ChunkId& id, std::span<const char> data) {
   if (data.empty() || data.size() > kMaxChunkSize) {
     return Status::InvalidArgument("chunk of " + std::to_string(data.size()) +
                                    " bytes is outside 1.." + std::to_string(kMaxChunkSize));
   }
   auto* cctx = static_cast<ZSTD_CCtx*>(cctx_);
-  auto raw = static_cast<uint32_t>(data.size());
-  if (LooksIncompressible(cctx, data)) {
-    out->resize(kChunkHeaderSize + data.size());
-    std::memcpy(out->data() + kChunkHeaderSize, data.data(), data.size());
-    WriteHeader(id, ChunkCompression::kNone, raw, raw, out->data());
-    return Status::OK();
+  const auto raw = static_cast<uint32_t>(data.size());
+  const size_t bound = ZSTD_compressBound(data.size());
+  char* out = out_->Reserve(kChunkHeaderSize + std::max(bound, data.size()));
+  if (!out) {
+    return Status::IOError("out of memory for encoding a " + std::to_string(raw) + "-byte chunk");
   }
+  auto stored_raw = [&]() -> std::span<const char> {
+    std::memcpy(out + kChunkHeaderSize, data.data(), data.size());
+    WriteHeader(id, ChunkCompression::kNone, raw, raw, out);
+    return {out, kChunkHeaderSize + data.size()};
+  };
+  if (LooksIncompressible(cctx, data)) return stored_raw();
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level_);
   // The frame's XXH64 content checksum lets verify reject a damaged payload before hashing.
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
-  out->resize(kChunkHeaderSize + ZSTD_compressBound(data.size()));
-  size_t n = ZSTD_compress2(cctx, out->data() + kChunkHeaderSize, out->size() - kChunkHeaderSize,
-                            data.data(), data.size());
+  size_t n = ZSTD_compress2(cctx, out + kChunkHeaderSize, bound, data.data(), data.size());
   if (ZSTD_isError(n)) {
     return Status::IOError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
   }
-  if (n + n / 32 >= data.size()) {  // not worth a decompression on every read
-    out->resize(kChunkHeaderSize + data.size());
-    std::memcpy(out->data() + kChunkHeaderSize, data.data(), data.size());
-    WriteHeader(id, ChunkCompression::kNone, raw, raw, out->data());
-  } else {
-    out->resize(kChunkHeaderSize + n);
-    WriteHeader(id, ChunkCompression::kZstd, raw, static_cast<uint32_t>(n), out->data());
-  }
-  return Status::OK();
+  if (n + n / 32 >= data.size()) return stored_raw();  // not worth a decompression per read
+  WriteHeader(id, ChunkCompression::kZstd, raw, static_cast<uint32_t>(n), out);
+  return std::span<const char>(out, kChunkHeaderSize + n);
 }
 
 Result<ChunkHeader> DecodeChunkHeader(std::span<const char> file) {

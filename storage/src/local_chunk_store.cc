@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "aligned_buffer.h"
 #include "offhost/storage/chunk_store.h"
 
 namespace offhost::storage {
@@ -111,37 +111,30 @@ Status SyncFiles(const std::vector<std::string>& paths) {
 // its chunks again soon, so copying them through the page cache only costs CPU (a quarter of
 // an incremental backup's CPU on the benchmark machine) and evicts pages the proxy still uses.
 // The write is padded to whole blocks and the file cut to its size afterwards.
-constexpr size_t kDirectAlign = 4096;
 
-class AlignedBuffer {
- public:
-  ~AlignedBuffer() { std::free(data_); }
-  char* Reserve(size_t n) {
-    if (n > capacity_) {
-      std::free(data_);
-      data_ = nullptr;
-      capacity_ = 0;
-      // In huge pages where the kernel has them: one fault instead of one per 4 KiB on the
-      // first chunks of a short backup.
-      constexpr size_t kHuge = 2u << 20;
-      const size_t align = n >= kHuge ? kHuge : kDirectAlign;
-      n = (n + align - 1) / align * align;
-      void* p = nullptr;
-      if (::posix_memalign(&p, align, n) != 0) return nullptr;
-      if (align == kHuge) ::madvise(p, n, MADV_HUGEPAGE);
-      data_ = static_cast<char*>(p);
-      capacity_ = n;
+// Writes `n` bytes (whole blocks) of `buf` at `offset`. False when the file system refuses
+// direct I/O on the first write.
+Result<bool> WriteBlocks(int fd, const std::string& path, const char* buf, size_t n,
+                         size_t offset) {
+  for (size_t done = 0; done < n;) {
+    ssize_t w = ::pwrite(fd, buf + done, n - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL && offset + done == 0) return false;  // alignment refused
+    if (w < 0) return Status::FromErrno("write " + path, errno);
+    done += static_cast<size_t>(w);
+    // A short write that ends off a block boundary (the disk filling up) would make the next
+    // O_DIRECT write fail with EINVAL and hide the cause: go on without O_DIRECT.
+    if ((offset + done) % kDirectAlign != 0 && ::fcntl(fd, F_SETFL, 0) != 0) {
+      return Status::FromErrno("write " + path, errno);
     }
-    return data_;
   }
-
- private:
-  char* data_ = nullptr;
-  size_t capacity_ = 0;
-};
+  return true;
+}
 
 // Writes `data` to the new file `path` bypassing the page cache. False (and no file left)
-// when the file system does not support O_DIRECT.
+// when the file system does not support O_DIRECT. Data that starts on a block boundary (a
+// ChunkEncoder's output) is written in place up to its last whole block; only the rest goes
+// through a block-aligned copy.
 Result<bool> WriteFileDirect(const std::string& path, std::span<const char> data) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644));
   if (fd.get() < 0) {
@@ -151,27 +144,21 @@ Result<bool> WriteFileDirect(const std::string& path, std::span<const char> data
     ::unlink(path.c_str());
     return false;
   }
-  const size_t padded = (data.size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  const bool aligned = reinterpret_cast<uintptr_t>(data.data()) % kDirectAlign == 0;
+  const size_t in_place = aligned ? data.size() / kDirectAlign * kDirectAlign : 0;
+  const size_t rest = data.size() - in_place;
+  const size_t padded = (rest + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
   thread_local AlignedBuffer buffer;
-  char* buf = buffer.Reserve(padded);
-  if (!buf)
+  char* copy = buffer.Reserve(std::max(padded, kDirectAlign));
+  if (!copy)
     return Status::IOError("out of memory for a " + std::to_string(padded) + "-byte chunk write");
-  std::memcpy(buf, data.data(), data.size());
-  std::memset(buf + data.size(), 0, padded - data.size());
-  for (size_t done = 0; done < padded;) {
-    ssize_t n = ::pwrite(fd.get(), buf + done, padded - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EINVAL && done == 0) {  // alignment this file system refuses
-      ::unlink(path.c_str());
-      return false;
-    }
-    if (n < 0) return Status::FromErrno("write " + path, errno);
-    done += static_cast<size_t>(n);
-    // A short write that ends off a block boundary (the disk filling up) would make the next
-    // O_DIRECT write fail with EINVAL and hide the cause: go on without O_DIRECT.
-    if (done % kDirectAlign != 0 && ::fcntl(fd.get(), F_SETFL, 0) != 0) {
-      return Status::FromErrno("write " + path, errno);
-    }
+  std::memcpy(copy, data.data() + in_place, rest);
+  std::memset(copy + rest, 0, padded - rest);
+  Result<bool> written = WriteBlocks(fd.get(), path, data.data(), in_place, 0);
+  if (written.ok() && *written) written = WriteBlocks(fd.get(), path, copy, padded, in_place);
+  if (!written.ok() || !*written) {
+    ::unlink(path.c_str());
+    return written;
   }
   if (::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) {
     return Status::FromErrno("truncate " + path, errno);

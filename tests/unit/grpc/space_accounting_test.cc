@@ -38,11 +38,12 @@ TEST(SpaceAccountingTest, CountsUniqueStoredAndUnreferencedBytes) {
     testing::BackupImage(*ds, "web01", Image('a'), kDiskSize, false);  // all deduplicated
     testing::BackupImage(*ds, "db01", Image('b'), kDiskSize, false);
     // A chunk no snapshot uses, as a failed backup leaves them.
-    std::string data(64 * 1024, 'z'), encoded;
+    std::string data(64 * 1024, 'z');
     stray.bytes[0] = 1;  // any name will do: the accounting reads the header, not the data
     storage::ChunkEncoder encoder;
-    ASSERT_TRUE(encoder.Encode(stray, data, &encoded).ok());
-    ASSERT_TRUE(*ds->chunks().Put(stray, encoded));
+    auto encoded = encoder.Encode(stray, data);
+    ASSERT_TRUE(encoded.ok());
+    ASSERT_TRUE(*ds->chunks().Put(stray, *encoded));
     ASSERT_TRUE(ds->chunks().Sync().ok());
   }
   // What the chunk files say.

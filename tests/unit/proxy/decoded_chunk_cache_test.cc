@@ -26,9 +26,9 @@ class DecodedChunkCacheTest : public ::testing::Test {
 
   ChunkId Put(const std::string& data) {
     ChunkId id = ChunkId::Of(data);
-    std::string encoded;
-    EXPECT_TRUE(encoder_.Encode(id, data, &encoded).ok());
-    EXPECT_TRUE(store_->Put(id, encoded).ok());
+    auto encoded = encoder_.Encode(id, data);
+    EXPECT_TRUE(encoded.ok());
+    EXPECT_TRUE(store_->Put(id, *encoded).ok());
     EXPECT_TRUE(store_->Sync().ok());
     return id;
   }

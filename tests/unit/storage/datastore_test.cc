@@ -32,9 +32,9 @@ class DatastoreTest : public ::testing::Test {
     auto disk = (*w)->AddDisk("vda", "test", data.size() + 4096);
     ChunkId id = ChunkId::Of(data);
     ChunkEncoder enc;
-    std::string file;
-    EXPECT_TRUE(enc.Encode(id, data, &file).ok());
-    EXPECT_TRUE(ds_->chunks().Put(id, file).ok());
+    auto file = enc.Encode(id, data);
+    EXPECT_TRUE(file.ok());
+    EXPECT_TRUE(ds_->chunks().Put(id, *file).ok());
     EXPECT_TRUE((*disk)->Add({0, data.size(), ManifestEntryKind::kChunk, id}).ok());
     EXPECT_TRUE((*disk)->Add({data.size(), 4096, ManifestEntryKind::kUnallocated, {}}).ok());
     EXPECT_TRUE((*disk)->Finish({}).ok());
@@ -101,9 +101,9 @@ TEST_F(DatastoreTest, DeletedSnapshotsAreGoneAndTheOthersStayWhole) {
     auto disk = (*w)->AddDisk("vda", "test", data.size());
     ChunkId id = ChunkId::Of(data);
     ChunkEncoder enc;
-    std::string file;
-    EXPECT_TRUE(enc.Encode(id, data, &file).ok());
-    EXPECT_TRUE(ds_->chunks().Put(id, file).ok());
+    auto file = enc.Encode(id, data);
+    EXPECT_TRUE(file.ok());
+    EXPECT_TRUE(ds_->chunks().Put(id, *file).ok());
     EXPECT_TRUE((*disk)->Add({0, data.size(), ManifestEntryKind::kChunk, id}).ok());
     EXPECT_TRUE((*disk)->Finish({}).ok());
     auto rec = (*w)->Commit();

@@ -69,9 +69,9 @@ class GcTest : public ::testing::Test {
   ChunkId Store(const std::string& data) {
     ChunkId id = ChunkId::Of(data);
     ChunkEncoder enc;
-    std::string file;
-    EXPECT_TRUE(enc.Encode(id, data, &file).ok());
-    EXPECT_TRUE(ds_->chunks().Put(id, file).ok());
+    auto file = enc.Encode(id, data);
+    EXPECT_TRUE(file.ok());
+    EXPECT_TRUE(ds_->chunks().Put(id, *file).ok());
     EXPECT_TRUE(ds_->chunks().Sync().ok());
     return id;
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -17,7 +18,9 @@ inline constexpr uint32_t kMaxChunkSize = 64u * 1024 * 1024;
 
 enum class ChunkCompression : uint16_t { kNone = 0, kZstd = 1 };
 
-// Per-thread compression state; reuse one per worker thread.
+class AlignedBuffer;
+
+// Per-thread compression state and output buffer; reuse one per worker thread.
 class ChunkEncoder {
  public:
   explicit ChunkEncoder(int zstd_level = 1);
@@ -25,13 +28,16 @@ class ChunkEncoder {
   ChunkEncoder(const ChunkEncoder&) = delete;
   ChunkEncoder& operator=(const ChunkEncoder&) = delete;
 
-  // Encodes `data` (whose SHA-256 is `id`) into `out`: header + zstd frame, or header + raw
-  // bytes when compression does not save at least 1/32 of the size.
-  Status Encode(const ChunkId& id, std::span<const char> data, std::string* out);
+  // Encodes `data` (whose SHA-256 is `id`) into a chunk file's bytes: header + zstd frame, or
+  // header + raw bytes when compression does not save at least 1/32 of the size. The bytes
+  // stay in the encoder until its next call. They start on a 4 KiB boundary, so a chunk store
+  // writes them with direct I/O without copying them first.
+  Result<std::span<const char>> Encode(const ChunkId& id, std::span<const char> data);
 
  private:
   void* cctx_;
   int level_;
+  std::unique_ptr<AlignedBuffer> out_;
 };
 
 struct ChunkHeader {
