@@ -44,12 +44,19 @@ class BufferPool {
   // ranges into pool buffers) cost nothing. It is asked for in huge pages where the kernel
   // has them: a backup that runs for a fraction of a second otherwise spends a tenth of its
   // CPU on a page fault per 4 KiB it reads into fresh buffers.
-  BufferPool(size_t count, size_t size) : bytes_(count * size) {
+  // Each buffer has room for a chunk header in front, on a 4 KiB boundary, so a chunk that is
+  // stored uncompressed is written from its buffer as it is (ChunkEncoder::EncodeInPlace).
+  BufferPool(size_t count, size_t size) {
+    constexpr size_t kBlock = 4096;
+    const size_t stride = (storage::kChunkHeaderSize + size + kBlock - 1) / kBlock * kBlock;
+    bytes_ = count * stride;
     void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     ::madvise(p, bytes_, MADV_HUGEPAGE);  // advice: without transparent huge pages, 4 KiB pages
     storage_ = static_cast<char*>(p);
-    for (size_t i = 0; i < count; ++i) free_.push_back(storage_ + i * size);
+    for (size_t i = 0; i < count; ++i) {
+      free_.push_back(storage_ + i * stride + storage::kChunkHeaderSize);
+    }
   }
   ~BufferPool() { ::munmap(storage_, bytes_); }
   BufferPool(const BufferPool&) = delete;
@@ -636,7 +643,7 @@ class DiskBackup {
   }
 
   // Stores the bytes of [offset, offset+data.size()) as one chunk, or says they are zeroes.
-  Result<ManifestEntry> StoreRange(uint64_t offset, std::span<const char> data,
+  Result<ManifestEntry> StoreRange(uint64_t offset, std::span<char> data,
                                    storage::ChunkEncoder& encoder) {
     if (AllZero(data.data(), data.size())) {
       std::lock_guard<std::mutex> lock(stats_mu_);
@@ -649,12 +656,13 @@ class DiskBackup {
     return ManifestEntry{offset, data.size(), ManifestEntryKind::kChunk, id};
   }
 
-  // Hashes, dedupes, compresses and stores one chunk; counts it when it is new.
-  Result<ChunkId> StoreChunk(std::span<const char> data, storage::ChunkEncoder& encoder) {
+  // Hashes, dedupes, compresses and stores one chunk; counts it when it is new. `data` starts
+  // a pool buffer (header room in front, see BufferPool).
+  Result<ChunkId> StoreChunk(std::span<char> data, storage::ChunkEncoder& encoder) {
     ChunkId id = ChunkId::Of(data);
     OFFHOST_ASSIGN_OR_RETURN(bool present, ds_.chunks().Contains(id));
     if (present) return id;
-    OFFHOST_ASSIGN_OR_RETURN(std::span<const char> encoded, encoder.Encode(id, data));
+    OFFHOST_ASSIGN_OR_RETURN(std::span<const char> encoded, encoder.EncodeInPlace(id, data));
     OFFHOST_ASSIGN_OR_RETURN(bool wrote, ds_.chunks().Put(id, encoded));
     if (wrote) {
       std::lock_guard<std::mutex> lock(stats_mu_);

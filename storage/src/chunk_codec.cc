@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "aligned_buffer.h"
@@ -49,6 +50,10 @@ bool LooksIncompressible(ZSTD_CCtx* cctx, std::span<const char> data) {
   return true;
 }
 
+Status OutOfMemory(uint32_t raw) {
+  return Status::IOError("out of memory for encoding a " + std::to_string(raw) + "-byte chunk");
+}
+
 }  // namespace
 
 ChunkEncoder::ChunkEncoder(int zstd_level)
@@ -57,23 +62,40 @@ ChunkEncoder::ChunkEncoder(int zstd_level)
 ChunkEncoder::~ChunkEncoder() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
 
 Result<std::span<const char>> ChunkEncoder::Encode(const ChunkId& id, std::span<const char> data) {
+  return EncodeInto(id, data, nullptr);
+}
+
+Result<std::span<const char>> ChunkEncoder::EncodeInPlace(const ChunkId& id, std::span<char> data) {
+  char* header = data.data() - kChunkHeaderSize;
+  const bool aligned = reinterpret_cast<uintptr_t>(header) % kDirectAlign == 0;
+  return EncodeInto(id, data, aligned ? header : nullptr);
+}
+
+Result<std::span<const char>> ChunkEncoder::EncodeInto(const ChunkId& id,
+                                                       std::span<const char> data,
+                                                       char* header_in_place) {
   if (data.empty() || data.size() > kMaxChunkSize) {
     return Status::InvalidArgument("chunk of " + std::to_string(data.size()) +
                                    " bytes is outside 1.." + std::to_string(kMaxChunkSize));
   }
   auto* cctx = static_cast<ZSTD_CCtx*>(cctx_);
   const auto raw = static_cast<uint32_t>(data.size());
-  const size_t bound = ZSTD_compressBound(data.size());
-  char* out = out_->Reserve(kChunkHeaderSize + std::max(bound, data.size()));
-  if (!out) {
-    return Status::IOError("out of memory for encoding a " + std::to_string(raw) + "-byte chunk");
-  }
-  auto stored_raw = [&]() -> std::span<const char> {
+  char* out = nullptr;
+  auto stored_raw = [&]() -> Result<std::span<const char>> {
+    if (header_in_place) {
+      WriteHeader(id, ChunkCompression::kNone, raw, raw, header_in_place);
+      return std::span<const char>(header_in_place, kChunkHeaderSize + data.size());
+    }
+    if (!out && !(out = out_->Reserve(kChunkHeaderSize + data.size()))) return OutOfMemory(raw);
     std::memcpy(out + kChunkHeaderSize, data.data(), data.size());
     WriteHeader(id, ChunkCompression::kNone, raw, raw, out);
-    return {out, kChunkHeaderSize + data.size()};
+    return std::span<const char>(out, kChunkHeaderSize + data.size());
   };
   if (LooksIncompressible(cctx, data)) return stored_raw();
+  const size_t bound = ZSTD_compressBound(data.size());
+  if (!(out = out_->Reserve(kChunkHeaderSize + std::max(bound, data.size())))) {
+    return OutOfMemory(raw);
+  }
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level_);
   // The frame's XXH64 content checksum lets verify reject a damaged payload before hashing.

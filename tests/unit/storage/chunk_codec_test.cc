@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "test_util.h"
 
 namespace offhost::storage {
@@ -35,6 +37,31 @@ TEST(ChunkCodec, IncompressibleDataIsStoredRaw) {
   std::string back;
   ASSERT_TRUE(DecodeChunk(ChunkId::Of(data), file, &back).ok());
   EXPECT_EQ(back, data);
+}
+
+// A backup's buffers leave room for the header in front of the data: data that is stored raw
+// is encoded there, without a copy; compressed data and data without that room are encoded
+// into the encoder's own buffer, and the caller's bytes stay as they were.
+TEST(ChunkCodec, EncodeInPlaceWritesTheHeaderInFrontOfRawData) {
+  alignas(4096) static char buffer[kChunkHeaderSize + 8 + (256 << 10)];
+  ChunkEncoder enc;
+  std::string random = testing::RandomBytes(256 * 1024, 11);
+  std::string text(256 * 1024, 'q');
+  for (size_t shift : {size_t{0}, size_t{8}}) {  // 8: the room is not on a block boundary
+    for (const std::string* data : {&random, &text}) {
+      char* at = buffer + kChunkHeaderSize + shift;
+      std::memcpy(at, data->data(), data->size());
+      ChunkId id = ChunkId::Of(*data);
+      auto file = enc.EncodeInPlace(id, {at, data->size()});
+      ASSERT_TRUE(file.ok());
+      const bool in_place = file->data() == at - kChunkHeaderSize;
+      EXPECT_EQ(in_place, shift == 0 && data == &random) << shift;
+      EXPECT_EQ(std::string(at, data->size()), *data) << "the data itself is never changed";
+      std::string back;
+      ASSERT_TRUE(DecodeChunk(id, *file, &back).ok());
+      EXPECT_EQ(back, *data);
+    }
+  }
 }
 
 TEST(ChunkCodec, LargeIncompressibleChunkWithACompressibleTailIsStillCompressed) {
