@@ -13,8 +13,10 @@ namespace offhost::snapshot_drivers {
 struct NbdOpenOptions {
   // Restore targets only. A source disk is always opened read-only.
   bool writable = false;
-  // Requests kept in flight at once by Read().
-  int max_in_flight = 16;
+  // Requests kept in flight at once by Read(). An incremental reads a pack's worth of
+  // scattered 64 KiB runs per batch: all of them in flight keeps the server busy (the
+  // 4 GiB/1% benchmark's data phase ~8 ms shorter than with 16).
+  int max_in_flight = 64;
   // Upper bound on one request; lowered further to the server's advertised maximum.
   uint32_t max_request = 4u * 1024 * 1024;
   // Changed-block tracking: a dirty-bitmap meta context such as "qemu:dirty-bitmap:backup-vda".
