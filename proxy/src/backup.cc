@@ -47,12 +47,19 @@ static void HoldCommitForTests() {
 
 Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
                                std::vector<BackupDisk>& disks, const BackupOptions& options) {
+  if (disks.empty()) return Status::InvalidArgument("a backup needs at least one --disk");
+  OFFHOST_ASSIGN_OR_RETURN(auto writer, ds.BeginSnapshot(vm));
+  return RunBackup(ds, vm, std::move(writer), disks, options);
+}
+
+Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
+                               std::unique_ptr<storage::SnapshotWriter> writer,
+                               std::vector<BackupDisk>& disks, const BackupOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (disks.empty()) return Status::InvalidArgument("a backup needs at least one --disk");
   if (options.counters) {
     for (const auto& d : disks) options.counters->total_bytes += d.device->size();
   }
-  OFFHOST_ASSIGN_OR_RETURN(auto writer, ds.BeginSnapshot(vm));
   storage::SnapshotMeta meta = options.meta;
   if (options.previous) meta.parent = options.previous->id;
   writer->SetMeta(meta);

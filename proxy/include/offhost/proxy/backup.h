@@ -69,5 +69,10 @@ struct BackupResult {
 
 Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
                                std::vector<BackupDisk>& disks, const BackupOptions& options);
+// The same into a snapshot of `vm` already begun (Datastore::BeginSnapshot): a VM backup
+// begins it while the hypervisor takes the point-in-time view.
+Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
+                               std::unique_ptr<storage::SnapshotWriter> writer,
+                               std::vector<BackupDisk>& disks, const BackupOptions& options);
 
 }  // namespace offhost::proxy
