@@ -57,6 +57,7 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
                                std::vector<BackupDisk>& disks, const BackupOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (disks.empty()) return Status::InvalidArgument("a backup needs at least one --disk");
+  if (!writer) return Status::InvalidArgument("internal: backup of " + vm + " without a snapshot");
   if (options.counters) {
     for (const auto& d : disks) options.counters->total_bytes += d.device->size();
   }

@@ -275,9 +275,9 @@ class DiskBackup {
 
   Result<storage::DiskRecord> Run() {
     BufferPool pool(batch_chunks_ + 2 * static_cast<size_t>(threads_) + 1, chunk_size_);
-    // A backup starts with a short pipeline (see kRampBytes): a buffer being read and one per
-    // worker (a read batch holds at most two). It grows once it has read enough for the rest
-    // of the read-ahead to pay for itself.
+    // A backup starts with a short pipeline (see kRampBytes): threads + 1 buffers, at least
+    // three (a read batch holds at most two, and only one when it waits for another). It grows
+    // once it has read enough for the rest of the read-ahead to pay for itself.
     pool.SetLimit(std::max<size_t>(3, static_cast<size_t>(threads_) + 1));
     // Merged ranges take their unchanged bytes from the previous snapshot's chunks; packs
     // serve many neighbouring ranges, so keep a few of them decoded.

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <future>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include "offhost/mount/logical_volumes.h"
@@ -151,9 +152,14 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   // The datastore's part of starting a snapshot (an index write made durable) overlaps the
   // hypervisor's taking its view, which takes tens of milliseconds. A writer never used
   // aborts: the begun snapshot is gone again when the view cannot be taken.
-  auto begun = std::async(std::launch::async, [&ds, &id] { return ds.BeginSnapshot(id.name); });
+  std::future<Result<std::unique_ptr<storage::SnapshotWriter>>> begun;
+  try {
+    begun = std::async(std::launch::async, [&ds, &id] { return ds.BeginSnapshot(id.name); });
+  } catch (const std::system_error&) {  // no thread to spare: one after the other
+  }
   auto taken = driver->Take(req.snapshot);
-  Result<std::unique_ptr<storage::SnapshotWriter>> writer = begun.get();
+  Result<std::unique_ptr<storage::SnapshotWriter>> writer =
+      begun.valid() ? begun.get() : ds.BeginSnapshot(id.name);
   OFFHOST_ASSIGN_OR_RETURN(auto view, std::move(taken));
   phase("snapshot");
   HoldViewForTests();

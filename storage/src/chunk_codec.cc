@@ -93,7 +93,7 @@ Result<std::span<const char>> ChunkEncoder::EncodeInto(const ChunkId& id,
   };
   if (LooksIncompressible(cctx, data)) return stored_raw();
   const size_t bound = ZSTD_compressBound(data.size());
-  if (!(out = out_->Reserve(kChunkHeaderSize + std::max(bound, data.size())))) {
+  if (!(out = out_->Reserve(kChunkHeaderSize + bound))) {  // bound >= size: raw fits too
     return OutOfMemory(raw);
   }
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);

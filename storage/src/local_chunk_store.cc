@@ -110,7 +110,7 @@ Status SyncFiles(const std::vector<std::string>& paths) {
 // Chunk files are written with O_DIRECT where the file system takes it: a backup does not read
 // its chunks again soon, so copying them through the page cache only costs CPU (a quarter of
 // an incremental backup's CPU on the benchmark machine) and evicts pages the proxy still uses.
-// The write is padded to whole blocks and the file cut to its size afterwards.
+// The last block is written zero-padded and the file cut to its size afterwards.
 
 // Writes `n` bytes (whole blocks) of `buf` at `offset`. False when the file system refuses
 // direct I/O on the first write.
@@ -121,6 +121,7 @@ Result<bool> WriteBlocks(int fd, const std::string& path, const char* buf, size_
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && errno == EINVAL && offset + done == 0) return false;  // alignment refused
     if (w < 0) return Status::FromErrno("write " + path, errno);
+    if (w == 0) return Status::IOError("write " + path + ": the file system took no bytes");
     done += static_cast<size_t>(w);
     // A short write that ends off a block boundary (the disk filling up) would make the next
     // O_DIRECT write fail with EINVAL and hide the cause: go on without O_DIRECT.

@@ -33,9 +33,11 @@ class ChunkEncoder {
   // stay in the encoder until its next call. They start on a 4 KiB boundary, so a chunk store
   // writes them with direct I/O without copying them first.
   Result<std::span<const char>> Encode(const ChunkId& id, std::span<const char> data);
-  // The same, for data whose kChunkHeaderSize bytes in front are the caller's and start on a
-  // 4 KiB boundary: data that is stored uncompressed gets its header written there and is
-  // neither copied nor given memory of its own. Elsewhere it is copied as by Encode().
+  // The same, for data whose kChunkHeaderSize bytes in front are the caller's to give up and
+  // start on a 4 KiB boundary: data that is stored uncompressed gets its header written there
+  // and is neither copied nor given memory of its own. Only alignment is checked: those bytes
+  // are overwritten whenever data-kChunkHeaderSize is aligned, so pass only data laid out for
+  // it (a backup's pool buffers); otherwise data is copied as by Encode().
   Result<std::span<const char>> EncodeInPlace(const ChunkId& id, std::span<char> data);
 
  private:
