@@ -130,6 +130,53 @@ TEST_F(IncrementalTest, ScatteredSmallWritesStayBoundedOverALongChain) {
   }
 }
 
+// A backup starts with a short pipeline (a few buffers, one chunk per read batch) and grows
+// it after 64 MiB. With one worker and a mix of packed runs and whole rewritten ranges, both a
+// full and an incremental that cross that point must finish and restore byte for byte.
+TEST(IncrementalPipeline, OneWorkerCrossesTheRampWithPacksAndWholeRanges) {
+  constexpr uint64_t kChunks = 1600, kDiskSize = kChunks * kChunk;  // 100 MiB
+  offhost::testing::TempDir dir;
+  storage::DatastoreConfig config;
+  config.chunk_size = kChunk;
+  ASSERT_TRUE(storage::Datastore::Init(dir / "ds", config).ok());
+  auto ds = std::move(*storage::Datastore::Open(dir / "ds", true));
+  MemoryDisk disk(kDiskSize);
+  disk.Put(0, RandomBytes(kDiskSize, 41));
+  auto backup = [&](const storage::SnapshotRecord* previous) {
+    std::vector<BackupDisk> disks;
+    disks.push_back({"vda", std::make_unique<MemoryDisk>(disk), ""});
+    BackupOptions o;
+    o.threads = 1;
+    o.catalog = false;
+    o.previous = previous;
+    return RunBackup(*ds, "vm", disks, o);
+  };
+  auto restore = [&](const storage::SnapshotRecord& snap) {
+    MemoryDisk target(kDiskSize);
+    auto r = RestoreDisk(*ds, snap, "vda", target, {});
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return target.bytes();
+  };
+  auto full = backup(nullptr);
+  ASSERT_TRUE(full.ok()) << full.status().message();
+  ASSERT_EQ(restore(full->snapshot), disk.bytes());
+
+  // Every fourth range gets a 4 KiB write (packed with others), the rest are rewritten whole:
+  // ~75 MiB of changed bytes.
+  std::vector<Extent> dirty;
+  for (uint64_t i = 0; i < kChunks; ++i) {
+    const bool small = i % 4 == 0;
+    const uint64_t at = i * kChunk + (small ? 1000 : 0), length = small ? 4096 : kChunk;
+    disk.Put(at, RandomBytes(length, static_cast<uint32_t>(1000 + i)));
+    dirty.push_back({at, length, ExtentType::kData});
+  }
+  disk.SetDirty(dirty);
+  auto inc = backup(&full->snapshot);
+  ASSERT_TRUE(inc.ok()) << inc.status().message();
+  EXPECT_TRUE(inc->snapshot.disks[0].incremental);
+  EXPECT_EQ(restore(inc->snapshot), disk.bytes());
+}
+
 TEST_F(IncrementalTest, ScatteredRunsArePackedIntoChunksOfAtMostTheChunkSize) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
