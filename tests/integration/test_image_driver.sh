@@ -141,6 +141,12 @@ expect_restores chain "$(as_raw "$WORK/overlay.qcow2" qcow2)"
 
 # --- a VM that crashed with the bitmap in use: the bitmap is inconsistent --------------------
 serve_nbd_writable crash "$BM" qcow2 >/dev/null
+# Killed only once the image says the bitmap is in use: a qemu-nbd killed while it rewrites
+# the bitmap directory (at open) can leave an image with no bitmap at all (seen under load).
+for _ in $(seq 1 100); do
+  qemu-img info -U --output=json "$BM" | grep -q '"in-use"' && break
+  sleep 0.05
+done
 stop_server crash KILL
 J=$(image_backup bm "$BM" --bitmap bm0)
 json_field "$J" 'j["disks"][0]["full_reason"]' |
