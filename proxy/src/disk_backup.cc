@@ -47,7 +47,7 @@ class BufferPool {
   // Each buffer has room for a chunk header in front, on a 4 KiB boundary, so a chunk that is
   // stored uncompressed is written from its buffer as it is (ChunkEncoder::EncodeInPlace).
   BufferPool(size_t count, size_t size) {
-    constexpr size_t kBlock = 4096;
+    constexpr size_t kBlock = storage::kDirectAlign;
     const size_t stride = (storage::kChunkHeaderSize + size + kBlock - 1) / kBlock * kBlock;
     bytes_ = count * stride;
     void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -6,9 +6,9 @@
 #include <cstddef>
 #include <cstdlib>
 
-namespace offhost::storage {
+#include "offhost/storage/chunk_codec.h"  // kDirectAlign
 
-inline constexpr size_t kDirectAlign = 4096;  // O_DIRECT buffer, length and offset alignment
+namespace offhost::storage {
 
 class AlignedBuffer {
  public:

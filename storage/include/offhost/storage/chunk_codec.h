@@ -1,6 +1,7 @@
 // Chunk file codec. The byte layout is specified in docs/datastore-format.md ("Chunk file").
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -15,6 +16,9 @@ inline constexpr uint32_t kChunkMagic = 0x4b434f48;  // "HOCK" read as little-en
 inline constexpr uint16_t kChunkFormatVersion = 1;
 inline constexpr size_t kChunkHeaderSize = 56;
 inline constexpr uint32_t kMaxChunkSize = 64u * 1024 * 1024;
+// Chunk files are written with direct I/O in blocks of this size; EncodeInPlace() wants the
+// header room in front of its data to start on such a boundary.
+inline constexpr size_t kDirectAlign = 4096;
 
 enum class ChunkCompression : uint16_t { kNone = 0, kZstd = 1 };
 
