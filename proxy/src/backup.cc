@@ -97,6 +97,7 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     result.catalog.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  if (options.sources_read) options.sources_read();
   HoldCommitForTests();
   auto commit_start = std::chrono::steady_clock::now();
   OFFHOST_ASSIGN_OR_RETURN(result.snapshot, writer->Commit());

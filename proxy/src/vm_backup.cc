@@ -14,6 +14,7 @@
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 
 #include "offhost/mount/logical_volumes.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
@@ -31,6 +32,17 @@ Result<std::optional<storage::SnapshotRecord>> FindPrevious(
     }
   }
   return std::optional<storage::SnapshotRecord>();
+}
+
+// Starts `f` on a thread of its own or, when no thread can be had, when its result is asked
+// for: either way the caller gets the result, only not as early.
+template <typename F>
+std::future<std::invoke_result_t<F>> StartAside(F f) {
+  try {
+    return std::async(std::launch::async, f);
+  } catch (const std::system_error&) {
+    return std::async(std::launch::deferred, std::move(f));
+  }
 }
 
 // Test hook: with OFFHOST_TEST_HOLD_VIEW=PATH set, a backup creates PATH.ready once the
@@ -152,17 +164,15 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   // The datastore's part of starting a snapshot (an index write made durable) overlaps the
   // hypervisor's taking its view, which takes tens of milliseconds. A writer never used
   // aborts: the begun snapshot is gone again when the view cannot be taken.
-  std::future<Result<std::unique_ptr<storage::SnapshotWriter>>> begun;
-  try {
-    begun = std::async(std::launch::async, [&ds, &id] { return ds.BeginSnapshot(id.name); });
-  } catch (const std::system_error&) {  // no thread to spare: one after the other
-  }
+  auto begun = StartAside([&ds, &id] { return ds.BeginSnapshot(id.name); });
   auto taken = driver->Take(req.snapshot);
-  Result<std::unique_ptr<storage::SnapshotWriter>> writer =
-      begun.valid() ? begun.get() : ds.BeginSnapshot(id.name);
+  Result<std::unique_ptr<storage::SnapshotWriter>> writer = begun.get();
   OFFHOST_ASSIGN_OR_RETURN(auto view, std::move(taken));
   phase("snapshot");
   HoldViewForTests();
+  // Once everything is read the hypervisor ends its export (tens of milliseconds) while the
+  // datastore commits; Release waits for it.
+  std::future<Status> export_ended;
   auto run = [&]() -> Result<BackupResult> {
     if (!writer.ok()) return writer.status();
     std::vector<BackupDisk> disks;
@@ -180,10 +190,17 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
     options.meta.consistency_reason = view->consistency_reason;
     options.meta.checkpoint = view->checkpoint;
     options.meta.vm_config = view->vm_config;
+    options.sources_read = [&, chained = options.sources_read] {
+      if (chained) chained();
+      for (auto& d : disks) d.device.reset();  // leave before the server goes
+      export_ended = StartAside([&view] { return view->EndExport(); });
+    };
     return RunBackup(ds, id.name, std::move(*writer), disks, options);
   };
   Result<BackupResult> backup = run();
   phase("backup");
+  // What the export's end could not do, Release does again and reports.
+  if (export_ended.valid()) export_ended.get().IgnoreError();
   // The view is released whatever happened; a failed release does not undo a good backup.
   Status released = view->Release(backup.ok());
   phase("release");

@@ -134,10 +134,7 @@ class LibvirtView final : public PointInTimeView {
     if (frozen_ && virDomainFSThaw(dom_.get(), nullptr, 0, 0) < 0) {
       note(Status::IOError("thaw the guest's file systems: " + LastError()));
     }
-    if (job_started_ && BackupJobRunning(dom_.get()) && virDomainAbortJob(dom_.get()) < 0) {
-      note(Status::IOError("end the backup job: " + LastError()));
-    }
-    for (const auto& f : scratch_) std::filesystem::remove(f);
+    note(EndExport());
     if (checkpoint_created_) {
       if (committed) {
         // The chain now starts at this view's checkpoint. Build() left no checkpoint of ours
@@ -152,6 +149,18 @@ class LibvirtView final : public PointInTimeView {
     return first.ok() ? first
                       : first.WithContext("releasing the libvirt backup of " + vm_name +
                                           " (the next backup retries the clean-up)");
+  }
+
+  // Ends the pull-mode job: libvirt stops its NBD server and removes the scratch files it
+  // made. The checkpoint begun with the job stays.
+  Status EndExport() override {
+    if (job_started_ && BackupJobRunning(dom_.get()) && virDomainAbortJob(dom_.get()) < 0) {
+      return Status::IOError("end the backup job: " + LastError());
+    }
+    job_started_ = false;
+    for (const auto& f : scratch_) std::filesystem::remove(f);
+    scratch_.clear();
+    return Status::OK();
   }
 
   Status Build(const SnapshotRequest& req);

@@ -107,34 +107,48 @@ class QemuView final : public PointInTimeView {
   Status Release(bool committed) override {
     if (released_) return Status::OK();
     released_ = true;
-    if (!qmp_) {
-      auto qmp = QmpClient::Connect(qmp_path_);
-      if (!qmp.ok()) {
-        return qmp.status().WithContext("releasing the QEMU snapshot of " + vm_name +
-                                        " (the next backup removes what is left)");
+    Status first = EndExport();
+    if (qmp_) {
+      for (auto& s : disks_) {
+        Status st = SettleBitmaps(s, committed);
+        if (first.ok()) first = st;
       }
-      qmp_ = std::move(*qmp);
     }
-    Status first;
-    auto note = [&](const Status& st) {
-      if (!st.ok() && first.ok()) first = st;
-    };
-    note(Thaw());
-    for (auto& s : disks_) {
-      if (s.exported) note(qmp_->Execute("block-export-del", {{"id", s.export_id}, {"mode", "hard"}}).status());
-    }
-    if (nbd_started_) note(qmp_->Execute("nbd-server-stop").status());
-    for (auto& s : disks_) {
-      if (s.job_started) note(CancelJob(*qmp_, s.job));
-    }
-    for (auto& s : disks_) {
-      if (s.fleece_added) note(DeleteNode(*qmp_, s.fleece));
-      if (!s.scratch.empty()) std::filesystem::remove(s.scratch);
-    }
-    for (auto& s : disks_) note(SettleBitmaps(s, committed));
     return first.ok() ? first
                       : first.WithContext("releasing the QEMU snapshot of " + vm_name +
                                           " (a later backup retries the clean-up)");
+  }
+
+  // Removes the exports, the NBD server, the jobs, the fleecing nodes and their scratch files;
+  // each is marked gone once it is, so Release does not ask again. Bitmaps stay for Release.
+  Status EndExport() override {
+    if (!qmp_) {
+      auto qmp = QmpClient::Connect(qmp_path_);
+      if (!qmp.ok()) return qmp.status().WithContext("(the next backup removes what is left)");
+      qmp_ = std::move(*qmp);
+    }
+    Status first;
+    auto done = [&](const Status& st) {
+      if (!st.ok() && first.ok()) first = st;
+      return st.ok();
+    };
+    done(Thaw());
+    for (auto& s : disks_) {
+      if (s.exported) {
+        s.exported = !done(
+            qmp_->Execute("block-export-del", {{"id", s.export_id}, {"mode", "hard"}}).status());
+      }
+    }
+    if (nbd_started_) nbd_started_ = !done(qmp_->Execute("nbd-server-stop").status());
+    for (auto& s : disks_) {
+      if (s.job_started) s.job_started = !done(CancelJob(*qmp_, s.job));
+    }
+    for (auto& s : disks_) {
+      if (s.fleece_added) s.fleece_added = !done(DeleteNode(*qmp_, s.fleece));
+      if (!s.scratch.empty()) std::filesystem::remove(s.scratch);
+      s.scratch.clear();
+    }
+    return first;
   }
 
   Status Build(const SnapshotRequest& req);

@@ -64,6 +64,12 @@ class PointInTimeView {
   std::vector<ViewDisk> disks;
   std::vector<ExcludedDisk> excluded;
 
+  // Stops serving the disks (backup job, NBD export, scratch space) once the backup has read
+  // all it needs, so the hypervisor's teardown overlaps the datastore's commit. It leaves the
+  // checkpoints alone: what becomes of them depends on the commit, and Release decides. A
+  // failure here is not final: Release ends what is still running and reports it.
+  virtual Status EndExport() { return Status::OK(); }
+
   // `committed`: the backup of this view is durable in the datastore, so `checkpoint` becomes
   // the chain's head and older checkpoints can go. Otherwise the view's checkpoint is dropped
   // and the parent stays valid for the next run.
