@@ -12,8 +12,7 @@ namespace offhost::cli {
 namespace {
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -65,11 +64,13 @@ std::string FormatTime(int64_t unix_seconds) {
 bool StdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
 void PrintTable(const std::vector<std::string>& headers,
-                const std::vector<std::vector<std::string>>& rows, const std::vector<size_t>& right) {
+                const std::vector<std::vector<std::string>>& rows,
+                const std::vector<size_t>& right) {
   std::vector<size_t> width(headers.size());
   for (size_t c = 0; c < headers.size(); ++c) width[c] = headers[c].size();
   for (const auto& r : rows) {
-    for (size_t c = 0; c < r.size() && c < width.size(); ++c) width[c] = std::max(width[c], r[c].size());
+    for (size_t c = 0; c < r.size() && c < width.size(); ++c)
+      width[c] = std::max(width[c], r[c].size());
   }
   auto line = [&](const std::vector<std::string>& r) {
     std::string out;
@@ -89,18 +90,22 @@ ProgressBar::ProgressBar(std::string label, std::function<std::pair<uint64_t, ui
     : label_(std::move(label)), read_(std::move(read)), start_(Now()) {
   if (!StdoutIsTerminal()) return;
   thread_ = std::thread([this] {
-    while (!stop_.load()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    do {
+      lock.unlock();
       Draw(false);
-      for (int i = 0; i < 5 && !stop_.load(); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
+      lock.lock();
+    } while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stop_; }));
   });
 }
 
 ProgressBar::~ProgressBar() {
   if (!thread_.joinable()) return;
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_one();  // the bar goes at once, not at its next redraw
   thread_.join();
   std::printf("\r\033[K");  // the summary line replaces the bar
   std::fflush(stdout);
@@ -115,9 +120,8 @@ void ProgressBar::Draw(bool) {
   int fill = static_cast<int>(frac * kWidth);
   std::string bar(static_cast<size_t>(fill), '=');
   if (fill < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - fill - 1), ' ');
-  std::string eta = rate > 0 && total > done
-                        ? HumanDuration(static_cast<double>(total - done) / rate)
-                        : "-";
+  std::string eta =
+      rate > 0 && total > done ? HumanDuration(static_cast<double>(total - done) / rate) : "-";
   std::printf("\r\033[K%s [%s] %3.0f%% %s / %s  %s  ETA %s", label_.c_str(), bar.c_str(),
               frac * 100, HumanBytes(done).c_str(), HumanBytes(total).c_str(),
               HumanRate(rate).c_str(), eta.c_str());

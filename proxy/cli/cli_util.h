@@ -1,9 +1,10 @@
 // Shared helpers of the offhost CLI: exit codes, error output, sizes, progress bar.
 #pragma once
 
-#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,7 +51,9 @@ class ProgressBar {
   void Draw(bool final);
   std::string label_;
   std::function<std::pair<uint64_t, uint64_t>()> read_;
-  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
   std::thread thread_;
   double start_;
 };

@@ -1,8 +1,10 @@
 #include "job_watch.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "cli_util.h"
@@ -33,8 +35,13 @@ class CancelOnSignal {
  public:
   CancelOnSignal(const DaemonClient& client, std::string job)
       : thread_([&client, job = std::move(job)](std::stop_token stop) {
-          while (!stop.stop_requested() && !g_interrupted.load()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          // A signal handler can only set a flag, so the flag is looked at every 100 ms; the
+          // end of the watch wakes the wait at once (the CLI's exit does not wait for it).
+          std::mutex mu;
+          std::condition_variable_any wake;
+          std::unique_lock<std::mutex> lock(mu);
+          while (!g_interrupted.load() && !stop.stop_requested()) {
+            wake.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; });
           }
           if (stop.stop_requested()) return;
           std::cerr << "\roffhost: cancelling " << job << "\n";
