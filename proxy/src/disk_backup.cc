@@ -43,7 +43,7 @@ bool AllZero(const char* p, size_t n) {
 // runs backup after backup). Memory the kernel hands out afresh costs a page fault per page
 // touched, and far more in a VM whose free memory went back to its host (about 2 ms per MiB
 // here, a tenth of a small incremental); kept memory is already there. One pool is kept: a
-// second backup running at the same time maps its own.
+// second backup running at the same time maps its own, and the last one given back stays.
 class KeptPoolMemory {
  public:
   static char* Take(size_t bytes) {
@@ -56,13 +56,13 @@ class KeptPoolMemory {
     ::madvise(p, bytes, MADV_HUGEPAGE);  // advice: without transparent huge pages, 4 KiB pages
     return static_cast<char*>(p);
   }
-  // Keeps `memory`, or unmaps it when another pool is kept already.
+  // Keeps `memory` instead of the pool kept so far (the newest pool is the likeliest size of the
+  // next). MADV_FREE lets the kernel take the pages back when it runs short; those it leaves
+  // are reused as they are.
   static void Give(char* memory, size_t bytes) {
+    ::madvise(memory, bytes, MADV_FREE);
     std::lock_guard<std::mutex> lock(Slot().mu);
-    if (Slot().memory) {
-      ::munmap(memory, bytes);
-      return;
-    }
+    if (Slot().memory) ::munmap(Slot().memory, Slot().bytes);
     Slot().memory = memory;
     Slot().bytes = bytes;
   }

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <system_error>
 
 #include "domain_xml.h"
 #include "checkpoint_name.h"
@@ -152,15 +153,22 @@ class LibvirtView final : public PointInTimeView {
   }
 
   // Ends the pull-mode job: libvirt stops its NBD server and removes the scratch files it
-  // made. The checkpoint begun with the job stays.
+  // made. The checkpoint begun with the job stays. Scratch files are removed even when the job
+  // does not end (QEMU keeps its open file).
   Status EndExport() override {
+    Status st;
     if (job_started_ && BackupJobRunning(dom_.get()) && virDomainAbortJob(dom_.get()) < 0) {
-      return Status::IOError("end the backup job: " + LastError());
+      st = Status::IOError("end the backup job: " + LastError());
+    } else {
+      job_started_ = false;
     }
-    job_started_ = false;
-    for (const auto& f : scratch_) std::filesystem::remove(f);
+    for (const auto& f : scratch_) {
+      std::error_code ec;
+      std::filesystem::remove(f, ec);
+      if (ec && st.ok()) st = Status::IOError("remove scratch file " + f + ": " + ec.message());
+    }
     scratch_.clear();
-    return Status::OK();
+    return st;
   }
 
   Status Build(const SnapshotRequest& req);

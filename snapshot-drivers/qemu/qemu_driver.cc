@@ -10,6 +10,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "checkpoint_name.h"
@@ -124,7 +125,7 @@ class QemuView final : public PointInTimeView {
   Status EndExport() override {
     if (!qmp_) {
       auto qmp = QmpClient::Connect(qmp_path_);
-      if (!qmp.ok()) return qmp.status().WithContext("(the next backup removes what is left)");
+      if (!qmp.ok()) return qmp.status();
       qmp_ = std::move(*qmp);
     }
     Status first;
@@ -145,7 +146,9 @@ class QemuView final : public PointInTimeView {
     }
     for (auto& s : disks_) {
       if (s.fleece_added) s.fleece_added = !done(DeleteNode(*qmp_, s.fleece));
-      if (!s.scratch.empty()) std::filesystem::remove(s.scratch);
+      std::error_code ec;
+      if (!s.scratch.empty()) std::filesystem::remove(s.scratch, ec);
+      if (ec) done(Status::IOError("remove scratch file " + s.scratch + ": " + ec.message()));
       s.scratch.clear();
     }
     return first;
