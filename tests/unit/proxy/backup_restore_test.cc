@@ -89,6 +89,19 @@ TEST_F(PipelineTest, SecondBackupOfUnchangedDiskAddsNothing) {
   EXPECT_EQ(ds_->ListSnapshots("vm")->size(), 2u);
 }
 
+// A process keeps a backup's buffer memory for its next backup (offhostd): bytes of another
+// disk left in those buffers must never reach a chunk where this disk has holes or zeroes.
+TEST_F(PipelineTest, AnEarlierBackupsBytesNeverReachTheNext) {
+  auto other = std::make_unique<MemoryDisk>(41 * kChunk);
+  other->Put(0, RandomBytes(41 * kChunk, 9));
+  ASSERT_TRUE(Backup(std::move(other), "other").ok());
+  auto disk = MixedDisk();
+  std::string original = disk->bytes();
+  auto r = Backup(std::move(disk));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(Restore(r->snapshot, original.size()), original);
+}
+
 TEST_F(PipelineTest, ReadFailureLeavesNoSnapshot) {
   auto disk = MixedDisk();
   disk->FailReadsAfter(4 * kChunk);
