@@ -57,10 +57,8 @@ class KeptPoolMemory {
     return static_cast<char*>(p);
   }
   // Keeps `memory` instead of the pool kept so far (the newest pool is the likeliest size of the
-  // next). MADV_FREE lets the kernel take the pages back when it runs short; those it leaves
-  // are reused as they are.
+  // next).
   static void Give(char* memory, size_t bytes) {
-    ::madvise(memory, bytes, MADV_FREE);
     std::lock_guard<std::mutex> lock(Slot().mu);
     if (Slot().memory) ::munmap(Slot().memory, Slot().bytes);
     Slot().memory = memory;
