@@ -12,6 +12,7 @@ namespace offhost::mount::internal {
 namespace {
 
 FileInfo InfoOf(const TSK_FS_FILE* f, const std::string& name) {
+  bool ntfs = TSK_FS_TYPE_ISNTFS(f->fs_info->ftype);
   FileInfo info;
   info.name = name;
   const TSK_FS_META* m = f->meta;
@@ -31,13 +32,29 @@ FileInfo InfoOf(const TSK_FS_FILE* f, const std::string& name) {
   }
   info.size = static_cast<uint64_t>(m->size);
   info.mode = static_cast<uint32_t>(m->mode) & 07777;
-  info.uid = static_cast<uint32_t>(m->uid);
-  info.gid = static_cast<uint32_t>(m->gid);
+  // NTFS has no Unix owner (files belong to SIDs); what TSK puts in uid is not one, and a
+  // restore must not hand a Windows file to whichever host account has that number.
+  info.uid = ntfs ? 0 : static_cast<uint32_t>(m->uid);
+  info.gid = ntfs ? 0 : static_cast<uint32_t>(m->gid);
   info.mtime = m->mtime;
   info.atime = m->atime;
   info.ctime = m->ctime;
   if (m->link) info.link_target = m->link;
   return info;
+}
+
+// Entries TSK lists that are not guest files: its virtual ones ($MBR, $FAT1, $FAT2,
+// $OrphanFiles), NTFS's metadata files (MFT records 0-23: $MFT ... $Extend), exFAT's
+// directory records it names "$Alloc Bitmap", "$Upcase Table"..., and the FAT volume label
+// it shows as a file "LABEL (Volume Label Entry)". Anything else is the guest's, '$' or not
+// ($Recycle.Bin on NTFS, a "$HOME" folder on ext4).
+bool IsFsInternal(const TSK_FS_FILE* f, const std::string& name, const std::string& dir) {
+  TSK_FS_TYPE_ENUM type = f->fs_info->ftype;
+  if (f->meta->type == TSK_FS_META_TYPE_VIRT || f->meta->type == TSK_FS_META_TYPE_VIRT_DIR)
+    return true;
+  if (TSK_FS_TYPE_ISNTFS(type)) return f->meta->addr < 24;
+  if (TSK_FS_TYPE_ISFAT(type) && name.ends_with(" (Volume Label Entry)")) return true;
+  return type == TSK_FS_TYPE_EXFAT && dir == "/" && name.starts_with("$");
 }
 
 class TskFsReader final : public FsReader {
@@ -73,9 +90,7 @@ class TskFsReader final : public FsReader {
       if (!f || !f->name || !f->name->name) continue;
       std::string name = f->name->name;
       if (name == "." || name == ".." || !(f->name->flags & TSK_FS_NAME_FLAG_ALLOC)) continue;
-      if (!f->meta) continue;
-      // NTFS and FAT expose their metadata files ($MFT, $OrphanFiles...): not guest files.
-      if (name.starts_with("$") && path == "/") continue;
+      if (!f->meta || IsFsInternal(f.get(), name, path)) continue;
       out.push_back(InfoOf(f.get(), name));
       listed_inodes_[name] = f->meta->addr;
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "lvm_metadata.h"
 #include "tsk_image.h"
@@ -34,6 +35,35 @@ std::string DashedUuid(const std::string& u) {
          "-" + u.substr(18, 4) + "-" + u.substr(22, 4) + "-" + u.substr(26, 6);
 }
 
+// The numbers Linux gives the partitions `parts` (in disk order), so that vda5 here is the
+// guest's /dev/vda5: a GPT entry or MBR primary is numbered by its slot in the table (gaps
+// stay gaps), MBR logical partitions from 5 on in the order of their extended-table chain
+// (TSK numbers those tables 1, 2, ... along the chain). Other tables: in disk order.
+std::vector<int> LinuxPartitionNumbers(TSK_VS_TYPE_ENUM type,
+                                       const std::vector<const TSK_VS_PART_INFO*>& parts) {
+  std::vector<int> numbers(parts.size());
+  if (type == TSK_VS_TYPE_GPT || type == TSK_VS_TYPE_DOS) {
+    std::vector<size_t> logical;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (type == TSK_VS_TYPE_DOS && parts[i]->table_num > 0) {
+        logical.push_back(i);
+      } else {
+        numbers[i] = parts[i]->slot_num + 1;
+      }
+    }
+    std::stable_sort(logical.begin(), logical.end(),
+                     [&](size_t a, size_t b) { return parts[a]->table_num < parts[b]->table_num; });
+    for (size_t k = 0; k < logical.size(); ++k) numbers[logical[k]] = 5 + static_cast<int>(k);
+    // TSK keeps slots in an int8_t: a table of more than 128 entries wraps. Then disk order.
+    std::set<int> seen;
+    bool valid = std::all_of(numbers.begin(), numbers.end(),
+                             [&](int n) { return n > 0 && seen.insert(n).second; });
+    if (valid) return numbers;
+  }
+  for (size_t i = 0; i < parts.size(); ++i) numbers[i] = static_cast<int>(i) + 1;
+  return numbers;
+}
+
 // The partitions of one disk, or the disk itself when it has no partition table.
 Status AddDiskVolumes(const GuestDisk& disk, std::vector<FoundVolume>* out) {
   OFFHOST_ASSIGN_OR_RETURN(TskImg img, OpenTskImage(*disk.device, "disk " + disk.name));
@@ -43,13 +73,16 @@ Status AddDiskVolumes(const GuestDisk& disk, std::vector<FoundVolume>* out) {
     out->push_back(PlainVolume(disk, disk.name, 0, disk.device->size()));
     return Status::OK();
   }
-  int n = 0;
+  std::vector<const TSK_VS_PART_INFO*> parts;
   for (TSK_PNUM_T i = 0; i < vs->part_count; ++i) {
     const TSK_VS_PART_INFO* p = tsk_vs_part_get(vs.get(), i);
-    if (!p || !(p->flags & TSK_VS_PART_FLAG_ALLOC)) continue;
-    uint64_t start = static_cast<uint64_t>(p->start) * vs->block_size;
-    uint64_t len = static_cast<uint64_t>(p->len) * vs->block_size;
-    out->push_back(PlainVolume(disk, disk.name + std::to_string(++n), start, len));
+    if (p && (p->flags & TSK_VS_PART_FLAG_ALLOC)) parts.push_back(p);
+  }
+  std::vector<int> numbers = LinuxPartitionNumbers(vs->vstype, parts);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    uint64_t start = static_cast<uint64_t>(parts[i]->start) * vs->block_size;
+    uint64_t len = static_cast<uint64_t>(parts[i]->len) * vs->block_size;
+    out->push_back(PlainVolume(disk, disk.name + std::to_string(numbers[i]), start, len));
   }
   return Status::OK();
 }
@@ -69,7 +102,8 @@ FoundVolume LogicalVolume(const LvmVolumeGroup& vg, const LvmLogicalVolume& lv,
   v.lv = lv.name;
   v.may_hold_files = false;
   for (const auto& s : lv.segments) v.info.length += s.extent_count * vg.extent_size;
-  std::string what = "not indexed: logical volume " + lv.name + " of volume group " + vg.name + ": ";
+  std::string what =
+      "not indexed: logical volume " + lv.name + " of volume group " + vg.name + ": ";
   auto layout = LvmLayout(vg, lv);
   if (!layout.ok()) {
     v.info.not_indexed = what + layout.status().message();

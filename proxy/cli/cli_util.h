@@ -33,6 +33,11 @@ std::string FormatTime(int64_t unix_seconds);    // "2026-11-25 01:30:49 UTC"
 
 bool StdoutIsTerminal();
 
+// A guest's name as shown on a terminal: control characters as \xNN, so a hostile name
+// (escape sequences, a newline faking another line) cannot drive the operator's terminal.
+// JSON output carries names unchanged.
+std::string Printable(const std::string& s);
+
 // Prints rows under headers with columns aligned; columns in `right` are right-aligned.
 void PrintTable(const std::vector<std::string>& headers,
                 const std::vector<std::vector<std::string>>& rows,

@@ -181,7 +181,7 @@ void PrintSummary(const proxy::VmBackupResult& r) {
               << HumanBytes(c.new_bytes) << " added to the index (" << HumanDuration(c.seconds)
               << ")\n";
   }
-  for (const auto& v : c.not_indexed) std::cout << "  not indexed: " << v << "\n";
+  for (const auto& v : c.not_indexed) std::cout << "  not indexed: " << Printable(v) << "\n";
   if (!r.release_warning.empty()) {
     std::cerr << "offhost: warning: releasing the snapshot: " << r.release_warning << "\n";
   }

@@ -77,15 +77,17 @@ int PrintListing(const Listing& l, const SnapshotPath& ref, bool json) {
   }
   if (ref.path == "/") {
     for (const auto& v : l.volumes) {
-      std::cout << v.name << "\t" << HumanBytes(v.length) << "\t" << v.fs << "\n";
+      std::cout << Printable(v.name) << "\t" << HumanBytes(v.length) << "\t" << Printable(v.fs)
+                << "\n";
     }
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : l.entries) {
-    rows.push_back({ModeString(e), std::to_string(e.uid), std::to_string(e.gid),
-                    std::to_string(e.size), FormatTime(e.mtime),
-                    e.name + (e.link_target.empty() ? "" : " -> " + e.link_target)});
+    rows.push_back(
+        {ModeString(e), std::to_string(e.uid), std::to_string(e.gid), std::to_string(e.size),
+         FormatTime(e.mtime),
+         Printable(e.name) + (e.link_target.empty() ? "" : " -> " + Printable(e.link_target))});
   }
   PrintTable({"MODE", "UID", "GID", "SIZE", "MODIFIED", "NAME"}, rows, {1, 2, 3});
   return kExitOk;
@@ -160,10 +162,10 @@ int RestoreFileLocal(const FilesOptions& o) {
   auto r = proxy::RestoreFiles(opened->files->files(), ref.path, o.to, options);
   if (!r.ok()) return ReportError(r.status());
   for (const auto& s : r->skipped)
-    std::cerr << "offhost: skipped (unsafe or unsupported): " << s << "\n";
-  std::cout << "restored " << ref.vm << "@" << ref.snapshot << ":" << ref.path << " to " << o.to
-            << ": " << r->files << " files, " << r->directories << " folders, " << r->symlinks
-            << " symlinks, " << HumanBytes(r->bytes) << "\n";
+    std::cerr << "offhost: skipped (unsafe or unsupported): " << Printable(s) << "\n";
+  std::cout << "restored " << ref.vm << "@" << ref.snapshot << ":" << Printable(ref.path) << " to "
+            << o.to << ": " << r->files << " files, " << r->directories << " folders, "
+            << r->symlinks << " symlinks, " << HumanBytes(r->bytes) << "\n";
   return kExitOk;
 }
 
@@ -177,8 +179,8 @@ int RestoreFileDaemon(const FilesOptions& o) {
   if (!snapshot.ok()) return exit;
   auto r = DownloadFile(**client, *snapshot, ref->path, o.to, o.overwrite, &exit);
   if (!r.ok()) return exit;
-  std::cout << "restored " << ref->vm << "@" << LastPart(*snapshot) << ":" << ref->path << " to "
-            << o.to << ": 1 files, 0 folders, 0 symlinks, " << HumanBytes(*r) << "\n";
+  std::cout << "restored " << ref->vm << "@" << LastPart(*snapshot) << ":" << Printable(ref->path)
+            << " to " << o.to << ": 1 files, 0 folders, 0 symlinks, " << HumanBytes(*r) << "\n";
   return kExitOk;
 }
 

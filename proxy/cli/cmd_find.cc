@@ -62,21 +62,6 @@ std::string TypeChar(storage::CatalogFileType t) {
   }
 }
 
-// Guest names are shown escaped: a hostile name must not drive the operator's terminal.
-std::string Printable(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 nlohmann::json EntryJson(const storage::CatalogEntry& e) {
   nlohmann::json j = {{"name", e.name},   {"type", TypeChar(e.type)},
                       {"size", e.size},   {"mode", e.mode},

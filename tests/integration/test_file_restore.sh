@@ -24,6 +24,8 @@ ln "$T/home/alice/docs/report.bin" "$T/home/alice/hardlink.bin"
 truncate -s 20M "$T/var/log/sparse.db"
 echo "end" >>"$T/var/log/sparse.db"
 echo "grüße" >"$T/home/alice/docs/Grüße — résumé 日本.txt"
+mkdir "$T/\$HOME"  # a guest's '$' name is a file like any other
+echo "red" >"$T/$(printf 'evil\033[31mred')"
 touch -d "2020-02-29 12:34:56" "$T/home/alice/docs/report.bin"
 mkfs.ext4 -q -F -L root -d "$T" "$WORK/p1.ext4" 96M
 truncate -s 128M "$WORK/gpt.raw"
@@ -38,6 +40,10 @@ expect_output "ext4"
 run_expect 0 "$OFFHOST" ls --datastore "$DS" "linux@latest:/vda1/home/alice"
 expect_output "abs-link -> /etc/passwd"
 expect_output "rel-link -> docs/deep"
+run_expect 0 "$OFFHOST" ls --datastore "$DS" "linux@latest:/vda1"
+expect_output '$HOME'
+expect_output 'evil\x1b[31mred'  # a guest's name cannot drive the operator's terminal
+grep -q $'\033' <<<"$OUT" && fail "ls printed a raw escape character: $OUT"
 run_expect 0 "$OFFHOST" ls --datastore "$DS" "linux@latest:/vda1/etc/fstab" --json
 [ "$(json_field "$OUT" 'j[0]["mode"]')" = $((8#600)) ] || fail "fstab mode: $OUT"
 
@@ -76,24 +82,34 @@ expect_output "no such file"
 run_expect 1 "$OFFHOST" ls --datastore "$DS" "linux@latest:/vdz9/etc"
 expect_output "no volume 'vdz9' in this backup (it has: vda1)"
 
-# --- MBR + FAT32 --------------------------------------------------------------------------
+# --- MBR + FAT32, in a primary and in a logical partition -------------------------------
+# Volumes are named as Linux names them: the first logical partition is hda5, whatever the
+# slot of the extended one. The volume label is not a file.
 if command -v mkfs.vfat >/dev/null && command -v mcopy >/dev/null; then
-  mkfs.vfat -F 32 -C "$WORK/p1.fat" $((64 * 1024)) >/dev/null
+  mkfs.vfat -F 32 -n DOSLABEL -C "$WORK/p1.fat" $((64 * 1024)) >/dev/null
   echo "autoexec" >"$WORK/AUTOEXEC.BAT"
   head -c 1M /dev/urandom >"$WORK/data.bin"
   mmd -i "$WORK/p1.fat" ::/DOS
   mcopy -i "$WORK/p1.fat" "$WORK/AUTOEXEC.BAT" ::/
   mcopy -i "$WORK/p1.fat" "$WORK/data.bin" ::/DOS/data.bin
-  truncate -s 80M "$WORK/mbr.raw"
-  printf 'label: dos\nstart=2048, size=%d, type=c\n' $((64 * 2048)) | sfdisk -q "$WORK/mbr.raw"
+  truncate -s 150M "$WORK/mbr.raw"
+  printf 'label: dos\nstart=2048, size=%d, type=c\nstart=%d, type=5\nstart=%d, size=%d, type=c\n' \
+    $((64 * 2048)) $((66 * 2048)) $((67 * 2048)) $((64 * 2048)) | sfdisk -q "$WORK/mbr.raw"
   dd if="$WORK/p1.fat" of="$WORK/mbr.raw" bs=1M seek=1 conv=notrunc status=none
+  dd if="$WORK/p1.fat" of="$WORK/mbr.raw" bs=1M seek=67 conv=notrunc status=none
   URI=$(serve_nbd mbr "$WORK/mbr.raw")
   run_expect 0 "$OFFHOST" backup --datastore "$DS" --vm dos --disk "hda=$URI"
   run_expect 0 "$OFFHOST" ls --datastore "$DS" dos@latest
   expect_output "fat32"
+  expect_output "hda5"
+  grep -q hda2 <<<"$OUT" && fail "the extended partition or a logical one is listed as hda2: $OUT"
   mkdir "$WORK/out2"
   run_expect 0 "$OFFHOST" restore-file --datastore "$DS" "dos@latest:/hda1/DOS/data.bin" --to "$WORK/out2"
   cmp "$WORK/data.bin" "$WORK/out2/data.bin" || fail "FAT32 file differs"
+  run_expect 0 "$OFFHOST" restore-file --datastore "$DS" "dos@latest:/hda5" --to "$WORK/out2"
+  cmp "$WORK/data.bin" "$WORK/out2/hda5/DOS/data.bin" || fail "FAT32 file in a logical partition differs"
+  [ "$(ls "$WORK/out2/hda5")" = "$(printf 'AUTOEXEC.BAT\nDOS')" ] ||
+    fail "restored FAT root holds more than its files: $(ls "$WORK/out2/hda5")"
 fi
 
 # --- NTFS (whole disk, no partition table) -------------------------------------------------
@@ -102,10 +118,17 @@ if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
   mkntfs -q -F -f "$WORK/ntfs.raw" >/dev/null 2>&1
   head -c 2M /dev/urandom >"$WORK/win.bin"
   ntfscp -f "$WORK/ntfs.raw" "$WORK/win.bin" win.bin >/dev/null 2>&1
+  ntfscp -f "$WORK/ntfs.raw" "$WORK/win.bin" '$Win.bin' >/dev/null 2>&1
   URI=$(serve_nbd ntfs "$WORK/ntfs.raw")
   run_expect 0 "$OFFHOST" backup --datastore "$DS" --vm windows --disk "sda=$URI"
   run_expect 0 "$OFFHOST" ls --datastore "$DS" windows@latest
   expect_output "ntfs"
+  # NTFS files belong to Windows SIDs: no Unix owner to give them on the host
+  run_expect 0 "$OFFHOST" ls --datastore "$DS" "windows@latest:/sda" --json
+  [ "$(json_field "$OUT" 'sorted(e["name"] for e in j if not e["name"].startswith("System"))')" = \
+    "['\$Win.bin', 'win.bin']" ] || fail "NTFS root: expected \$Win.bin and win.bin only: $OUT"
+  [ "$(json_field "$OUT" 'sorted(set((e["uid"], e["gid"]) for e in j))')" = "[(0, 0)]" ] ||
+    fail "NTFS files listed with a Unix owner: $OUT"
   mkdir "$WORK/out3"
   run_expect 0 "$OFFHOST" restore-file --datastore "$DS" "windows@latest:/sda/win.bin" --to "$WORK/out3"
   cmp "$WORK/win.bin" "$WORK/out3/win.bin" || fail "NTFS file differs"

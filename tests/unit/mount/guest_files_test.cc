@@ -4,10 +4,9 @@
 #include "offhost/mount/guest_files.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -69,9 +68,7 @@ class FileDisk : public BlockDevice {
 bool Have(const char* tool) {
   return std::system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0;
 }
-void Sh(const std::string& cmd) {
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
+void Sh(const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; }
 void WriteFile(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;
 }
@@ -79,8 +76,8 @@ void WriteFile(const std::string& path, const std::string& data) {
 void Splice(const std::string& src, uint64_t src_off, const std::string& dst, uint64_t dst_off,
             uint64_t len) {
   Sh("dd if=" + src + " of=" + dst + " bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes skip=" +
-      std::to_string(src_off) + " seek=" + std::to_string(dst_off) + " count=" +
-      std::to_string(len) + " conv=notrunc,sparse status=none");
+     std::to_string(src_off) + " seek=" + std::to_string(dst_off) +
+     " count=" + std::to_string(len) + " conv=notrunc,sparse status=none");
 }
 
 // Two disks: vda is an LVM2 PV on the whole disk (VG "rhel": root = XFS in two segments stored
@@ -94,7 +91,7 @@ class GuestFilesTest : public ::testing::Test {
     }
     std::string src = dir_ / "src";
     Sh("mkdir -p " + src + "/root/etc " + src + "/root/var/spool " + src + "/home/alice " + src +
-        "/boot/grub2");
+       "/boot/grub2");
     files_["/rhel-root/big.bin"] = RandomBytes(6 * kMiB + 123, 1);  // crosses root's segments
     files_["/rhel-root/etc/hosts"] = "127.0.0.1 localhost\n";
     files_["/rhel-root/var/spool/mail.txt"] = RandomBytes(70000, 2);
@@ -102,8 +99,8 @@ class GuestFilesTest : public ::testing::Test {
     files_["/rhel-home/alice/small.txt"] = "hello\n";
     files_["/vdb1/vmlinuz"] = RandomBytes(2 * kMiB + 1, 4);
     files_["/vdb1/grub2/grub.cfg"] = "set default=0\n";
-    std::map<std::string, std::string> where = {{"/rhel-root", "/root"}, {"/rhel-home", "/home"},
-                                                {"/vdb1", "/boot"}};
+    std::map<std::string, std::string> where = {
+        {"/rhel-root", "/root"}, {"/rhel-home", "/home"}, {"/vdb1", "/boot"}};
     for (const auto& [path, data] : files_) {
       std::string vol = path.substr(0, path.find('/', 1));
       WriteFile(src + where[vol] + path.substr(vol.size()), data);
@@ -116,11 +113,11 @@ class GuestFilesTest : public ::testing::Test {
     t1_ = std::time(nullptr);
     // vdb1: XFS with classic timestamps, so both encodings are read.
     Sh("bash -c '" + lib + "xfs_proto " + src + "/boot >" + (dir_ / "boot.proto") +
-        " && truncate -s 32M " + (dir_ / "boot.xfs") +
-        " && TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -m bigtime=0 -p " +
-        (dir_ / "boot.proto") + " " + (dir_ / "boot.xfs") + "'");
+       " && truncate -s 32M " + (dir_ / "boot.xfs") +
+       " && TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -m bigtime=0 -p " +
+       (dir_ / "boot.proto") + " " + (dir_ / "boot.xfs") + "'");
     Sh("truncate -s 8M " + (dir_ / "home.ext4") + " && mkfs.ext4 -q -F -d " + src + "/home " +
-        (dir_ / "home.ext4") + " >/dev/null");
+       (dir_ / "home.ext4") + " >/dev/null");
 
     // vda: the PV. root LE 0 on PE 9 and LE 1-9 on PE 0-8 (XFS puts big.bin in its first
     // allocation group, across LV byte 4 MiB); home on PE 10-11; swap on PE 12. (mkfs.xfs -p
@@ -150,7 +147,8 @@ class GuestFilesTest : public ::testing::Test {
     f.close();
 
     vdb_ = dir_ / "vdb.raw";
-    Sh("truncate -s 40M " + vdb_ + " && printf 'label: gpt\\nstart=4096, size=65536, type=L\\n' | sfdisk -q " + vdb_);
+    Sh("truncate -s 40M " + vdb_ +
+       " && printf 'label: gpt\\nstart=4096, size=65536, type=L\\n' | sfdisk -q " + vdb_);
     Splice(dir_ / "boot.xfs", 0, vdb_, 4096 * 512, 32 * kMiB);
 
     disks_["vda"] = std::make_unique<FileDisk>(vda_);
@@ -260,7 +258,8 @@ TEST_F(GuestFilesTest, ExtentsPointAtTheFilesBytesOnTheDisks) {
       ASSERT_GE(e.file_offset, next) << path;  // in file order, no overlap
       ASSERT_LE(e.file_offset + e.length, data.size()) << path;
       ASSERT_TRUE(disks_.count(e.disk)) << e.disk;
-      EXPECT_EQ(disks_[e.disk]->Bytes(e.disk_offset, e.length), data.substr(e.file_offset, e.length))
+      EXPECT_EQ(disks_[e.disk]->Bytes(e.disk_offset, e.length),
+                data.substr(e.file_offset, e.length))
           << path << " extent at file offset " << e.file_offset;
       covered += e.length;
       next = e.file_offset + e.length;
@@ -284,6 +283,50 @@ TEST_F(GuestFilesTest, ExtentsPointAtTheFilesBytesOnTheDisks) {
   EXPECT_EQ(files->Extents("/rhel-home/alice").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(files->Extents("/rhel-home/nope").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(files->Extents("/").status().code(), StatusCode::kInvalidArgument);
+}
+
+// Volumes are named as Linux names the guest's partitions, so /vda5 here is the guest's
+// /dev/vda5: MBR logical partitions from 5 on, an MBR primary or GPT entry by its slot (a gap
+// in the table stays a gap). Listings hold every guest file, '$' names included, and none of
+// the entries The Sleuth Kit adds (a FAT volume label, $MBR, $FAT1, $OrphanFiles...).
+TEST(GuestFilesNamingTest, NamesPartitionsLikeLinuxAndListsOnlyGuestFiles) {
+  for (const char* t : {"mkfs.vfat", "mcopy", "mkfs.ext4", "sfdisk", "dd"}) {
+    if (!Have(t)) GTEST_SKIP() << t << " is not installed";
+  }
+  TempDir dir;
+  Sh("cd " + dir.path() + " && mkdir -p tree/'$HOME' && echo d >'tree/$dollar' && echo a >A.TXT" +
+     " && mkfs.ext4 -q -F -d tree ext.img 4M >/dev/null && mkfs.vfat -n GUESTLABEL -C fat.img "
+     "4096 " +
+     ">/dev/null && mcopy -i fat.img A.TXT ::/A.TXT && mcopy -i fat.img A.TXT '::/$DATA.TXT'");
+  std::string mbr = dir / "mbr.raw", gpt = dir / "gpt.raw";
+  // slot 1: FAT; slot 2 empty; slot 3: extended holding two logical partitions (5, 6)
+  Sh("truncate -s 24M " + mbr + " && printf 'label: dos\\nx1 : start=2048, size=8192, type=1\\n" +
+     "x3 : start=12288, size=30720, type=5\\nx5 : start=14336, size=4096, type=83\\n" +
+     "x6 : start=20480, size=8192, type=83\\n' | sfdisk -q " + mbr);
+  Splice(dir / "fat.img", 0, mbr, 2048 * 512, 4 * kMiB);
+  Splice(dir / "ext.img", 0, mbr, 20480 * 512, 4 * kMiB);
+  // GPT entries 2 and 4 only
+  Sh("truncate -s 12M " + gpt + " && printf 'label: gpt\\nx2 : start=2048, size=8192, type=L\\n" +
+     "x4 : start=12288, size=4096, type=L\\n' | sfdisk -q " + gpt);
+  Splice(dir / "ext.img", 0, gpt, 2048 * 512, 4 * kMiB);
+  FileDisk sda(mbr), vdb(gpt);
+  auto g = GuestFiles::Open({{"sda", &sda}, {"vdb", &vdb}});
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  std::vector<std::string> names;
+  for (const auto& v : (*g)->volumes()) names.push_back(v.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"sda1", "sda5", "sda6", "vdb2", "vdb4"}));
+  auto names_in = [&](const std::string& path) {
+    std::vector<std::string> out;
+    auto list = (*g)->List(path);
+    EXPECT_TRUE(list.ok()) << path << ": " << list.status().message();
+    if (list.ok()) {
+      for (const auto& e : *list) out.push_back(e.name);
+    }
+    return out;
+  };
+  EXPECT_EQ(names_in("/sda1"), (std::vector<std::string>{"$DATA.TXT", "A.TXT"}));
+  EXPECT_EQ(names_in("/sda6"), (std::vector<std::string>{"$HOME", "$dollar", "lost+found"}));
+  EXPECT_EQ(names_in("/vdb2"), (std::vector<std::string>{"$HOME", "$dollar", "lost+found"}));
 }
 
 }  // namespace

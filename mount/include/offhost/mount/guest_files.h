@@ -3,8 +3,9 @@
 // logical volumes (linear, on partitions or whole disks, in any number of segments), and the
 // file systems The Sleuth Kit reads (ext2/3/4, NTFS, FAT12/16/32, exFAT, ...) plus XFS.
 //
-// Paths: "/" lists the volumes, named like Linux names them: partitions "vda1", "vda2" ("vda"
-// for a file system on the whole disk) and logical volumes like device-mapper "VG-LV"
+// Paths: "/" lists the volumes, named like Linux names them: partitions "vda1", "vda2" by
+// their GPT entry or MBR slot, MBR logical partitions "vda5", "vda6"... ("vda" for a file
+// system on the whole disk) and logical volumes like device-mapper "VG-LV"
 // ("rhel-root"; a '-' inside a VG or LV name is doubled). "/vda1/etc/fstab" is a file in the
 // first partition, "/rhel-root/etc/fstab" one in the logical volume root of VG rhel.
 #pragma once
