@@ -172,10 +172,15 @@ int RunRestore(const RestoreCliOptions& o) {
   }
   if (!r.ok()) {
     if (file) {
-      std::cerr << "offhost: removed the incomplete restore target " << o.to
-                << ".partial; " << o.to << " was not written\n";
+      std::cerr << "offhost: removed the incomplete restore target " << o.to << ".partial; " << o.to
+                << " was not written\n";
     }
-    if (!file) std::cerr << "offhost: the restore did not complete; the NBD target holds a partial disk\n";
+    // A target refused before any write (too small, read-only, unreachable) is untouched.
+    if (!file && counters.done_bytes.load() == 0) {
+      std::cerr << "offhost: the restore did not start; the NBD target was not written\n";
+    } else if (!file) {
+      std::cerr << "offhost: the restore did not complete; the NBD target holds a partial disk\n";
+    }
     return ReportError(r.status());
   }
   PrintRestored(snap->vm, snap->id, *disk, o.to, rec->size, r->bytes_written, r->seconds);

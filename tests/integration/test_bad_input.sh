@@ -156,6 +156,7 @@ qemu-img create -q -f raw "$WORK/small.raw" 16M
 SMALL=$(serve_nbd_writable small "$WORK/small.raw")
 run_expect 2 "$OFFHOST" restore --datastore "$DS" "web01@$SNAP" --to "$SMALL"
 expect_output "needs $((32 << 20))"
+expect_output "the NBD target was not written"  # refused before any write: not "partial"
 RO=$(serve_nbd ro "$WORK/small.raw")
 run_expect 1 "$OFFHOST" restore --datastore "$DS" "web01@$SNAP" --to "$RO"
 expect_output "read-only"
