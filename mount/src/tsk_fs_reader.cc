@@ -3,6 +3,7 @@
 // system it knows, so readers that recognise one magic go first.
 #include <algorithm>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "fs_reader.h"
@@ -45,7 +46,7 @@ FileInfo InfoOf(const TSK_FS_FILE* f, const std::string& name) {
 
 // Entries TSK lists that are not guest files: its virtual ones ($MBR, $FAT1, $FAT2,
 // $OrphanFiles), NTFS's metadata files (MFT records 0-23: $MFT ... $Extend), exFAT's
-// directory records it names "$Alloc Bitmap", "$Upcase Table"..., and the FAT volume label
+// directory records it names "$ALLOC_BITMAP", "$UPCASE_TABLE"..., and the FAT volume label
 // it shows as a file "LABEL (Volume Label Entry)". Anything else is the guest's, '$' or not
 // ($Recycle.Bin on NTFS, a "$HOME" folder on ext4).
 bool IsFsInternal(const TSK_FS_FILE* f, const std::string& name, const std::string& dir) {
@@ -54,7 +55,10 @@ bool IsFsInternal(const TSK_FS_FILE* f, const std::string& name, const std::stri
     return true;
   if (TSK_FS_TYPE_ISNTFS(type)) return f->meta->addr < 24;
   if (TSK_FS_TYPE_ISFAT(type) && name.ends_with(" (Volume Label Entry)")) return true;
-  return type == TSK_FS_TYPE_EXFAT && dir == "/" && name.starts_with("$");
+  // exFAT's: TSK 4.11 shows these records of the root folder as regular files
+  static const std::set<std::string> kExfatRecords = {
+      "$ALLOC_BITMAP", "$UPCASE_TABLE", "$VOLUME_GUID", "$VOLUME_LABEL_NONE", "$TEX_FAT", "$ACT"};
+  return type == TSK_FS_TYPE_EXFAT && dir == "/" && kExfatRecords.count(name) > 0;
 }
 
 class TskFsReader final : public FsReader {

@@ -288,7 +288,8 @@ TEST_F(GuestFilesTest, ExtentsPointAtTheFilesBytesOnTheDisks) {
 // Volumes are named as Linux names the guest's partitions, so /vda5 here is the guest's
 // /dev/vda5: MBR logical partitions from 5 on, an MBR primary or GPT entry by its slot (a gap
 // in the table stays a gap). Listings hold every guest file, '$' names included, and none of
-// the entries The Sleuth Kit adds (a FAT volume label, $MBR, $FAT1, $OrphanFiles...).
+// the entries The Sleuth Kit adds (a FAT volume label, $MBR, $FAT1, $OrphanFiles, exFAT's
+// $ALLOC_BITMAP...).
 TEST(GuestFilesNamingTest, NamesPartitionsLikeLinuxAndListsOnlyGuestFiles) {
   for (const char* t : {"mkfs.vfat", "mcopy", "mkfs.ext4", "sfdisk", "dd"}) {
     if (!Have(t)) GTEST_SKIP() << t << " is not installed";
@@ -309,6 +310,12 @@ TEST(GuestFilesNamingTest, NamesPartitionsLikeLinuxAndListsOnlyGuestFiles) {
   Sh("truncate -s 12M " + gpt + " && printf 'label: gpt\\nx2 : start=2048, size=8192, type=L\\n" +
      "x4 : start=12288, size=4096, type=L\\n' | sfdisk -q " + gpt);
   Splice(dir / "ext.img", 0, gpt, 2048 * 512, 4 * kMiB);
+  bool exfat = Have("mkfs.exfat");  // exfatprogs: an empty exFAT with a label on entry 4
+  if (exfat) {
+    Sh("cd " + dir.path() + " && truncate -s 2M exfat.img && mkfs.exfat -b 4096 -L LBL " +
+       "exfat.img >/dev/null");
+    Splice(dir / "exfat.img", 0, gpt, 12288 * 512, 2 * kMiB);
+  }
   FileDisk sda(mbr), vdb(gpt);
   auto g = GuestFiles::Open({{"sda", &sda}, {"vdb", &vdb}});
   ASSERT_TRUE(g.ok()) << g.status().message();
@@ -327,6 +334,10 @@ TEST(GuestFilesNamingTest, NamesPartitionsLikeLinuxAndListsOnlyGuestFiles) {
   EXPECT_EQ(names_in("/sda1"), (std::vector<std::string>{"$DATA.TXT", "A.TXT"}));
   EXPECT_EQ(names_in("/sda6"), (std::vector<std::string>{"$HOME", "$dollar", "lost+found"}));
   EXPECT_EQ(names_in("/vdb2"), (std::vector<std::string>{"$HOME", "$dollar", "lost+found"}));
+  if (exfat) {
+    EXPECT_EQ((*g)->volumes().back().fs_type, "exfat");
+    EXPECT_EQ(names_in("/vdb4"), std::vector<std::string>{});  // no $ALLOC_BITMAP, $UPCASE_TABLE
+  }
 }
 
 }  // namespace
