@@ -77,7 +77,11 @@ class TskFsReader final : public FsReader {
       tsk_error_reset();
       return Status::NotFound("no such file or directory");
     }
-    return InfoOf(f.get(), path == "/" ? "" : path.substr(path.rfind('/') + 1));
+    FileInfo info = InfoOf(f.get(), path == "/" ? "" : path.substr(path.rfind('/') + 1));
+    // FAT and exFAT roots have no directory entry: TSK gives them mode 0, which would shut
+    // every user but root out of the volume in a mount (--allow-other).
+    if (path == "/" && info.mode == 0) info.mode = 0755;
+    return info;
   }
 
   Result<std::vector<FileInfo>> List(const std::string& path) override {

@@ -332,6 +332,9 @@ TEST(GuestFilesNamingTest, NamesPartitionsLikeLinuxAndListsOnlyGuestFiles) {
     return out;
   };
   EXPECT_EQ(names_in("/sda1"), (std::vector<std::string>{"$DATA.TXT", "A.TXT"}));
+  auto fat_root = (*g)->Stat("/sda1");  // FAT's root has no entry of its own: a plain folder
+  ASSERT_TRUE(fat_root.ok());
+  EXPECT_EQ(fat_root->mode, 0755u);
   EXPECT_EQ(names_in("/sda6"), (std::vector<std::string>{"$HOME", "$dollar", "lost+found"}));
   EXPECT_EQ(names_in("/vdb2"), (std::vector<std::string>{"$HOME", "$dollar", "lost+found"}));
   if (exfat) {
