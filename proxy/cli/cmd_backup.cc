@@ -16,6 +16,7 @@
 #include "daemon_convert.h"
 #include "iscsi_options.h"
 #include "job_watch.h"
+#include "offhost/proxy/catalog.h"
 #include "offhost/proxy/vm_backup.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 #include "offhost/v1/backup.grpc.pb.h"
@@ -147,6 +148,7 @@ nlohmann::json ToJson(const proxy::VmBackupResult& r) {
   j["catalog"] = {{"files", c.files},
                   {"directories", c.directories},
                   {"skipped_names", c.skipped_names},
+                  {"unreadable_folders", c.unreadable_dirs},
                   {"not_indexed", c.not_indexed},
                   {"new_bytes", c.new_bytes},
                   {"seconds", c.seconds}};
@@ -180,6 +182,16 @@ void PrintSummary(const proxy::VmBackupResult& r) {
     std::cout << "  catalog: " << c.files << " files in " << c.directories << " folders, "
               << HumanBytes(c.new_bytes) << " added to the index (" << HumanDuration(c.seconds)
               << ")\n";
+  }
+  // What find will not show: say so, or a missing file looks like one the guest never had.
+  if (c.unreadable_dirs > 0) {
+    std::cout << "  not cataloged: the entries of " << c.unreadable_dirs
+              << " folders (damaged, or more than " << proxy::kCatalogMaxDepth
+              << " levels deep); ls and restore-file still read them\n";
+  }
+  if (c.skipped_names > 0) {
+    std::cout << "  not cataloged: " << c.skipped_names
+              << " entries whose names cannot be stored (damaged or hostile)\n";
   }
   for (const auto& v : c.not_indexed) std::cout << "  not indexed: " << Printable(v) << "\n";
   if (!r.release_warning.empty()) {

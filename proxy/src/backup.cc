@@ -92,6 +92,7 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     result.catalog.files = stats.files;
     result.catalog.directories = stats.directories;
     result.catalog.skipped_names = stats.skipped_names;
+    result.catalog.unreadable_dirs = stats.unreadable_dirs;
     result.catalog.not_indexed = stats.not_indexed;
     result.catalog.new_bytes = writer->new_catalog_bytes();
     result.catalog.seconds =

@@ -74,17 +74,19 @@ class BlockCache final : public BlockDevice {
 
 CatalogFileType TypeOf(mount::FileType t) {
   switch (t) {
-    case mount::FileType::kRegular: return CatalogFileType::kRegular;
-    case mount::FileType::kDirectory: return CatalogFileType::kDirectory;
-    case mount::FileType::kSymlink: return CatalogFileType::kSymlink;
-    default: return CatalogFileType::kOther;
+    case mount::FileType::kRegular:
+      return CatalogFileType::kRegular;
+    case mount::FileType::kDirectory:
+      return CatalogFileType::kDirectory;
+    case mount::FileType::kSymlink:
+      return CatalogFileType::kSymlink;
+    default:
+      return CatalogFileType::kOther;
   }
 }
 
 class Indexer {
  public:
-  static constexpr int kMaxDepth = 200;
-
   Indexer(mount::GuestFiles& files, storage::SnapshotWriter& writer,
           const std::vector<std::string>& disks)
       : files_(files), writer_(writer) {
@@ -96,8 +98,9 @@ class Indexer {
                                                    storage::CatalogVolume* vol, int depth = 0) {
     // A damaged or hostile file system may loop a directory back onto an ancestor.
     Result<std::vector<mount::FileInfo>> listed =
-        depth > kMaxDepth ? Result<std::vector<mount::FileInfo>>(Status::Corruption("too deep"))
-                          : files_.List(path);
+        depth > kCatalogMaxDepth
+            ? Result<std::vector<mount::FileInfo>>(Status::Corruption("too deep"))
+            : files_.List(path);
     if (!listed.ok()) {
       ++vol->unreadable;
       return std::optional<storage::TreeId>();
@@ -182,9 +185,11 @@ Result<IndexStats> IndexGuestFiles(const std::vector<mount::GuestDisk>& disks,
       OFFHOST_ASSIGN_OR_RETURN(vol.root, indexer.Directory("/" + v.name, &vol));
       if (!vol.root) vol.not_indexed = "its root directory cannot be read";
     }
-    if (!vol.not_indexed.empty()) indexer.stats().not_indexed.push_back(vol.name + ": " + vol.not_indexed);
+    if (!vol.not_indexed.empty())
+      indexer.stats().not_indexed.push_back(vol.name + ": " + vol.not_indexed);
     indexer.stats().files += vol.files;
     indexer.stats().directories += vol.directories;
+    indexer.stats().unreadable_dirs += vol.unreadable;
     record.volumes.push_back(std::move(vol));
   }
   writer.SetCatalog(std::move(record));

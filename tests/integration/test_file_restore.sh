@@ -25,6 +25,8 @@ truncate -s 20M "$T/var/log/sparse.db"
 echo "end" >>"$T/var/log/sparse.db"
 echo "grüße" >"$T/home/alice/docs/Grüße — résumé 日本.txt"
 mkdir "$T/\$HOME"  # a guest's '$' name is a file like any other
+# deeper than the catalog walks (200 levels): the backup says what find will not show
+(cd "$T" && for i in $(seq 1 205); do mkdir d && cd d; done && echo bottom >bottom.txt)
 echo "red" >"$T/$(printf 'evil\033[31mred')"
 touch -d "2020-02-29 12:34:56" "$T/home/alice/docs/report.bin"
 mkfs.ext4 -q -F -L root -d "$T" "$WORK/p1.ext4" 96M
@@ -33,6 +35,7 @@ printf 'label: gpt\nstart=2048, size=%d, type=L\n' $((96 * 2048)) | sfdisk -q "$
 dd if="$WORK/p1.ext4" of="$WORK/gpt.raw" bs=1M seek=1 conv=notrunc,sparse status=none
 URI=$(serve_nbd gpt "$WORK/gpt.raw")
 run_expect 0 "$OFFHOST" backup --datastore "$DS" --vm linux --disk "vda=$URI"
+expect_output "not cataloged: the entries of 1 folders (damaged, or more than 200 levels deep)"
 
 run_expect 0 "$OFFHOST" ls --datastore "$DS" linux@latest
 expect_output "vda1"

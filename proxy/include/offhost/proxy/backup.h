@@ -58,6 +58,7 @@ struct BackupOptions {
 
 struct CatalogSummary {
   uint64_t files = 0, directories = 0, skipped_names = 0;
+  uint64_t unreadable_dirs = 0;          // 0 from offhostd, whose API does not carry it
   std::vector<std::string> not_indexed;  // "VOLUME: reason"
   uint64_t new_bytes = 0;  // catalog trees added to the index (unchanged folders add none)
   double seconds = 0;

@@ -14,8 +14,13 @@
 
 namespace offhost::proxy {
 
+// The catalog walks folders this deep at most: a damaged or hostile file system may loop a
+// folder back onto an ancestor. Deeper folders count as unreadable (their entries stay out).
+inline constexpr int kCatalogMaxDepth = 200;
+
 struct IndexStats {
   uint64_t files = 0, directories = 0, skipped_names = 0;
+  uint64_t unreadable_dirs = 0;  // folders whose entries are not cataloged (damaged, too deep)
   std::vector<std::string> not_indexed;  // "VOLUME: reason"
 };
 
@@ -34,11 +39,11 @@ Result<std::vector<storage::CatalogEntry>> CatalogList(storage::CatalogReader& r
                                                        const std::string& path);
 
 struct FindQuery {
-  std::string pattern;      // glob (fnmatch) on the file name, or on the path if it has a '/'
-  std::string vm;           // empty: every VM
-  int64_t since = 0;        // only snapshots started at or after this time (unix seconds)
+  std::string pattern;  // glob (fnmatch) on the file name, or on the path if it has a '/'
+  std::string vm;       // empty: every VM
+  int64_t since = 0;    // only snapshots started at or after this time (unix seconds)
   bool ignore_case = false;
-  size_t limit = 1000;      // 0: no limit
+  size_t limit = 1000;  // 0: no limit
 };
 
 // One version of one file: the snapshots holding it unchanged, newest first.
