@@ -68,14 +68,14 @@ class TskFsReader final : public FsReader {
   std::string fs_type() const override { return tsk_fs_type_toname(fs_->ftype); }
 
   Result<FileInfo> Stat(const std::string& path) override {
+    TakeReadError(img_.get());
     TskFile f(tsk_fs_file_open(fs_.get(), nullptr, path.c_str()));
-    if (path == "/" && (!f || !f->meta)) {
-      tsk_error_reset();  // some file systems (FAT) have no metadata for the root: a plain folder
-      return FileInfo{"", FileType::kDirectory, 0, 0755, 0, 0, 0, 0, 0, ""};
-    }
     if (!f || !f->meta) {
-      tsk_error_reset();
-      return Status::NotFound("no such file or directory");
+      Status failed = Failure(Status::NotFound("no such file or directory"));
+      // some file systems (FAT) have no metadata for the root: a plain folder
+      if (path == "/" && failed.code() == StatusCode::kNotFound)
+        return FileInfo{"", FileType::kDirectory, 0, 0755, 0, 0, 0, 0, 0, ""};
+      return failed;
     }
     FileInfo info = InfoOf(f.get(), path == "/" ? "" : path.substr(path.rfind('/') + 1));
     // FAT and exFAT roots have no directory entry: TSK gives them mode 0, which would shut
@@ -85,11 +85,9 @@ class TskFsReader final : public FsReader {
   }
 
   Result<std::vector<FileInfo>> List(const std::string& path) override {
+    TakeReadError(img_.get());
     TskDir dir(tsk_fs_dir_open(fs_.get(), path.c_str()));
-    if (!dir) {
-      tsk_error_reset();
-      return Status::NotFound("no such directory");
-    }
+    if (!dir) return Failure(Status::NotFound("no such directory"));
     std::vector<FileInfo> out;
     listed_dir_ = path;
     listed_inodes_.clear();
@@ -114,8 +112,11 @@ class TskFsReader final : public FsReader {
       size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
       ssize_t n = tsk_fs_file_read(f.get(), static_cast<TSK_OFF_T>(off), buf.data(), want,
                                    TSK_FS_FILE_READ_FLAG_NONE);
-      if (n <= 0)
+      if (n <= 0) {
+        Status read = TakeReadError(img_.get());
+        if (!read.ok()) return read;
         return Status::IOError("read at offset " + std::to_string(off) + ": " + TskError());
+      }
       OFFHOST_RETURN_IF_ERROR(sink(off, {buf.data(), static_cast<size_t>(n)}));
       off += static_cast<uint64_t>(n);
     }
@@ -168,12 +169,18 @@ class TskFsReader final : public FsReader {
     return tsk_fs_file_open(fs_.get(), nullptr, path.c_str());
   }
 
+  // Why a TSK call failed: a read of the backup that failed (a missing or damaged chunk),
+  // which TSK reports as the file not being there, else `otherwise`.
+  Status Failure(Status otherwise) {
+    tsk_error_reset();
+    Status read = TakeReadError(img_.get());
+    return read.ok() ? otherwise : read;
+  }
+
   Result<TskFile> OpenRegular(const std::string& path) {
+    TakeReadError(img_.get());
     TskFile f(OpenByPath(path));
-    if (!f || !f->meta) {
-      tsk_error_reset();
-      return Status::NotFound("no such file");
-    }
+    if (!f || !f->meta) return Failure(Status::NotFound("no such file"));
     if (f->meta->type != TSK_FS_META_TYPE_REG) {
       return Status::InvalidArgument("not a regular file");
     }
@@ -203,6 +210,9 @@ Result<std::unique_ptr<FsReader>> OpenTsk(BlockDevice& volume) {
     if (fs) return std::unique_ptr<FsReader>(new TskFsReader(std::move(img), std::move(fs)));
     tsk_error_reset();
   }
+  // A superblock in a missing or damaged chunk is not "no file system"
+  Status read = TakeReadError(img.get());
+  if (!read.ok()) return read;
   return Status::NotFound(
       "no file system libtsk reads (ext2/3/4, NTFS, FAT/exFAT, UFS, HFS+, "
       "ISO 9660)");

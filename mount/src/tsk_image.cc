@@ -11,6 +11,7 @@ namespace {
 struct ExternalImage {
   TSK_IMG_INFO info;
   BlockDevice* device;
+  Status* read_error;  // the device's last failure (a damaged chunk...), for TakeReadError
 };
 
 ssize_t ImageRead(TSK_IMG_INFO* img, TSK_OFF_T off, char* buf, size_t len) {
@@ -19,10 +20,18 @@ ssize_t ImageRead(TSK_IMG_INFO* img, TSK_OFF_T off, char* buf, size_t len) {
   if (off < 0 || static_cast<uint64_t>(off) >= size) return 0;
   len = std::min<uint64_t>(len, size - static_cast<uint64_t>(off));
   ReadRequest req{static_cast<uint64_t>(off), {buf, len}};
-  if (!ext->device->Read({&req, 1}).ok()) return -1;
+  Status st = ext->device->Read({&req, 1});
+  if (!st.ok()) {
+    if (!ext->read_error) ext->read_error = new Status(st);
+    *ext->read_error = st;
+    return -1;
+  }
   return static_cast<ssize_t>(len);
 }
-void ImageClose(TSK_IMG_INFO* img) { std::free(img); }
+void ImageClose(TSK_IMG_INFO* img) {
+  delete reinterpret_cast<ExternalImage*>(img)->read_error;
+  std::free(img);
+}
 void ImageStat(TSK_IMG_INFO*, FILE*) {}
 
 }  // namespace
@@ -32,6 +41,14 @@ std::string TskError() {
   std::string s = e ? e : "unknown error";
   tsk_error_reset();
   return s;
+}
+
+Status TakeReadError(TSK_IMG_INFO* img) {
+  auto* ext = reinterpret_cast<ExternalImage*>(img);
+  if (!ext->read_error) return Status::OK();
+  Status st = *ext->read_error;
+  *ext->read_error = Status::OK();
+  return st;
 }
 
 Result<TskImg> OpenTskImage(BlockDevice& device, const std::string& name) {

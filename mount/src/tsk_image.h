@@ -35,6 +35,11 @@ using TskDir = std::unique_ptr<TSK_FS_DIR, TskDirCloser>;
 // A TSK image of `device` (512-byte sectors), which must outlive it.
 Result<TskImg> OpenTskImage(BlockDevice& device, const std::string& name);
 
+// The failure of the last read of `img`'s device that failed since the previous call, and
+// clears it: TSK turns a read error into "no such file" or a generic message, so callers
+// ask this first (a missing or damaged chunk must be named, not taken for a missing file).
+Status TakeReadError(TSK_IMG_INFO* img);
+
 // TSK's last error as text, and clears it (TSK keeps it per thread).
 std::string TskError();
 

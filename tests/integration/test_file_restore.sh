@@ -137,6 +137,23 @@ if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
   cmp "$WORK/win.bin" "$WORK/out3/win.bin" || fail "NTFS file differs"
 fi
 
+# --- a missing chunk under a file is named, never taken for a missing file -----------------
+# Only the chunk at disk offset 0 (GPT, superblock, inode tables) is kept: the file's data
+# and folders further in are read from chunks that are gone.
+DS3=$WORK/ds3
+"$OFFHOST" datastore init "$DS3" >/dev/null
+run_expect 0 "$OFFHOST" backup --datastore "$DS3" --vm linux --disk "vda=$(serve_nbd gpt3 "$WORK/gpt.raw")"
+mkdir "$WORK/aside"
+mv "$DS3"/chunks/*/* "$WORK/aside/"
+run_expect 3 "$OFFHOST" verify --datastore "$DS3" --json
+KEEP=$(json_field "$OUT" '[d["chunk"] for d in j["damaged"] if 0 in d["used_by"][0]["offsets"]][0]')
+mv "$WORK/aside/$KEEP" "$DS3/chunks/${KEEP:0:4}/"
+mkdir "$WORK/out4"
+run_expect 1 "$OFFHOST" restore-file --datastore "$DS3" "linux@latest:/vda1/home/alice/docs/report.bin" \
+  --to "$WORK/out4"
+expect_output "is missing; run 'offhost verify"
+[ -z "$(ls -A "$WORK/out4")" ] || fail "a restore from missing chunks left files: $(ls -A "$WORK/out4")"
+
 # --- a damaged file system: not indexed, image backup still good --------------------------
 cp "$WORK/gpt.raw" "$WORK/bad.raw"
 dd if=/dev/zero of="$WORK/bad.raw" bs=1024 seek=$((1024 + 1)) count=2 conv=notrunc status=none  # superblock
