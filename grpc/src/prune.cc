@@ -19,12 +19,15 @@ Result<PruneOutcome> PruneVm(storage::Datastore& ds, const std::string& vm_id,
   std::vector<storage::SnapshotRecord> remove;
   for (const auto& d : out.decisions) {
     if (!d.keep) remove.push_back(d.snapshot);
-    (d.keep ? out.kept : out.removed) += 1;
   }
   if (!dry_run) {
-    Status st = ds.DeleteSnapshots(remove);
-    if (!st.ok()) return st.WithContext("prune " + vm_id + ": nothing was removed");
+    auto in_use = ds.DeleteSnapshots(remove);
+    if (!in_use.ok()) {
+      return in_use.status().WithContext("prune " + vm_id + ": nothing was removed");
+    }
+    storage::KeepSnapshotsInUse(*in_use, &out.decisions);
   }
+  for (const auto& d : out.decisions) (d.keep ? out.kept : out.removed) += 1;
   return out;
 }
 

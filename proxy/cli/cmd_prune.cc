@@ -92,8 +92,9 @@ int RunPrune(const PruneOptions& o) {
     }
   }
   if (!o.dry_run) {
-    st = (*ds)->DeleteSnapshots(remove);
-    if (!st.ok()) return ReportError(st.WithContext("nothing was removed"));
+    auto in_use = (*ds)->DeleteSnapshots(remove);
+    if (!in_use.ok()) return ReportError(in_use.status().WithContext("nothing was removed"));
+    for (auto& [vm, decisions] : by_vm) storage::KeepSnapshotsInUse(*in_use, &decisions);
   }
   nlohmann::json out = ToJson(by_vm, o.dry_run);
   if (!o.json) PrintDecisions(by_vm, o.dry_run);

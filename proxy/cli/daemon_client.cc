@@ -115,6 +115,12 @@ int ReportRpcError(const grpc::Status& st, const grpc::ClientContext& ctx,
   std::string reason = ErrorReason(ctx);
   std::cerr << "offhost: error: " << st.error_message()
             << (reason.empty() ? "" : " (" + reason + ")") << "\n";
+  // The daemon's messages name the API's fields; say what that is on this command line.
+  if (reason == "TARGET_EXISTS") std::cerr << "offhost: add --force to replace it\n";
+  if (reason == "NOT_A_REGULAR_FILE") {
+    std::cerr << "offhost: through offhostd, restore-file fetches one regular file at a time; "
+                 "restore a folder with --datastore DIR on the proxy\n";
+  }
   switch (st.error_code()) {
     case grpc::StatusCode::UNAUTHENTICATED:
       if (client.has_token()) {

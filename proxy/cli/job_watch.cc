@@ -21,9 +21,11 @@ bool Terminal(v1::JobState s) {
 }
 
 // A dropped stream (daemon restart, proxy in between, network) is worth re-attaching to;
-// anything else (no such job, refused credentials) is an answer.
+// anything else (no such job, refused credentials) is an answer. A stopping offhostd cancels
+// the calls it still has (CANCELLED); this watch never cancels its own call before it ends.
 bool Retryable(const grpc::Status& st) {
   return st.ok() || st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         st.error_code() == grpc::StatusCode::CANCELLED ||
          st.error_code() == grpc::StatusCode::INTERNAL ||
          st.error_code() == grpc::StatusCode::UNKNOWN ||
          st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;

@@ -701,7 +701,7 @@ void ReadVmPolicy(Reader& r, const toml::table& t, const std::string& prefix,
       &policy->bandwidth);
   ReadRetention(r, t, prefix, policy);
   bool scheduled_only = policy->full_every_days > 0 || policy->window || policy->retries > 0;
-  if (scheduled_only && !policy->schedule) {
+  if (scheduled_only && !t.contains("schedule")) {  // a wrong one was reported above
     r.Error(t.source(), prefix + ".schedule",
             "missing: full_every, window and retries apply to scheduled backups; add a "
             "schedule (e.g. \"daily 22:00\")");

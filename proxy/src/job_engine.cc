@@ -16,6 +16,9 @@ constexpr char kStoppedReason[] = "offhostd stopped while it ran";
 constexpr int64_t kProgressEventMs = 1000;      // at most one progress event a second...
 constexpr int64_t kProgressHeartbeatMs = 9000;  // ...and one at least this often (contract: 10 s)
 constexpr int64_t kProgressStoreMs = 5000;      // progress is stored at most this often
+// Sequences are reserved (stored durably) this many at a time: one synced write per this
+// many events.
+constexpr uint64_t kSequenceReserve = 1000;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -122,6 +125,10 @@ struct JobEngine::Impl {
   void Append(Job& job, JobEvent event) {
     event.sequence = ++job.record.last_sequence;
     event.time_ms = NowMs();
+    if (event.sequence > job.record.reserved_sequence) {
+      job.record.reserved_sequence = event.sequence + kSequenceReserve;
+      Store(job, /*synced=*/true);
+    }
     if (event.kind == JobEvent::Kind::kProgress) {
       std::erase_if(job.record.events,
                     [](const JobEvent& e) { return e.kind == JobEvent::Kind::kProgress; });
@@ -278,6 +285,9 @@ Status JobEngine::Impl::Recover() {
     auto job = std::make_shared<Job>();
     job->record = std::move(record);
     if (!IsTerminal(job->record.state)) {
+      // The run that crashed may have sent events it never stored.
+      job->record.last_sequence =
+          std::max(job->record.last_sequence, job->record.reserved_sequence);
       job->record.leftovers_pending = true;
       Fail(*job, JobState::kInterrupted, Status::Unavailable(kStoppedReason));
     }
@@ -335,6 +345,7 @@ Result<JobRecord> JobEngine::Start(JobRecord record, JobFn fn, JobAdmitFn admit)
   job->record.create_ms = NowMs();
   job->record.events.clear();
   job->record.last_sequence = 0;
+  job->record.reserved_sequence = 0;
   job->record.timeline.clear();
   impl_->SetState(*job, JobState::kQueued);
   impl_->jobs[job->record.id] = job;

@@ -112,6 +112,7 @@ std::string EncodeJob(const JobRecord& job) {
                       {"error", job.error_message},
                       {"warnings", job.warnings},
                       {"last_sequence", job.last_sequence},
+                      {"reserved_sequence", job.reserved_sequence},
                       {"leftovers_pending", job.leftovers_pending},
                       {"events", events},
                       {"phase", job.phase},
@@ -141,7 +142,8 @@ Result<JobRecord> DecodeJob(const std::string& text) {
     job.error_message = j.at("error");
     job.warnings = j.at("warnings").get<std::vector<std::string>>();
     job.last_sequence = j.at("last_sequence");
-    job.leftovers_pending = j.value("leftovers_pending", false);  // absent before it existed
+    job.reserved_sequence = j.value("reserved_sequence", uint64_t{0});  // absent before it existed
+    job.leftovers_pending = j.value("leftovers_pending", false);        // absent before it existed
     for (const auto& e : j.at("events")) job.events.push_back(EventFrom(e));
     // Records of earlier versions have neither.
     job.phase = j.value("phase", "");

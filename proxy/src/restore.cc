@@ -11,6 +11,7 @@
 
 #include "bounded_queue.h"
 #include "decoded_chunk_cache.h"
+#include "offhost/storage/read_lease.h"
 
 namespace offhost::proxy {
 namespace {
@@ -172,6 +173,8 @@ Result<RestoreResult> RestoreDisk(storage::Datastore& ds, const storage::Snapsho
                                    std::to_string(target.size()) + " bytes but disk " + disk +
                                    " needs " + std::to_string(size));
   }
+  // A prune meanwhile keeps the snapshot (and so GC its chunks) until the restore is done.
+  OFFHOST_ASSIGN_OR_RETURN(auto lease, storage::SnapshotReadLease::Take(ds, snap));
   if (options.counters) options.counters->total_bytes += size;
   DiskRestore restore(ds, snap, disk, target, options);
   OFFHOST_ASSIGN_OR_RETURN(RestoreResult r, restore.Run());

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -222,8 +223,21 @@ std::string IncrementalProblem(const SnapshotRequest& req,
   return "";
 }
 
+// The socket of the export of STEM: STEM.sock, or when that is longer than a unix socket path
+// may be (VM names may have 128 characters), WORK_DIR/image-HASH.sock with a hash of the stem
+// (FNV-1a: the same in every build, so a later run finds a crashed one's socket).
+std::string SocketOf(const std::string& stem) {
+  std::string plain = stem + ".sock";
+  if (plain.size() < sizeof(sockaddr_un::sun_path)) return plain;
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : stem) hash = (hash ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return stem.substr(0, stem.rfind('/') + 1) + "image-" + hex + ".sock";
+}
+
 // One read-only qemu-nbd export, owned: Stop() (or the destructor) ends it and removes its
-// files. Its files are STEM.sock, STEM.pid and STEM.log, STEM = WORK_DIR/image-VM@DISK.
+// files. Its files are SocketOf(STEM), STEM.pid and STEM.log, STEM = WORK_DIR/image-VM@DISK.
 class NbdServer {
  public:
   explicit NbdServer(std::string stem) : stem_(std::move(stem)) {}
@@ -231,13 +245,13 @@ class NbdServer {
   NbdServer& operator=(const NbdServer&) = delete;
   ~NbdServer() { Stop(); }
 
-  std::string socket() const { return stem_ + ".sock"; }
+  std::string socket() const { return SocketOf(stem_); }
   std::string uri() const { return "nbd+unix:///?socket=" + socket(); }
 
   // Starts the export (with `bitmap`, unless empty) and returns a connection to it once it
   // serves, opened with the bitmap's context when there is one.
   Result<std::unique_ptr<BlockDevice>> Start(const ImageFile& img, const std::string& bitmap) {
-    if (socket().size() >= sizeof(sockaddr_un::sun_path)) {
+    if (socket().size() >= sizeof(sockaddr_un::sun_path)) {  // even the hashed name
       return Status::InvalidArgument("the socket path " + socket() +
                                      " is too long for a unix socket; use a datastore with a "
                                      "shorter path");
@@ -281,7 +295,7 @@ class NbdServer {
     std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
     // The pid may since belong to another program: only our qemu-nbd on this socket goes.
     bool running = pid > 0 && cmdline.find("qemu-nbd") != std::string::npos &&
-                   cmdline.find(stem + ".sock") != std::string::npos;
+                   cmdline.find(SocketOf(stem)) != std::string::npos;
     if (running) {
       ::kill(pid, SIGTERM);
       if (!WaitGone(pid, std::chrono::seconds(5))) {
@@ -295,7 +309,8 @@ class NbdServer {
 
  private:
   void RemoveFiles() const {
-    for (const char* ext : {".sock", ".pid", ".log"}) RemoveFile(stem_ + ext);
+    RemoveFile(socket());
+    for (const char* ext : {".pid", ".log"}) RemoveFile(stem_ + ext);
   }
 
   // qemu-nbd opens the image before it serves: until a connection succeeds, it either still
@@ -352,7 +367,7 @@ std::vector<std::string> StopStaleServers(const std::string& work_dir, const std
   }
   std::vector<std::string> stopped;
   for (const auto& stem : stems) {
-    if (NbdServer::StopStale(stem)) stopped.push_back("qemu-nbd export " + stem + ".sock");
+    if (NbdServer::StopStale(stem)) stopped.push_back("qemu-nbd export " + SocketOf(stem));
   }
   return stopped;
 }

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "index.h"
+#include "offhost/storage/read_lease.h"
 #include "records.h"
 
 namespace offhost::storage {
@@ -314,18 +315,28 @@ Status Datastore::ForEachManifestEntry(const SnapshotRecord& snap, const std::st
   }
 }
 
-Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) {
-  if (snapshots.empty()) return Status::OK();
-  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
-  rocksdb::WriteBatch batch;
+Result<std::vector<SnapshotRecord>> Datastore::DeleteSnapshots(
+    const std::vector<SnapshotRecord>& snapshots) {
+  std::vector<SnapshotRecord> in_use, remove;
+  if (snapshots.empty()) return in_use;
   for (const auto& snap : snapshots) {
     OFFHOST_RETURN_IF_ERROR(ValidateName("VM", snap.vm));
-    // Ids are UTC times (YYYY-MM-DDTHH:MM:SSZ): one with a '/' would name other keys.
+    // Ids are UTC times (YYYY-MM-DDTHH:MM:SSZ): one with a '/' would name other keys (and
+    // files: the lease files are named after them).
     std::tm tm{};
     const char* end = strptime(snap.id.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (snap.id.size() != 20 || !end || *end != '\0') {
       return Status::InvalidArgument("'" + snap.id + "' is not a snapshot id; nothing was removed");
     }
+  }
+  // Held until the index write is done: a reader that comes meanwhile waits, then finds the
+  // snapshot gone.
+  OFFHOST_ASSIGN_OR_RETURN(auto leases,
+                           SnapshotPruneLeases::Take(dir_, snapshots, &remove, &in_use));
+  if (remove.empty()) return in_use;
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(dir_ + "/index"));
+  rocksdb::WriteBatch batch;
+  for (const auto& snap : remove) {
     batch.Delete(SnapshotKey(snap.vm, snap.id));
     batch.Delete(ConfigKey(snap.vm, snap.id));
     batch.Delete(CatalogKey(snap.vm, snap.id));
@@ -337,7 +348,9 @@ Status Datastore::DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots) 
     OFFHOST_RETURN_IF_ERROR(
         FromRocks(it->status(), "list the manifests of " + snap.vm + "@" + snap.id));
   }
-  return index->WriteSynced(&batch);
+  OFFHOST_RETURN_IF_ERROR(index->WriteSynced(&batch));
+  leases.RemoveFiles();
+  return in_use;
 }
 
 Result<std::vector<RunningBackup>> ListRunningBackups(Index& index, const std::string& dir) {

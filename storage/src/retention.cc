@@ -82,4 +82,15 @@ std::vector<RetentionDecision> ApplyRetention(std::vector<SnapshotRecord> snapsh
   return out;
 }
 
+void KeepSnapshotsInUse(const std::vector<SnapshotRecord>& in_use,
+                        std::vector<RetentionDecision>* decisions) {
+  for (auto& d : *decisions) {
+    for (const auto& s : in_use) {
+      if (d.keep || s.vm != d.snapshot.vm || s.id != d.snapshot.id) continue;
+      d.keep = true;
+      d.reasons = {"in use by a restore, mount or export (the next prune removes it)"};
+    }
+  }
+}
+
 }  // namespace offhost::storage

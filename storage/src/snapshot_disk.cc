@@ -8,17 +8,19 @@
 #include <unordered_map>
 
 #include "offhost/storage/chunk_codec.h"
+#include "offhost/storage/read_lease.h"
 
 namespace offhost::storage {
 namespace {
 
 class SnapshotDisk final : public BlockDevice {
  public:
-  SnapshotDisk(Datastore& ds, std::string name, std::vector<ManifestEntry> entries, uint64_t size,
-               size_t cached)
+  SnapshotDisk(Datastore& ds, std::unique_ptr<SnapshotReadLease> lease, std::string name,
+               std::vector<ManifestEntry> entries, uint64_t size, size_t cached)
       : ds_(ds),
         name_(std::move(name)),
         entries_(std::move(entries)),
+        lease_(std::move(lease)),
         size_(size),
         capacity_(std::max<size_t>(1, cached)) {}
 
@@ -147,6 +149,7 @@ class SnapshotDisk final : public BlockDevice {
   Datastore& ds_;
   std::string name_;
   std::vector<ManifestEntry> entries_;
+  std::unique_ptr<SnapshotReadLease> lease_;  // the snapshot stays while it is read
   uint64_t size_;
   size_t capacity_;
   struct Loading {
@@ -169,6 +172,7 @@ class SnapshotDisk final : public BlockDevice {
 Result<std::unique_ptr<BlockDevice>> OpenSnapshotDisk(Datastore& ds, const SnapshotRecord& snap,
                                                       const std::string& disk,
                                                       const SnapshotDiskOptions& options) {
+  OFFHOST_ASSIGN_OR_RETURN(auto lease, SnapshotReadLease::Take(ds, snap));
   std::vector<ManifestEntry> entries;
   OFFHOST_RETURN_IF_ERROR(ds.ForEachManifestEntry(snap, disk, [&](const ManifestEntry& e) {
     entries.push_back(e);
@@ -176,8 +180,8 @@ Result<std::unique_ptr<BlockDevice>> OpenSnapshotDisk(Datastore& ds, const Snaps
   }));
   uint64_t size = entries.empty() ? 0 : entries.back().offset + entries.back().length;
   return std::unique_ptr<BlockDevice>(
-      new SnapshotDisk(ds, snap.vm + "@" + snap.id + " disk " + disk, std::move(entries), size,
-                       options.cached_chunks));
+      new SnapshotDisk(ds, std::move(lease), snap.vm + "@" + snap.id + " disk " + disk,
+                       std::move(entries), size, options.cached_chunks));
 }
 
 }  // namespace offhost::storage

@@ -144,7 +144,9 @@ expect_identical "$WORK/tree/etc/app/data.bin" "$WORK/out/data.bin"
 run_expect 1 "$OFFHOST" restore-file "${D[@]}" "$SNAP:/$VOL/etc/app/data.bin" --to "$WORK/out"
 expect_output "--overwrite"
 [ -z "$(ls -A "$WORK/out" | grep -v '^data.bin$')" ] || fail "leftovers in --to: $(ls -A "$WORK/out")"
-echo "ok: restore-file gives identical bytes and does not overwrite"
+run_expect 1 "$OFFHOST" restore-file "${D[@]}" "$SNAP:/$VOL/etc/app" --to "$WORK/out"
+expect_output "restore a folder with --datastore DIR"
+echo "ok: restore-file gives identical bytes and does not overwrite; a folder needs local mode"
 
 run_expect 0 "$OFFHOST" jobs "${D[@]}"
 grep -E "backup +succeeded +$SNAP" <<<"$OUT" >/dev/null || fail "jobs: $OUT"
@@ -211,6 +213,7 @@ expect_output "restored $SNAP disk vda to $WORK/restore/web01.raw: 32.00 MiB"
 expect_identical "$WORK/web01.raw" "$WORK/restore/web01.raw"
 run_expect 1 "$OFFHOST" restore "${D[@]}" web01@latest --to "$WORK/restore/web01.raw"
 expect_output "TARGET_EXISTS"
+expect_output "add --force to replace it"
 echo garbage >"$WORK/restore/web01.raw"
 (cd "$WORK/restore" && run_expect 0 "$OFFHOST" restore "${D[@]}" web01@latest --to web01.raw --force
   expect_output "to $WORK/restore/web01.raw: ") || exit 1

@@ -2,7 +2,9 @@
 # offhostd stopped with SIGTERM while a backup runs: the daemon stops the job, releases its
 # view (the qemu-nbd export the image driver started for the VM's disk is gone) and exits 0.
 # After a restart the job shows INTERRUPTED, no snapshot was committed, `offhost verify` is
-# clean, the disk image is unchanged, and the next backup of the VM succeeds.
+# clean, the disk image is unchanged, and the next backup of the VM succeeds. The backup is
+# started by `offhost backup --server`, which follows it across the restart and exits 1
+# saying how it ended.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/daemon/lib.sh"
 need qemu-nbd qemu-img pgrep
@@ -32,10 +34,13 @@ exports_of_image() { pgrep -f "qemu-nbd.*$WORK/images/app01-vda.raw" || true; }
 
 start_daemon
 rm -f "$HOLD" "$HOLD.ready"
-LINE=$(as operator start hosts/images/vms/app01 5d0c1e9a-0000-4000-8000-000000000001)
-[[ $LINE == "OK job="* ]] || fail "StartBackup: $LINE"
-JOB=$(field job)
+# The backup is started and watched by the CLI, which must ride out the restart.
+"$OFFHOST" backup --vm app01 --server "unix:$SOCK" --token-file "$WORK/operator.token" \
+  >"$WORK/cli.out" 2>&1 &
+CLI_PID=$!
 for _ in $(seq 1 300); do [ -e "$HOLD.ready" ] && break; sleep 0.1; done
+JOB=$("$OFFHOST" jobs --json --server "unix:$SOCK" --token-file "$WORK/operator.token" |
+  "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)[0]["name"])')
 [ -e "$HOLD.ready" ] || fail "the backup never took its view: $(cat "$WORK/offhostd.log")"
 [ -n "$(exports_of_image)" ] || fail "no qemu-nbd export of the image while the backup runs"
 echo "ok: the backup holds its view, qemu-nbd exports the image"
@@ -57,6 +62,14 @@ LINE=$(as operator get "$JOB")
 [[ $LINE == *"state=JOB_STATE_INTERRUPTED "* || $LINE == *"state=JOB_STATE_CANCELLED "* ]] ||
   fail "after the restart the stopped job shows: $LINE"
 echo "ok: $LINE"
+# The watching CLI re-attached to the restarted daemon and names how the job ended (a
+# stopping daemon cancels the calls it still has: that is no answer about the job).
+rc=0
+wait "$CLI_PID" || rc=$?
+[ "$rc" -eq 1 ] || fail "offhost backup exited $rc, want 1: $(cat "$WORK/cli.out")"
+grep -q "$JOB \(interrupted\|cancelled\): " "$WORK/cli.out" ||
+  fail "offhost backup did not say how $JOB ended: $(cat "$WORK/cli.out")"
+echo "ok: the watching CLI exited 1: $(tail -1 "$WORK/cli.out")"
 [ "$(snapshot_count "$WORK/ds" app01)" = 0 ] || fail "the stopped backup left a snapshot"
 run_expect 0 "$OFFHOST" verify --datastore "$WORK/ds"
 [ "$(sha256sum <"$WORK/images/app01-vda.raw")" = "$IMAGE_SUM" ] || fail "the disk image changed"

@@ -66,7 +66,13 @@ for ext in raw qcow2 vmdk vhdx vhd; do
   [ "$(sha256sum <"$img")" = "$before" ] || fail "the backup modified $img"
 done
 
-# a format the driver does not read, and a path that is no image
+# a VM name of 128 characters (FQDNs make long ones): its export's socket path would be too
+# long for a unix socket, so the driver names the socket by a hash in the same folder
+LONG=customer-portal.frontend-01.$(printf 'x%.0s' $(seq 1 83)).prod.example.com
+[ ${#LONG} -eq 128 ] || fail "LONG has ${#LONG} characters"
+image_backup "$LONG" "$WORK/disk.qcow2" >/dev/null
+expect_restores "$LONG" "$WORK/disk.raw"
+
 qemu-img convert -q -f raw -O qed "$WORK/disk.raw" "$WORK/disk.qed"
 run_expect 1 "$OFFHOST" backup --datastore "$DS" --driver image --vm bad --disk "vda=$WORK/disk.qed"
 expect_output "in format 'qed', which the image driver does not read"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # offhost prune on real backups: --dry-run changes nothing, the policy keeps exactly the
 # snapshots it names (per VM), kept snapshots still restore byte-identical, removed ones are
-# gone, verify stays clean, and a policy that keeps nothing is refused.
+# gone, verify stays clean, and a policy that keeps nothing is refused; a snapshot an export
+# is reading is kept (and its chunks with it) until the export ends.
 source "$(dirname "$0")/lib.sh"
-need qemu-nbd python3
+need qemu-nbd qemu-img nbdkit python3
 
 DS=$WORK/ds
 new_datastore "$DS"
@@ -63,6 +64,33 @@ expect_identical "$WORK/web-4.raw" "$WORK/r4.raw"
 run_expect 1 "$OFFHOST" restore --datastore "$DS" "web01@${IDS[0]}" --to "$WORK/r1.raw"
 expect_output "not found"
 [ ! -e "$WORK/r1.raw" ] || fail "a restore of a pruned snapshot created its target"
+run_expect 0 "$OFFHOST" verify --datastore "$DS"
+
+# --- a snapshot being read is kept: while an export serves it, prune keeps it and says why,
+# GC leaves its chunks, and the export goes on reading it; once the export ends, prune removes it
+SOCK=$WORK/export.sock
+"$OFFHOST" export --datastore "$DS" "web01@${IDS[2]}" --disk vda --socket "$SOCK" \
+  >"$WORK/export.out" 2>&1 &
+EXPORT_PID=$!
+PIDS+=("$EXPORT_PID")
+for _ in $(seq 1 300); do
+  grep -q '^exporting ' "$WORK/export.out" && break
+  pid_alive "$EXPORT_PID" || fail "offhost export ended: $(cat "$WORK/export.out")"
+  sleep 0.1
+done
+grep -q '^exporting ' "$WORK/export.out" || fail "offhost export did not serve: $(cat "$WORK/export.out")"
+run_expect 0 "$OFFHOST" prune --datastore "$DS" --vm web01 --keep-last 1
+expect_output "in use by a restore, mount or export"
+expect_output "web01: 2 kept, 0 removed"
+[ "$(snapshot_count "$DS" web01)" -eq 2 ] || fail "prune removed a snapshot being exported"
+run_expect 0 "$OFFHOST" gc --datastore "$DS" --min-age 0
+OUT=$(qemu-img compare -f raw -F raw "$WORK/web-3.raw" "nbd+unix:///?socket=$SOCK" 2>&1) ||
+  fail "the export no longer reads its snapshot after prune and gc: $OUT"
+kill -INT "$EXPORT_PID"
+wait "$EXPORT_PID" 2>/dev/null || true
+run_expect 0 "$OFFHOST" prune --datastore "$DS" --vm web01 --keep-last 1
+expect_output "web01: 1 kept, 1 removed"
+[ "$(snapshot_count "$DS" web01)" -eq 1 ] || fail "prune kept the snapshot after its export ended"
 run_expect 0 "$OFFHOST" verify --datastore "$DS"
 
 # the next backup of the pruned VM works and is complete on its own

@@ -458,6 +458,16 @@ retries = 2
 )");
   EXPECT_THAT(e, HasSubstr("vm[0].schedule: missing: full_every, window and retries apply to "
                            "scheduled backups"));
+  // A schedule that is there but wrong is reported as wrong, not also as missing.
+  e = ErrorOf(std::string(kSchedInventory) + R"(
+[[vm]]
+name = "web01"
+host = "kvm1"
+schedule = "Mon-Fri 01:30"
+retries = 2
+)");
+  EXPECT_THAT(e, HasSubstr("vm[0].schedule: calendar event \"Mon-Fri 01:30\""));
+  EXPECT_THAT(e, Not(HasSubstr("missing")));
 }
 
 }  // namespace

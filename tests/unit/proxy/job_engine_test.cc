@@ -243,6 +243,54 @@ TEST(JobEngineTest, CrashLeavesLeftoversPendingUntilSettled) {
   EXPECT_EQ(job.warnings, (std::vector<std::string>{"host down", "released: export x"}));
 }
 
+// A client that saw events of a job whose daemon was then killed re-attaches after the last
+// sequence it saw: the INTERRUPTED state change must come after it, although the killed run
+// never stored those events (progress events are stored only every few seconds).
+TEST(JobEngineTest, CrashedJobEndsAfterEverySequenceAClientSaw) {
+  TempDir dir;
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto engine = JobEngine::Open({.state_dir = dir.path() + "/state"});
+    if (!engine.ok()) _exit(200);
+    auto job = (*engine)->Start(NewJob("crashed"), [](JobControl& control) -> Result<std::string> {
+      control.SetProgress({.total_bytes = 10, .done_bytes = 1});
+      return UntilCancelled(control);
+    });
+    if (!job.ok()) _exit(201);
+    uint64_t seen = 0;
+    (void)(*engine)->Watch(
+        job->id, 0,
+        [&](const JobEvent& e, const JobRecord&) {
+          seen = e.sequence;
+          return e.kind != JobEvent::Kind::kProgress;  // a client that saw progress, then lost it
+        },
+        {});
+    _exit(static_cast<int>(seen));  // no destructor, no shutdown: as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) > 0 && WEXITSTATUS(status) < 200) << status;
+  uint64_t seen = WEXITSTATUS(status);
+
+  auto engine = OpenEngine(dir);
+  std::vector<JobRecord> pending = engine->PendingLeftovers();
+  ASSERT_EQ(pending.size(), 1u);
+  std::vector<JobEvent> after;
+  ASSERT_TRUE(engine
+                  ->Watch(pending[0].id, seen,
+                          [&](const JobEvent& e, const JobRecord&) {
+                            after.push_back(e);
+                            return true;
+                          },
+                          {})
+                  .ok());
+  ASSERT_EQ(after.size(), 1u) << "re-attached after " << seen << ", got no event";
+  EXPECT_GT(after[0].sequence, seen);
+  EXPECT_EQ(after[0].kind, JobEvent::Kind::kStateChange);
+  EXPECT_EQ(after[0].state, JobState::kInterrupted);
+}
+
 }  // namespace
 }  // namespace offhost::proxy
 

@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include "offhost/storage/chunk_codec.h"
+#include "offhost/storage/read_lease.h"
+#include "offhost/storage/snapshot_disk.h"
 #include "offhost/storage/verify.h"
 #include "test_util.h"
 
@@ -141,6 +143,37 @@ TEST_F(DatastoreTest, DeletedSnapshotsAreGoneAndTheOthersStayWhole) {
   bad.id = "../other/" + other.id;
   EXPECT_FALSE(ds_->DeleteSnapshots({bad}).ok());
   EXPECT_EQ(ds_->ListSnapshots()->size(), 2u);
+}
+
+TEST_F(DatastoreTest, PruneKeepsASnapshotWhileItIsReadThenRemovesIt) {
+  SnapshotRecord a = Commit("web01", "first"), b = Commit("web01", "second");
+  {
+    auto disk = OpenSnapshotDisk(*ds_, a, "vda");  // a restore, mount or export of `a`
+    ASSERT_TRUE(disk.ok()) << disk.status().message();
+    auto in_use = ds_->DeleteSnapshots({a, b});
+    ASSERT_TRUE(in_use.ok()) << in_use.status().message();
+    ASSERT_EQ(in_use->size(), 1u);
+    EXPECT_EQ((*in_use)[0].id, a.id);
+    auto left = ds_->ListSnapshots("web01");
+    ASSERT_TRUE(left.ok());
+    ASSERT_EQ(left->size(), 1u);
+    EXPECT_EQ((*left)[0].id, a.id);
+    std::string head(5, '\0');
+    ReadRequest read{0, std::span<char>(head)};
+    ASSERT_TRUE((*disk)->Read({&read, 1}).ok());  // still reads
+    EXPECT_EQ(head, "first");
+  }
+  auto in_use = ds_->DeleteSnapshots({a});  // the reader is gone
+  ASSERT_TRUE(in_use.ok()) << in_use.status().message();
+  EXPECT_TRUE(in_use->empty());
+  EXPECT_TRUE(ds_->ListSnapshots("web01")->empty());
+  EXPECT_FALSE(std::filesystem::exists(ReadLeasePath(ds_->dir(), a)));
+  // A reader that comes after the prune is told the snapshot is gone.
+  auto late = SnapshotReadLease::Take(*ds_, a);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(late.status().message().find("was removed (by a prune)"), std::string::npos)
+      << late.status().message();
 }
 
 TEST_F(DatastoreTest, AbandonedSnapshotIsNeverVisibleAndLeavesNoStaging) {

@@ -79,6 +79,10 @@ struct JobRecord {
   std::string error_message;
   std::vector<std::string> warnings;
   uint64_t last_sequence = 0;
+  // The engine's own: sequences up to this one may have been sent to clients. Stored durably
+  // before they are, so that after a crash (when the newest events were not stored) the
+  // INTERRUPTED event still comes after every sequence a client saw.
+  uint64_t reserved_sequence = 0;
   // State changes are all kept; of progress events only the newest (they are cumulative).
   std::vector<JobEvent> events;
   // What the job does within its state, when the job says ("waiting_for_slot",

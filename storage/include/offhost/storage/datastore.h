@@ -129,8 +129,9 @@ class Datastore {
 
   // Removes snapshots from the index in one synced write: their records, manifests, stored VM
   // configurations and catalogs. Their chunks and catalog trees stay until garbage collection
-  // (other snapshots may use them). A snapshot already gone is skipped.
-  Status DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots);
+  // (other snapshots may use them). A snapshot already gone is skipped. A snapshot a restore,
+  // mount or export is reading (SnapshotReadLease) is kept: those are returned.
+  Result<std::vector<SnapshotRecord>> DeleteSnapshots(const std::vector<SnapshotRecord>& snapshots);
 
   // Starts a new snapshot of `vm`, invisible until SnapshotWriter::Commit. Staging left by
   // backups whose process is gone is removed first, under the same open of the index.

@@ -37,4 +37,9 @@ struct RetentionDecision {
 std::vector<RetentionDecision> ApplyRetention(std::vector<SnapshotRecord> snapshots,
                                               const RetentionPolicy& policy);
 
+// The decisions to remove a snapshot that a prune had to keep because it is being read
+// (Datastore::DeleteSnapshots returned it) become decisions to keep it, saying why.
+void KeepSnapshotsInUse(const std::vector<SnapshotRecord>& in_use,
+                        std::vector<RetentionDecision>* decisions);
+
 }  // namespace offhost::storage
