@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "index.h"
-#include "offhost/storage/read_lease.h"
+#include "prune_leases.h"
 #include "records.h"
 
 namespace offhost::storage {

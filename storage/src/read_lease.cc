@@ -12,6 +12,8 @@
 
 #include <cerrno>
 
+#include "prune_leases.h"
+
 namespace offhost::storage {
 namespace {
 
@@ -110,7 +112,6 @@ Result<SnapshotPruneLeases> SnapshotPruneLeases::Take(const std::string& datasto
         .WithContext("the folder where readers of snapshots hold their leases");
   }
   for (const auto& snap : snaps) {
-    OFFHOST_RETURN_IF_ERROR(ValidateName("VM", snap.vm));
     const std::string path = ReadLeasePath(datastore_dir, snap);
     int fd = -1;
     OFFHOST_ASSIGN_OR_RETURN(Locked locked, LockLeaseFile(path, LOCK_EX | LOCK_NB, &fd));

@@ -6,7 +6,6 @@
 
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "offhost/storage/datastore.h"
 
@@ -26,27 +25,6 @@ class SnapshotReadLease {
   SnapshotReadLease(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   std::string path_;
   int fd_;  // -1: no lease could be taken
-};
-
-// For a prune: exclusive leases on the snapshots no reader holds, kept until it is destroyed
-// (after the snapshots are gone from the index: their lease files are removed then).
-class SnapshotPruneLeases {
- public:
-  // Leases every snapshot of `snaps` that no reader holds; the others go to `in_use`.
-  static Result<SnapshotPruneLeases> Take(const std::string& datastore_dir,
-                                          const std::vector<SnapshotRecord>& snaps,
-                                          std::vector<SnapshotRecord>* free,
-                                          std::vector<SnapshotRecord>* in_use);
-  SnapshotPruneLeases(SnapshotPruneLeases&& other) noexcept;
-  SnapshotPruneLeases& operator=(SnapshotPruneLeases&&) = delete;
-  ~SnapshotPruneLeases();
-  // The snapshots are gone: their lease files go too (a reader waiting on one finds the
-  // snapshot gone once it gets it).
-  void RemoveFiles();
-
- private:
-  SnapshotPruneLeases() = default;
-  std::vector<std::pair<std::string, int>> held_;  // lease file, fd with LOCK_EX
 };
 
 // DIR/readers/<vm>@<id>
