@@ -68,7 +68,7 @@ class TskFsReader final : public FsReader {
   std::string fs_type() const override { return tsk_fs_type_toname(fs_->ftype); }
 
   Result<FileInfo> Stat(const std::string& path) override {
-    TakeReadError(img_.get());
+    ForgetReadError();
     TskFile f(tsk_fs_file_open(fs_.get(), nullptr, path.c_str()));
     if (!f || !f->meta) {
       Status failed = Failure(Status::NotFound("no such file or directory"));
@@ -85,7 +85,7 @@ class TskFsReader final : public FsReader {
   }
 
   Result<std::vector<FileInfo>> List(const std::string& path) override {
-    TakeReadError(img_.get());
+    ForgetReadError();
     TskDir dir(tsk_fs_dir_open(fs_.get(), path.c_str()));
     if (!dir) return Failure(Status::NotFound("no such directory"));
     std::vector<FileInfo> out;
@@ -169,6 +169,9 @@ class TskFsReader final : public FsReader {
     return tsk_fs_file_open(fs_.get(), nullptr, path.c_str());
   }
 
+  // A failed read left over from an earlier call is not the next call's failure.
+  void ForgetReadError() { TakeReadError(img_.get()).IgnoreError(); }
+
   // Why a TSK call failed: a read of the backup that failed (a missing or damaged chunk),
   // which TSK reports as the file not being there, else `otherwise`.
   Status Failure(Status otherwise) {
@@ -178,7 +181,7 @@ class TskFsReader final : public FsReader {
   }
 
   Result<TskFile> OpenRegular(const std::string& path) {
-    TakeReadError(img_.get());
+    ForgetReadError();
     TskFile f(OpenByPath(path));
     if (!f || !f->meta) return Failure(Status::NotFound("no such file"));
     if (f->meta->type != TSK_FS_META_TYPE_REG) {
