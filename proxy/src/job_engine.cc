@@ -122,19 +122,20 @@ struct JobEngine::Impl {
 
   // With `mu` held. Progress events are cumulative, so an older one is dropped from the log
   // when a newer one comes: a re-attaching client then gets the latest counters only.
-  void Append(Job& job, JobEvent event) {
+  // Whether it stored the job, synced (clients see the event only once `mu` is released).
+  bool Append(Job& job, JobEvent event) {
     event.sequence = ++job.record.last_sequence;
     event.time_ms = NowMs();
-    if (event.sequence > job.record.reserved_sequence) {
-      job.record.reserved_sequence = event.sequence + kSequenceReserve;
-      Store(job, /*synced=*/true);
-    }
     if (event.kind == JobEvent::Kind::kProgress) {
       std::erase_if(job.record.events,
                     [](const JobEvent& e) { return e.kind == JobEvent::Kind::kProgress; });
     }
     job.record.events.push_back(event);
     changed.notify_all();
+    if (event.sequence <= job.record.reserved_sequence) return false;
+    job.record.reserved_sequence = event.sequence + kSequenceReserve;
+    Store(job, /*synced=*/true);
+    return true;
   }
 
   // With `mu` held. Not stored: the caller stores the job.
@@ -162,8 +163,7 @@ struct JobEngine::Impl {
     JobEvent event;
     event.kind = JobEvent::Kind::kStateChange;
     event.state = state;
-    Append(job, event);
-    Store(job, /*synced=*/true);
+    if (!Append(job, event)) Store(job, /*synced=*/true);  // a state change is kept at once
   }
 
   void Fail(Job& job, JobState state, const Status& status) {
