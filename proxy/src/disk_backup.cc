@@ -77,6 +77,38 @@ class KeptPoolMemory {
   }
 };
 
+// The buffer pool of one disk's backup: `count` buffers of a chunk each (and a chunk header in
+// front, on a 4 KiB boundary), of which the first `first_limit` serve until the backup has read
+// kRampBytes (see DiskBackup).
+struct PoolShape {
+  size_t count;
+  size_t stride;
+  size_t first_limit;
+  size_t bytes() const { return count * stride; }
+
+  static PoolShape Of(const storage::Datastore& ds, const BackupOptions& options);
+};
+
+int WorkerThreads(const BackupOptions& options) {
+  return options.threads > 0 ? options.threads
+                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// Chunks read together once the read-ahead is at its full size.
+size_t ReadBatchChunks(const storage::Datastore& ds, const BackupOptions& options) {
+  return std::max<size_t>(1, options.read_ahead / ds.chunker().max_chunk_size());
+}
+
+PoolShape PoolShape::Of(const storage::Datastore& ds, const BackupOptions& options) {
+  const auto threads = static_cast<size_t>(WorkerThreads(options));
+  constexpr size_t kBlock = storage::kDirectAlign;
+  const size_t chunk = ds.chunker().max_chunk_size();
+  // A read batch holds at most two buffers, and only one while it waits for another.
+  return {ReadBatchChunks(ds, options) + 2 * threads + 1,
+          (storage::kChunkHeaderSize + chunk + kBlock - 1) / kBlock * kBlock,
+          std::max<size_t>(3, threads + 1)};
+}
+
 class BufferPool {
  public:
   // The memory is not initialised, so pages no job touches (an incremental reads only a few
@@ -87,13 +119,12 @@ class BufferPool {
   // byte of a job's range is read into it or set.
   // Each buffer has room for a chunk header in front, on a 4 KiB boundary, so a chunk that is
   // stored uncompressed is written from its buffer as it is (ChunkEncoder::EncodeInPlace).
-  BufferPool(size_t count, size_t size) {
-    constexpr size_t kBlock = storage::kDirectAlign;
-    const size_t stride = (storage::kChunkHeaderSize + size + kBlock - 1) / kBlock * kBlock;
-    bytes_ = count * stride;
+  explicit BufferPool(const PoolShape& shape) {
+    bytes_ = shape.bytes();
     storage_ = KeptPoolMemory::Take(bytes_);
-    for (size_t i = 0; i < count; ++i) {
-      free_.push_back(storage_ + i * stride + storage::kChunkHeaderSize);
+    // Handed out from the start of the memory: the buffers WarmBackupBuffers touched.
+    for (size_t i = shape.count; i-- > 0;) {
+      free_.push_back(storage_ + i * shape.stride + storage::kChunkHeaderSize);
     }
   }
   ~BufferPool() { KeptPoolMemory::Give(storage_, bytes_); }
@@ -298,11 +329,9 @@ class DiskBackup {
                     dev.description() + " allocation map"),
         dirty_([this](uint64_t o, uint64_t l) { return dev_.DirtyExtents(o, l); }, dev.size(),
                dev.description() + " dirty map") {
-    threads_ = options.threads > 0
-                   ? options.threads
-                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads_ = WorkerThreads(options);
     chunk_size_ = ds.chunker().max_chunk_size();
-    batch_chunks_ = std::max<size_t>(1, options.read_ahead / chunk_size_);
+    batch_chunks_ = ReadBatchChunks(ds, options);
     if (previous) {
       previous_ = std::make_unique<PreviousManifest>(std::move(previous->manifest));
       claimer_ =
@@ -312,11 +341,11 @@ class DiskBackup {
   }
 
   Result<storage::DiskRecord> Run() {
-    BufferPool pool(batch_chunks_ + 2 * static_cast<size_t>(threads_) + 1, chunk_size_);
-    // A backup starts with a short pipeline (see kRampBytes): threads + 1 buffers, at least
-    // three (a read batch holds at most two, and only one when it waits for another). It grows
-    // once it has read enough for the rest of the read-ahead to pay for itself.
-    pool.SetLimit(std::max<size_t>(3, static_cast<size_t>(threads_) + 1));
+    const PoolShape shape = PoolShape::Of(ds_, options_);
+    BufferPool pool(shape);
+    // A backup starts with a short pipeline (see kRampBytes), which grows once it has read
+    // enough for the rest of the read-ahead to pay for itself.
+    pool.SetLimit(shape.first_limit);
     // Merged ranges take their unchanged bytes from the previous snapshot's chunks; packs
     // serve many neighbouring ranges, so keep a few of them decoded.
     DecodedChunkCache base_chunks(ds_.chunks(), kKeepBaseChunks * chunk_size_);
@@ -789,6 +818,24 @@ class DiskBackup {
 };
 
 }  // namespace
+
+void WarmBackupBuffers(const storage::Datastore& ds, const BackupOptions& options) {
+  const PoolShape shape = PoolShape::Of(ds, options);
+  char* memory = nullptr;
+  try {
+    memory = KeptPoolMemory::Take(shape.bytes());
+  } catch (const std::bad_alloc&) {
+    return;  // the backup asks again, and says so if it fails
+  }
+  const size_t warm = std::min(shape.count, shape.first_limit) * shape.stride;
+#ifdef MADV_POPULATE_WRITE
+  if (::madvise(memory, warm, MADV_POPULATE_WRITE) != 0)
+#endif
+  {
+    for (size_t at = 0; at < warm; at += 4096) *static_cast<volatile char*>(memory + at) = 0;
+  }
+  KeptPoolMemory::Give(memory, shape.bytes());
+}
 
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,

@@ -16,6 +16,11 @@ struct PreviousDisk {
   std::unique_ptr<storage::ManifestReader> claims;
 };
 
+// Maps the buffer pool that a backup with `options` into `ds` will use and touches its first
+// buffers, so their page faults are taken before the backup (for one waiting on a hypervisor)
+// rather than while it reads. The memory is kept for the next backup of this process.
+void WarmBackupBuffers(const storage::Datastore& ds, const BackupOptions& options);
+
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,
                                           const BackupOptions& options,

@@ -17,6 +17,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "disk_backup.h"
 #include "offhost/mount/logical_volumes.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 
@@ -162,10 +163,15 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   const std::optional<storage::SnapshotRecord>& previous = prepared.previous;
 
   phase("prepare");
-  // The datastore's part of starting a snapshot (an index write made durable) overlaps the
-  // hypervisor's taking its view, which takes tens of milliseconds. A writer never used
-  // aborts: the begun snapshot is gone again when the view cannot be taken.
-  auto begun = StartAside([&ds, &id] { return ds.BeginSnapshot(id.name); });
+  // The datastore's part of starting a snapshot (an index write made durable) and the first
+  // touch of the read buffers overlap the hypervisor's taking its view, which takes tens of
+  // milliseconds. A writer never used aborts: the begun snapshot is gone again when the view
+  // cannot be taken.
+  auto begun = StartAside([&ds, &id, &req] {
+    auto writer = ds.BeginSnapshot(id.name);
+    WarmBackupBuffers(ds, req.options);
+    return writer;
+  });
   auto taken = driver->Take(req.snapshot);
   Result<std::unique_ptr<storage::SnapshotWriter>> writer = begun.get();
   OFFHOST_ASSIGN_OR_RETURN(auto view, std::move(taken));
