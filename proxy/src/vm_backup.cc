@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "disk_backup.h"
+#include "offhost/mount/guest_files.h"
 #include "offhost/mount/logical_volumes.h"
 #include "offhost/snapshot-drivers/nbd_block_device.h"
 
@@ -167,6 +168,7 @@ Result<VmBackupResult> BackupVm(storage::Datastore& ds, VmBackupRequest req) {
   // touch of the read buffers overlap the hypervisor's taking its view, which takes tens of
   // milliseconds. A writer never used aborts: the begun snapshot is gone again when the view
   // cannot be taken.
+  if (req.options.catalog) mount::PreloadFileSystemLibraries();  // cataloging comes at the end
   auto begun = StartAside([&ds, &id, &req] {
     auto writer = ds.BeginSnapshot(id.name);
     WarmBackupBuffers(ds, req.options);

@@ -13,10 +13,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <string_view>
 #include <system_error>
 
-#include "domain_xml.h"
 #include "checkpoint_name.h"
+#include "domain_xml.h"
 #include "offhost/snapshot-drivers/driver.h"
 #include "offhost/storage/datastore.h"
 
@@ -87,27 +88,38 @@ Result<DomainPtr> LookupDomain(virConnectPtr conn, const std::string& ref) {
   return DomainPtr(d);
 }
 
-std::vector<std::string> OurCheckpoints(virDomainPtr dom) {
-  std::vector<std::string> out;
+struct CheckpointFree {
+  void operator()(virDomainCheckpointPtr c) const { virDomainCheckpointFree(c); }
+};
+using CheckpointPtr = std::unique_ptr<virDomainCheckpoint, CheckpointFree>;
+
+// The domain's checkpoints named offhost-*, in one round trip.
+std::vector<CheckpointPtr> OurCheckpoints(virDomainPtr dom) {
+  std::vector<CheckpointPtr> out;
   virDomainCheckpointPtr* cps = nullptr;
   int n = virDomainListAllCheckpoints(dom, &cps, 0);
   for (int i = 0; i < n; ++i) {
-    std::string name = virDomainCheckpointGetName(cps[i]);
-    if (name.starts_with(kCheckpointPrefix)) out.push_back(name);
-    virDomainCheckpointFree(cps[i]);
+    CheckpointPtr cp(cps[i]);
+    if (std::string_view(virDomainCheckpointGetName(cp.get())).starts_with(kCheckpointPrefix)) {
+      out.push_back(std::move(cp));
+    }
   }
   free(cps);
   return out;
 }
 
-Status DeleteCheckpoint(virDomainPtr dom, const std::string& name) {
-  virDomainCheckpointPtr cp = virDomainCheckpointLookupByName(dom, name.c_str(), 0);
-  if (!cp) return Status::OK();
-  // A plain delete merges the checkpoint's changes into its parent, keeping the chain valid.
-  int rc = virDomainCheckpointDelete(cp, 0);
-  virDomainCheckpointFree(cp);
-  if (rc < 0) return Status::IOError("delete checkpoint " + name + ": " + LastError());
+// A plain delete merges the checkpoint's changes into its parent, keeping the chain valid.
+Status DeleteCheckpoint(virDomainCheckpointPtr cp) {
+  if (virDomainCheckpointDelete(cp, 0) < 0) {
+    return Status::IOError("delete checkpoint " + std::string(virDomainCheckpointGetName(cp)) +
+                           ": " + LastError());
+  }
   return Status::OK();
+}
+
+Status DeleteCheckpoint(virDomainPtr dom, const std::string& name) {
+  CheckpointPtr cp(virDomainCheckpointLookupByName(dom, name.c_str(), 0));
+  return cp ? DeleteCheckpoint(cp.get()) : Status::OK();
 }
 
 bool BackupJobRunning(virDomainPtr dom) {
@@ -255,11 +267,6 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
         "libvirt host in " + uri + " is remote: its snapshot must be exported on the backup "
         "network; give --nbd-address with the host's backup-network address");
   }
-  if (virDomainIsActive(dom_.get()) != 1) {
-    return Status::FailedPrecondition("domain " + vm_name + " is not running: pull-mode backup "
-                                      "needs a running VM (back up a powered-off VM's disk "
-                                      "images with --driver image)");
-  }
   char* xml = virDomainGetXMLDesc(dom_.get(), 0);
   if (!xml) return Status::IOError("get the XML of domain " + vm_name + ": " + LastError());
   vm_config = xml;
@@ -276,8 +283,13 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
 
   // A backup job of ours still running is a proxy that died: end it, and drop its checkpoint.
   if (BackupJobRunning(dom_.get())) virDomainAbortJob(dom_.get());
-  for (const auto& name : OurCheckpoints(dom_.get())) {
-    if (name != req.parent_checkpoint) OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom_.get(), name));
+  CheckpointPtr parent_cp;
+  for (auto& cp : OurCheckpoints(dom_.get())) {
+    if (req.parent_checkpoint == virDomainCheckpointGetName(cp.get())) {
+      parent_cp = std::move(cp);
+    } else {
+      OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(cp.get()));
+    }
   }
   parent_checkpoint_ = req.parent_checkpoint;
 
@@ -289,13 +301,11 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
     vm_reason = "full backup requested";
   } else if (req.parent_checkpoint.empty()) {
     vm_reason = "no previous backup of this VM";
-  } else if (virDomainCheckpointPtr cp =
-                 virDomainCheckpointLookupByName(dom_.get(), req.parent_checkpoint.c_str(), 0)) {
-    if (char* cp_xml = virDomainCheckpointGetXMLDesc(cp, 0)) {
+  } else if (parent_cp) {
+    if (char* cp_xml = virDomainCheckpointGetXMLDesc(parent_cp.get(), 0)) {
       tracked = CheckpointBitmapDisks(cp_xml);
       free(cp_xml);
     }
-    virDomainCheckpointFree(cp);
   } else {
     vm_reason = "checkpoint " + req.parent_checkpoint +
                 " is not known to libvirt (deleted, VM re-created or restored)";
@@ -376,15 +386,24 @@ class LibvirtDriver final : public SnapshotDriver {
     // A backup asks for the identity and then takes the view: one connection serves both
     // (opening one costs a few round trips to libvirtd).
     kept_ = std::move(conn);
+    kept_dom_ = std::move(dom);
     kept_uri_ = req.settings.count("connect") ? req.settings.at("connect") : "";
+    kept_ref_ = req.vm;
     return id;
   }
 
   Result<std::unique_ptr<PointInTimeView>> Take(const SnapshotRequest& req) override {
-    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, ConnectOrReuse(req));
-    OFFHOST_ASSIGN_OR_RETURN(DomainPtr dom, LookupDomain(conn.get(), req.vm));
+    DomainPtr dom = std::move(kept_dom_);
+    OFFHOST_ASSIGN_OR_RETURN(ConnPtr conn, ConnectOrReuse(req, &dom));
+    if (!dom || req.vm != kept_ref_) {
+      OFFHOST_ASSIGN_OR_RETURN(dom, LookupDomain(conn.get(), req.vm));
+    }
     VmIdentity id = IdentityOf(dom.get());
-    if (virDomainIsActive(dom.get()) == 0) return TakeStopped(req, dom.get(), id);
+    int active = virDomainIsActive(dom.get());
+    if (active < 0) {
+      return Status::IOError("cannot tell whether domain " + id.name + " runs: " + LastError());
+    }
+    if (active == 0) return TakeStopped(req, dom.get(), id);
     auto view = std::make_unique<LibvirtView>(std::move(conn), std::move(dom));
     view->vm_name = id.name;
     view->vm_uuid = id.uuid;
@@ -479,9 +498,10 @@ class LibvirtDriver final : public SnapshotDriver {
       released.push_back("pull-mode backup job of domain " + name);
     }
     for (const auto& cp : OurCheckpoints(dom.get())) {
-      if (cp == req.parent_checkpoint) continue;
-      OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(dom.get(), cp));
-      released.push_back("checkpoint " + cp);
+      std::string cp_name = virDomainCheckpointGetName(cp.get());
+      if (cp_name == req.parent_checkpoint) continue;
+      OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(cp.get()));
+      released.push_back("checkpoint " + cp_name);
     }
     if (!req.work_dir.empty()) {
       const std::string prefix = "offhost-scratch-" + name + "-";
@@ -542,14 +562,16 @@ class LibvirtDriver final : public SnapshotDriver {
     return view;
   }
 
-  // The connection kept by Identify when it is still alive and for the same URI, else a new one.
-  Result<ConnPtr> ConnectOrReuse(const SnapshotRequest& req) {
+  // The connection kept by Identify when it is still alive and for the same URI, else a new one
+  // (then the domain Identify kept, which belongs to the old one, is dropped too).
+  Result<ConnPtr> ConnectOrReuse(const SnapshotRequest& req, DomainPtr* dom) {
     ConnPtr kept = std::move(kept_);
     auto it = req.settings.find("connect");
     if (kept && it != req.settings.end() && it->second == kept_uri_ &&
         virConnectIsAlive(kept.get()) == 1) {
       return kept;
     }
+    dom->reset();
     return Connect(req);
   }
 
@@ -561,8 +583,10 @@ class LibvirtDriver final : public SnapshotDriver {
     return id;
   }
 
+  // Identify's connection and domain, for the Take that follows it (each costs round trips).
   ConnPtr kept_;
-  std::string kept_uri_;
+  DomainPtr kept_dom_;
+  std::string kept_uri_, kept_ref_;
 };
 
 OFFHOST_REGISTER_DRIVER("libvirt", "a libvirt domain, pull-mode backup (--connect URI --domain NAME|UUID)",

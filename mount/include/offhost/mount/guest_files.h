@@ -55,6 +55,10 @@ struct GuestDisk {
   BlockDevice* device;  // must outlive the GuestFiles
 };
 
+// Loads the file-system libraries (libtsk) on a thread of its own, for a caller that will read
+// file systems soon and waits for something else now. Optional: they load when first used.
+void PreloadFileSystemLibraries();
+
 class GuestFiles {
  public:
   static Result<std::unique_ptr<GuestFiles>> Open(const std::vector<GuestDisk>& disks);
