@@ -109,8 +109,10 @@ std::vector<CheckpointPtr> OurCheckpoints(virDomainPtr dom) {
 }
 
 // A plain delete merges the checkpoint's changes into its parent, keeping the chain valid.
+// One that is gone already is fine.
 Status DeleteCheckpoint(virDomainCheckpointPtr cp) {
-  if (virDomainCheckpointDelete(cp, 0) < 0) {
+  if (virDomainCheckpointDelete(cp, 0) < 0 &&
+      virGetLastErrorCode() != VIR_ERR_NO_DOMAIN_CHECKPOINT) {
     return Status::IOError("delete checkpoint " + std::string(virDomainCheckpointGetName(cp)) +
                            ": " + LastError());
   }
@@ -151,10 +153,8 @@ class LibvirtView final : public PointInTimeView {
     if (checkpoint_created_) {
       if (committed) {
         // The chain now starts at this view's checkpoint. Build() left no checkpoint of ours
-        // but the parent, so that is the one to delete (no listing round trip).
-        if (!parent_checkpoint_.empty() && parent_checkpoint_ != checkpoint) {
-          note(DeleteCheckpoint(dom_.get(), parent_checkpoint_));
-        }
+        // but the parent, so that is the one to delete (no listing or lookup round trip).
+        if (parent_cp_) note(DeleteCheckpoint(parent_cp_.get()));
       } else {
         note(DeleteCheckpoint(dom_.get(), checkpoint));
       }
@@ -196,7 +196,7 @@ class LibvirtView final : public PointInTimeView {
   std::vector<std::string> scratch_;
   std::string work_dir_;
   std::string scratch_dir_;  // on the hypervisor host
-  std::string parent_checkpoint_;  // the previous backup's, kept by Build()
+  CheckpointPtr parent_cp_;  // the previous backup's checkpoint, when libvirt has it
   bool frozen_ = false, job_started_ = false, checkpoint_created_ = false, released_ = false;
 };
 
@@ -283,15 +283,13 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
 
   // A backup job of ours still running is a proxy that died: end it, and drop its checkpoint.
   if (BackupJobRunning(dom_.get())) virDomainAbortJob(dom_.get());
-  CheckpointPtr parent_cp;
   for (auto& cp : OurCheckpoints(dom_.get())) {
     if (req.parent_checkpoint == virDomainCheckpointGetName(cp.get())) {
-      parent_cp = std::move(cp);
+      parent_cp_ = std::move(cp);
     } else {
       OFFHOST_RETURN_IF_ERROR(DeleteCheckpoint(cp.get()));
     }
   }
-  parent_checkpoint_ = req.parent_checkpoint;
 
   // Chains are per disk: a disk the parent checkpoint does not track (added since, raw, or
   // not selected then) gets a full (backupmode='full') while the others stay incremental.
@@ -301,8 +299,8 @@ Status LibvirtView::Build(const SnapshotRequest& req) {
     vm_reason = "full backup requested";
   } else if (req.parent_checkpoint.empty()) {
     vm_reason = "no previous backup of this VM";
-  } else if (parent_cp) {
-    if (char* cp_xml = virDomainCheckpointGetXMLDesc(parent_cp.get(), 0)) {
+  } else if (parent_cp_) {
+    if (char* cp_xml = virDomainCheckpointGetXMLDesc(parent_cp_.get(), 0)) {
       tracked = CheckpointBitmapDisks(cp_xml);
       free(cp_xml);
     }
