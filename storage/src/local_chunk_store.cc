@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -178,6 +180,7 @@ Status WriteFileBuffered(const std::string& path, std::span<const char> data) {
 
 struct PendingChunk {
   std::string tmp, path, subdir;
+  bool synced = false;  // made durable already by the store's syncer thread
 };
 
 class LocalChunkStore final : public ChunkStore {
@@ -186,6 +189,14 @@ class LocalChunkStore final : public ChunkStore {
   // Chunks never made durable by a Sync() (a backup that failed) are dropped, not named: their
   // space is given back, which matters most when the failure was a full file system.
   ~LocalChunkStore() override {
+    if (syncer_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_syncer_ = true;
+      }
+      to_sync_cv_.notify_all();
+      syncer_.join();
+    }
     for (const auto& [id, c] : pending_) ::unlink(c.tmp.c_str());
   }
 
@@ -232,7 +243,10 @@ class LocalChunkStore final : public ChunkStore {
       }
       pending_bytes_ += encoded.size();
       flush = pending_.size() >= kFlushChunks || pending_bytes_ >= kFlushBytes;
+      to_sync_.push_back(id);
+      if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncerLoop(); });
     }
+    to_sync_cv_.notify_one();
     if (flush) OFFHOST_RETURN_IF_ERROR(Flush());
     return true;
   }
@@ -498,7 +512,9 @@ class LocalChunkStore final : public ChunkStore {
     }
     if (batch.empty()) return Status::OK();
     std::vector<std::string> tmps;
-    for (const auto& entry : batch) tmps.push_back(entry.second.tmp);
+    for (const auto& entry : batch) {
+      if (!entry.second.synced) tmps.push_back(entry.second.tmp);
+    }
     OFFHOST_RETURN_IF_ERROR(SyncFiles(tmps));
     for (const auto& [id, c] : batch) {
       OFFHOST_RETURN_IF_ERROR(Name(id, c));
@@ -507,6 +523,28 @@ class LocalChunkStore final : public ChunkStore {
       pending_.erase(id);
     }
     return Status::OK();
+  }
+
+  // Makes new chunk files durable as they come, while the backup goes on reading: the commit
+  // (Sync) then finds them done and only names them. A file it could not sync stays unsynced,
+  // and the flush syncs it again and reports what fails.
+  void SyncerLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      to_sync_cv_.wait(lock, [&] { return stop_syncer_ || !to_sync_.empty(); });
+      if (stop_syncer_) return;
+      ChunkId id = to_sync_.front();
+      to_sync_.pop_front();
+      auto it = pending_.find(id);
+      if (it == pending_.end() || it->second.synced) continue;  // flushed meanwhile
+      std::string tmp = it->second.tmp;
+      lock.unlock();
+      Fd fd(::open(tmp.c_str(), O_RDONLY | O_CLOEXEC));
+      bool synced = fd.get() >= 0 && ::fsync(fd.get()) == 0;
+      lock.lock();
+      it = pending_.find(id);
+      if (synced && it != pending_.end() && it->second.tmp == tmp) it->second.synced = true;
+    }
   }
 
   // Gives a durable temporary chunk file its name, never replacing a file of that name:
@@ -563,6 +601,10 @@ class LocalChunkStore final : public ChunkStore {
   std::mutex mu_;
   std::set<std::string> dirty_;
   std::unordered_map<ChunkId, PendingChunk, ChunkIdHash> pending_;
+  std::deque<ChunkId> to_sync_;  // pending_ entries for the syncer, oldest first
+  std::condition_variable to_sync_cv_;
+  bool stop_syncer_ = false;
+  std::thread syncer_;  // started by the first Put
   size_t pending_bytes_ = 0;
 };
 
