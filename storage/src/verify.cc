@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -68,31 +71,66 @@ Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options
   ids = {};
 
   // Map damage to its users; a chunk a manifest names but the store lacks is damage too.
+  // Unless the snapshot was pruned while this verify ran: a garbage collection may then have
+  // removed its chunks, or its manifest, which is not damage. Whether it still exists is asked
+  // only of a snapshot that looks damaged.
+  std::optional<std::set<std::pair<std::string, std::string>>> listed_now;
+  auto pruned_meanwhile = [&](const SnapshotRecord& snap) -> Result<bool> {
+    if (!listed_now) {
+      OFFHOST_ASSIGN_OR_RETURN(auto now, ds.ListSnapshots());
+      listed_now.emplace();
+      for (const auto& s : now) listed_now->emplace(s.vm, s.id);
+    }
+    return listed_now->count({snap.vm, snap.id}) == 0;
+  };
   for (const auto& snap : snapshots) {
-    ++report.snapshots_checked;
+    std::vector<std::pair<std::string, std::map<ChunkId, ChunkUse>>> disks;
+    std::unordered_map<ChunkId, std::string, ChunkIdHash> missing;  // chunk -> its path
+    Status read = Status::OK();
     for (const auto& disk : snap.disks) {
       std::map<ChunkId, ChunkUse> uses;
-      OFFHOST_RETURN_IF_ERROR(ds.ForEachManifestEntry(snap, disk.name, [&](const ManifestEntry& e) {
+      read = ds.ForEachManifestEntry(snap, disk.name, [&](const ManifestEntry& e) {
         if (e.kind != ManifestEntryKind::kChunk) return Status::OK();
-        auto it = damaged.find(e.chunk);
-        if (it == damaged.end()) {
+        if (!damaged.count(e.chunk)) {
           if (present.count(e.chunk)) return Status::OK();
-          it = damaged.emplace(e.chunk, DamagedChunk{e.chunk, ds.chunks().Locate(e.chunk),
-                                                     "missing", {}})
-                   .first;
+          missing.emplace(e.chunk, ds.chunks().Locate(e.chunk));
         }
         ChunkUse& use = uses[e.chunk];
         if (use.offsets.size() < kOffsetsShown) use.offsets.push_back(e.offset);
         ++use.count;
         return Status::OK();
-      }));
+      });
+      if (!read.ok()) break;
+      disks.emplace_back(disk.name, std::move(uses));
+    }
+    bool suspect = !read.ok() || !missing.empty();
+    for (size_t i = 0; i < disks.size() && !suspect; ++i) {
+      for (const auto& [id, use] : disks[i].second) suspect |= damaged.count(id) > 0;
+    }
+    if (suspect) {
+      OFFHOST_ASSIGN_OR_RETURN(bool pruned, pruned_meanwhile(snap));
+      if (pruned) continue;
+      OFFHOST_RETURN_IF_ERROR(read);
+    }
+    ++report.snapshots_checked;
+    for (const auto& [id, path] : missing) {
+      damaged.emplace(id, DamagedChunk{id, path, "missing", {}});
+    }
+    for (auto& [disk, uses] : disks) {
       for (auto& [id, use] : uses) {
+        if (!damaged.count(id)) continue;
         use.vm = snap.vm;
         use.snapshot = snap.id;
-        use.disk = disk.name;
+        use.disk = disk;
         damaged[id].uses.push_back(std::move(use));
       }
     }
+  }
+  // A chunk that vanished during the scan and that no snapshot uses was collected, not lost.
+  for (auto it = damaged.begin(); it != damaged.end();) {
+    std::error_code ec;
+    bool collected = it->second.uses.empty() && !std::filesystem::exists(it->second.path, ec);
+    it = collected ? damaged.erase(it) : std::next(it);
   }
   for (auto& [id, d] : damaged) {
     if (options.quarantine && d.reason != "missing") {
