@@ -5,19 +5,16 @@
 // ~4 ms of the ~16 ms `offhost` needed to reach main(), on every command, also those that never
 // look inside a file system (a VM backup looks only at its end, to catalog). So offhost does not
 // link libtsk: the libtsk functions it calls are defined here, each resolving the real one on
-// first use, and PreloadFileSystemLibraries() loads the library on a thread of its own while
-// the caller waits for something else (a hypervisor taking its view).
+// first use (offhost/common/lazy_library.h), and PreloadFileSystemLibraries() loads the library
+// on a thread of its own while the caller waits for something else (a hypervisor taking its
+// view).
 //
 // Each definition must match libtsk's declaration (<tsk/libtsk.h>, included here): a C function
 // cannot be overloaded, so a mismatch does not compile. A libtsk function offhost starts to
 // call needs a definition here; without one the link fails, naming it.
-#include <dlfcn.h>
 #include <tsk/libtsk.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <thread>
-
+#include "offhost/common/lazy_library.h"
 #include "offhost/mount/guest_files.h"
 
 #ifndef OFFHOST_LIBTSK_SONAME
@@ -26,50 +23,17 @@
 
 namespace offhost::mount {
 namespace {
-
-void* Libtsk() {
-  // Loaded once; a thread that asks while another loads waits for it (a static's initialiser).
-  static void* const handle = [] {
-    void* h = ::dlopen(OFFHOST_LIBTSK_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      // No Status can be returned through libtsk's own signatures, and every caller needs it.
-      std::fprintf(stderr,
-                   "offhost: cannot load The Sleuth Kit (%s), which reads guest file systems: %s; "
-                   "install Debian's package libtsk19 (or the one scripts/setup names)\n",
-                   OFFHOST_LIBTSK_SONAME, ::dlerror());
-      std::abort();
-    }
-    return h;
-  }();
-  return handle;
-}
-
-template <typename Fn>
-Fn Resolve(Fn /*declared*/, const char* name) {
-  void* sym = ::dlsym(Libtsk(), name);
-  if (!sym) {
-    std::fprintf(stderr,
-                 "offhost: %s has no %s: a libtsk other than the one offhost was built "
-                 "with; reinstall offhost's packages\n",
-                 OFFHOST_LIBTSK_SONAME, name);
-    std::abort();
-  }
-  return reinterpret_cast<Fn>(sym);
-}
-
+LazyLibrary libtsk(OFFHOST_LIBTSK_SONAME, "The Sleuth Kit, which reads guest file systems",
+                   "libtsk19");
 }  // namespace
 
-void PreloadFileSystemLibraries() {
-  std::thread([] { Libtsk(); }).detach();
-}
+void PreloadFileSystemLibraries() { libtsk.Preload(); }
 
 }  // namespace offhost::mount
 
-using offhost::mount::Resolve;
-
 // The real function, resolved once (thread-safe: a function-local static).
-#define OFFHOST_TSK(name)                           \
-  static const auto real = Resolve(&::name, #name); \
+#define OFFHOST_TSK(name)                                                  \
+  static const auto real = offhost::mount::libtsk.Resolve(&::name, #name); \
   return real
 
 extern "C" {

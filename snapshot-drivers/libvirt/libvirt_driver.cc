@@ -18,6 +18,7 @@
 
 #include "checkpoint_name.h"
 #include "domain_xml.h"
+#include "libvirt_library.h"
 #include "offhost/snapshot-drivers/driver.h"
 #include "offhost/storage/datastore.h"
 
@@ -68,7 +69,7 @@ Result<ConnPtr> Connect(const SnapshotRequest& req) {
   if (uri.empty()) {
     return Status::InvalidArgument("the libvirt driver needs --connect URI, e.g. qemu:///system");
   }
-  virConnectPtr c = virConnectOpenAuth(uri.c_str(), virConnectAuthPtrDefault, 0);
+  virConnectPtr c = virConnectOpenAuth(uri.c_str(), LibvirtDefaultAuth(), 0);
   if (!c) {
     return Status::Unavailable("cannot connect to libvirt at " + uri + ": " + LastError() +
                                "; check the URI and that libvirtd runs there");
