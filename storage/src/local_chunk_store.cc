@@ -181,6 +181,9 @@ Status WriteFileBuffered(const std::string& path, std::span<const char> data) {
 struct PendingChunk {
   std::string tmp, path, subdir;
   bool synced = false;  // made durable already by the store's syncer thread
+  // The syncer's fsync failed with this. Never retried: after a failed fsync Linux may report
+  // the next one as a success although the data was lost.
+  int sync_errno = 0;
 };
 
 class LocalChunkStore final : public ChunkStore {
@@ -512,8 +515,9 @@ class LocalChunkStore final : public ChunkStore {
     }
     if (batch.empty()) return Status::OK();
     std::vector<std::string> tmps;
-    for (const auto& entry : batch) {
-      if (!entry.second.synced) tmps.push_back(entry.second.tmp);
+    for (const auto& [id, c] : batch) {
+      if (c.sync_errno != 0) return Status::FromErrno("fsync " + c.tmp, c.sync_errno);
+      if (!c.synced) tmps.push_back(c.tmp);
     }
     OFFHOST_RETURN_IF_ERROR(SyncFiles(tmps));
     for (const auto& [id, c] : batch) {
@@ -526,8 +530,8 @@ class LocalChunkStore final : public ChunkStore {
   }
 
   // Makes new chunk files durable as they come, while the backup goes on reading: the commit
-  // (Sync) then finds them done and only names them. A file it could not sync stays unsynced,
-  // and the flush syncs it again and reports what fails.
+  // (Sync) then finds them done and only names them. A file it could not open is left to the
+  // flush; one whose fsync failed fails the flush.
   void SyncerLoop() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
@@ -540,10 +544,12 @@ class LocalChunkStore final : public ChunkStore {
       std::string tmp = it->second.tmp;
       lock.unlock();
       Fd fd(::open(tmp.c_str(), O_RDONLY | O_CLOEXEC));
-      bool synced = fd.get() >= 0 && ::fsync(fd.get()) == 0;
+      int err = fd.get() < 0 ? -1 : ::fsync(fd.get()) == 0 ? 0 : errno;
       lock.lock();
       it = pending_.find(id);
-      if (synced && it != pending_.end() && it->second.tmp == tmp) it->second.synced = true;
+      if (it == pending_.end() || it->second.tmp != tmp || err < 0) continue;
+      it->second.synced = err == 0;
+      it->second.sync_errno = err;
     }
   }
 
