@@ -103,10 +103,8 @@ Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options
       if (!read.ok()) break;
       disks.emplace_back(disk.name, std::move(uses));
     }
-    bool suspect = !read.ok() || !missing.empty();
-    for (size_t i = 0; i < disks.size() && !suspect; ++i) {
-      for (const auto& [id, use] : disks[i].second) suspect |= damaged.count(id) > 0;
-    }
+    bool suspect = !read.ok();  // or it uses a damaged or missing chunk (all `uses` holds)
+    for (const auto& [disk, uses] : disks) suspect |= !uses.empty();
     if (suspect) {
       OFFHOST_ASSIGN_OR_RETURN(bool pruned, pruned_meanwhile(snap));
       if (pruned) continue;
@@ -118,7 +116,6 @@ Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options
     }
     for (auto& [disk, uses] : disks) {
       for (auto& [id, use] : uses) {
-        if (!damaged.count(id)) continue;
         use.vm = snap.vm;
         use.snapshot = snap.id;
         use.disk = disk;
