@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -329,6 +330,13 @@ void ReadServer(Reader& r, const toml::table& server, DaemonConfig& config) {
   if (config.unix_socket.empty() || config.unix_socket.front() != '/') {
     r.Error(server.get("unix_socket")->source(), "server.unix_socket",
             "must be an absolute path, e.g. \"/run/offhostd/offhostd.sock\"");
+  } else if (config.unix_socket.size() >= sizeof(sockaddr_un::sun_path)) {
+    r.Error(server.get("unix_socket")->source(), "server.unix_socket",
+            "is " + std::to_string(config.unix_socket.size()) +
+                " bytes long; a unix socket's path "
+                "holds at most " +
+                std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                ": choose a shorter one, e.g. \"/run/offhostd/offhostd.sock\"");
   }
   ReadListen(r, server, config);
   CheckWildcards(r, server, config);

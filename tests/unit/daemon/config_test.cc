@@ -86,6 +86,13 @@ TEST(DaemonConfigTest, BadRestoreTargetsNameLineAndKey) {
               HasSubstr(":2: server.restore_nbd_targets[0]: \"http://x/\" is not an NBD URI"));
 }
 
+TEST(DaemonConfigTest, UnixSocketPathTooLongForTheKernelIsNamed) {
+  const std::string path = "/run/" + std::string(120, 'x') + ".sock";
+  EXPECT_THAT(ErrorOf("[server]\nunix_socket = \"" + path + "\"\n"),
+              HasSubstr(":2: server.unix_socket: is 130 bytes long; a unix socket's path holds "
+                        "at most 107"));
+}
+
 TEST(DaemonConfigTest, HashTokenIsSha256Hex) { EXPECT_EQ(HashToken("test"), kHash); }
 
 TEST(DaemonConfigTest, SyntaxErrorNamesLine) {
