@@ -17,13 +17,13 @@
 #include "offhost/common/lazy_library.h"
 #include "offhost/mount/guest_files.h"
 
-#ifndef OFFHOST_LIBTSK_SONAME
-#error "OFFHOST_LIBTSK_SONAME must name the libtsk to load (mount/CMakeLists.txt sets it)"
+#ifndef OFFHOST_TSK_SONAME
+#error "OFFHOST_TSK_SONAME must name the libtsk to load (mount/CMakeLists.txt sets it)"
 #endif
 
 namespace offhost::mount {
 namespace {
-LazyLibrary libtsk(OFFHOST_LIBTSK_SONAME, "The Sleuth Kit, which reads guest file systems",
+LazyLibrary libtsk(OFFHOST_TSK_SONAME, "The Sleuth Kit, which reads guest file systems",
                    "libtsk19");
 }  // namespace
 
