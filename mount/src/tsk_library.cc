@@ -31,10 +31,7 @@ void PreloadFileSystemLibraries() { libtsk.Preload(); }
 
 }  // namespace offhost::mount
 
-// The real function, resolved once (thread-safe: a function-local static).
-#define OFFHOST_TSK(name)                                                  \
-  static const auto real = offhost::mount::libtsk.Resolve(&::name, #name); \
-  return real
+#define OFFHOST_TSK(name) OFFHOST_LAZY_CALL(offhost::mount::libtsk, name)
 
 extern "C" {
 

@@ -35,10 +35,7 @@ virConnectAuthPtr LibvirtDefaultAuth() {
 
 }  // namespace offhost::snapshot_drivers
 
-// The real function, resolved once (thread-safe: a function-local static).
-#define OFFHOST_VIR(name)                                                              \
-  static const auto real = offhost::snapshot_drivers::libvirt.Resolve(&::name, #name); \
-  return real
+#define OFFHOST_VIR(name) OFFHOST_LAZY_CALL(offhost::snapshot_drivers::libvirt, name)
 
 extern "C" {
 

@@ -38,3 +38,10 @@ class LazyLibrary {
 };
 
 }  // namespace offhost
+
+// The body of a function defined in place of the library's `name`: the real one, resolved once
+// (thread-safe: a function-local static), called with the arguments that follow, e.g.
+// `int f(int a) { OFFHOST_LAZY_CALL(lib, f)(a); }`.
+#define OFFHOST_LAZY_CALL(library, name)                      \
+  static const auto real = (library).Resolve(&::name, #name); \
+  return real
