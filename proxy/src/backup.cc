@@ -45,6 +45,23 @@ static void HoldCommitForTests() {
   }
 }
 
+// Catalogs the guest files of `disks` into the snapshot being written.
+Status CatalogGuestFiles(std::vector<BackupDisk>& disks, storage::SnapshotWriter& writer,
+                         CatalogSummary* out) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<mount::GuestDisk> guest;
+  for (auto& disk : disks) guest.push_back({disk.name, disk.device.get()});
+  OFFHOST_ASSIGN_OR_RETURN(IndexStats stats, IndexGuestFiles(guest, writer));
+  out->files = stats.files;
+  out->directories = stats.directories;
+  out->skipped_names = stats.skipped_names;
+  out->unreadable_dirs = stats.unreadable_dirs;
+  out->not_indexed = stats.not_indexed;
+  out->new_bytes = writer.new_catalog_bytes();
+  out->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Status::OK();
+}
+
 Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
                                std::vector<BackupDisk>& disks, const BackupOptions& options) {
   if (disks.empty()) return Status::InvalidArgument("a backup needs at least one --disk");
@@ -64,7 +81,20 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
   storage::SnapshotMeta meta = options.meta;
   if (options.previous) meta.parent = options.previous->id;
   writer->SetMeta(meta);
-  for (auto& disk : disks) {
+  // Once the last disk is read (its last chunks may still be being stored), the catalog reads
+  // the guest file systems and the sources are let go: a VM's export then ends while the
+  // backup finishes storing, not after.
+  BackupResult result;
+  Status catalog_status;
+  bool finished_reading = false;
+  auto finish_reading = [&] {
+    if (finished_reading) return;
+    finished_reading = true;
+    if (options.catalog) catalog_status = CatalogGuestFiles(disks, *writer, &result.catalog);
+    if (options.sources_read) options.sources_read();
+  };
+  for (size_t i = 0; i < disks.size(); ++i) {
+    BackupDisk& disk = disks[i];
     OFFHOST_ASSIGN_OR_RETURN(
         storage::DiskManifestWriter * manifest,
         writer->AddDisk(disk.name, disk.device->description(), disk.device->size()));
@@ -75,7 +105,10 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
       OFFHOST_ASSIGN_OR_RETURN(previous->manifest, ds.OpenManifest(*options.previous, disk.name));
       OFFHOST_ASSIGN_OR_RETURN(previous->claims, ds.OpenManifest(*options.previous, disk.name));
     }
-    auto record = BackupOneDisk(ds, *disk.device, *manifest, options, std::move(previous));
+    std::function<void()> reads_done;
+    if (i + 1 == disks.size()) reads_done = finish_reading;
+    auto record =
+        BackupOneDisk(ds, *disk.device, *manifest, options, std::move(previous), reads_done);
     if (!record.ok()) {
       return record.status().WithContext("backup of " + vm + " disk " + disk.name);
     }
@@ -83,22 +116,8 @@ Result<BackupResult> RunBackup(storage::Datastore& ds, const std::string& vm,
     record->identity = disk.identity;
     OFFHOST_RETURN_IF_ERROR(manifest->Finish(*record));
   }
-  BackupResult result;
-  if (options.catalog) {
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<mount::GuestDisk> guest;
-    for (auto& disk : disks) guest.push_back({disk.name, disk.device.get()});
-    OFFHOST_ASSIGN_OR_RETURN(IndexStats stats, IndexGuestFiles(guest, *writer));
-    result.catalog.files = stats.files;
-    result.catalog.directories = stats.directories;
-    result.catalog.skipped_names = stats.skipped_names;
-    result.catalog.unreadable_dirs = stats.unreadable_dirs;
-    result.catalog.not_indexed = stats.not_indexed;
-    result.catalog.new_bytes = writer->new_catalog_bytes();
-    result.catalog.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  if (options.sources_read) options.sources_read();
+  finish_reading();
+  OFFHOST_RETURN_IF_ERROR(catalog_status);
   HoldCommitForTests();
   auto commit_start = std::chrono::steady_clock::now();
   OFFHOST_ASSIGN_OR_RETURN(result.snapshot, writer->Commit());

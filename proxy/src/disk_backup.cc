@@ -344,7 +344,7 @@ class DiskBackup {
     record_.incremental = previous_ != nullptr;
   }
 
-  Result<storage::DiskRecord> Run() {
+  Result<storage::DiskRecord> Run(const std::function<void()>& reads_done) {
     const PoolShape shape = PoolShape::Of(ds_, options_);
     BufferPool pool(shape);
     // A backup starts with a short pipeline (see kRampBytes), which grows once it has read
@@ -359,6 +359,7 @@ class DiskBackup {
     std::vector<std::thread> workers;
     for (int i = 0; i < threads_; ++i) workers.emplace_back([&] { WorkerLoop(queue); });
     Status st = ReadLoop(queue);
+    if (st.ok() && reads_done && WaitForMerges()) reads_done();
     queue.Close();
     for (auto& w : workers) w.join();
     if (!st.ok()) return st;
@@ -596,7 +597,14 @@ class DiskBackup {
     reads->clear();
     for (Job& j : *batch) {
       char* buffer = j.buffer;
-      if ((!st.ok() || !queue.Push(std::move(j))) && buffer) pool_->Release(buffer);
+      const bool merge = j.kind == JobKind::kMerge;
+      if (st.ok() && merge) {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        ++merges_open_;
+      }
+      if (st.ok() && queue.Push(std::move(j))) continue;
+      if (buffer) pool_->Release(buffer);
+      if (st.ok() && merge) MergeDone();  // the queue was closed: it never runs
     }
     batch->clear();
     batch_pool_jobs_ = 0;
@@ -611,7 +619,21 @@ class DiskBackup {
       Status st = Failed() ? Status::OK() : Process(*job, encoder);
       if (job->buffer) pool_->Release(job->buffer);
       if (!st.ok()) Fail(st);
+      if (job->kind == JobKind::kMerge) MergeDone();
     }
+  }
+
+  // A merge re-reads its range from the source when a base chunk turns out damaged, so the
+  // source is done with only once no merge is left. False when the backup failed meanwhile.
+  bool WaitForMerges() {
+    std::unique_lock<std::mutex> lock(stats_mu_);
+    merges_cv_.wait(lock, [&] { return merges_open_ == 0 || !failure_.ok(); });
+    return failure_.ok();
+  }
+  void MergeDone() {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    --merges_open_;
+    merges_cv_.notify_all();
   }
 
   // Fills the unchanged parts of a range from the previous snapshot. A base chunk that is
@@ -782,6 +804,7 @@ class DiskBackup {
   void Fail(const Status& st) {
     std::lock_guard<std::mutex> lock(stats_mu_);
     if (failure_.ok()) failure_ = st;
+    merges_cv_.notify_all();
   }
 
   storage::Datastore& ds_;
@@ -813,6 +836,8 @@ class DiskBackup {
   std::mutex stats_mu_;
   storage::DiskRecord record_;
   Status failure_;
+  size_t merges_open_ = 0;  // merge jobs planned and not yet processed
+  std::condition_variable merges_cv_;
 
   std::mutex order_mu_;
   std::map<uint64_t, std::vector<ManifestEntry>> pending_;
@@ -844,9 +869,10 @@ void WarmBackupBuffers(const storage::Datastore& ds, const BackupOptions& option
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,
                                           const BackupOptions& options,
-                                          std::optional<PreviousDisk> previous) {
+                                          std::optional<PreviousDisk> previous,
+                                          const std::function<void()>& reads_done) {
   DiskBackup backup(ds, device, manifest, options, std::move(previous));
-  return backup.Run();
+  return backup.Run(reads_done);
 }
 
 }  // namespace offhost::proxy

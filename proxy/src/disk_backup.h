@@ -1,6 +1,7 @@
 // One disk's backup pipeline (private to proxy/).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -21,9 +22,14 @@ struct PreviousDisk {
 // rather than while it reads. The memory is kept for the next backup of this process.
 void WarmBackupBuffers(const storage::Datastore& ds, const BackupOptions& options);
 
+// `reads_done`, when set, is called once on the calling thread as soon as `device` will not
+// be read again (every range is read and none is left that could re-read it), while the last
+// chunks are still being hashed and stored: the caller can go on with what needs the source
+// (the catalog) or end its export. It is not called when reading failed.
 Result<storage::DiskRecord> BackupOneDisk(storage::Datastore& ds, BlockDevice& device,
                                           storage::DiskManifestWriter& manifest,
                                           const BackupOptions& options,
-                                          std::optional<PreviousDisk> previous);
+                                          std::optional<PreviousDisk> previous,
+                                          const std::function<void()>& reads_done = {});
 
 }  // namespace offhost::proxy

@@ -115,6 +115,49 @@ TEST_F(PipelineTest, ReadFailureLeavesNoSnapshot) {
   ASSERT_TRUE(Backup(MixedDisk()).ok());
 }
 
+// Every disk is read before the sources are let go (a VM's export ends then, while the last
+// chunks are stored); once, and never after a failed read.
+TEST_F(PipelineTest, SourcesAreLetGoOnceAllDisksAreRead) {
+  std::vector<BackupDisk> disks;
+  std::vector<MemoryDisk*> raw;
+  std::vector<std::string> original;
+  for (int i = 0; i < 2; ++i) {
+    auto d = MixedDisk();
+    d->Put(7 * kChunk, RandomBytes(2 * kChunk, 10 + i));
+    raw.push_back(d.get());
+    original.push_back(d->bytes());
+    disks.push_back({i == 0 ? "vda" : "vdb", std::move(d), ""});
+  }
+  BackupOptions o;
+  o.threads = 3;
+  o.catalog = false;
+  o.read_ahead = 2 * kChunk;
+  int calls = 0;
+  std::vector<uint64_t> read_when_let_go;
+  o.sources_read = [&] {
+    ++calls;
+    for (MemoryDisk* d : raw) read_when_let_go.push_back(d->bytes_read());
+  };
+  auto r = RunBackup(*ds_, "vm", disks, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(read_when_let_go.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(read_when_let_go[i], r->snapshot.disks[i].bytes_read);
+    EXPECT_EQ(raw[i]->bytes_read(), read_when_let_go[i]);
+  }
+  MemoryDisk target(original[1].size());
+  ASSERT_TRUE(RestoreDisk(*ds_, r->snapshot, "vdb", target, {}).ok());
+  EXPECT_EQ(target.bytes(), original[1]);
+
+  auto failing = MixedDisk();
+  failing->FailReadsAfter(4 * kChunk);
+  std::vector<BackupDisk> bad;
+  bad.push_back({"vda", std::move(failing), ""});
+  EXPECT_FALSE(RunBackup(*ds_, "vm", bad, o).ok());
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(PipelineTest, CancelStopsWithoutSnapshot) {
   std::atomic<bool> cancel{true};
   auto r = Backup(MixedDisk(), "vm", &cancel);

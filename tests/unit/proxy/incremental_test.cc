@@ -42,6 +42,7 @@ class IncrementalTest : public ::testing::Test {
     o.catalog = false;  // these tests count the device reads of the image backup alone
     o.previous = previous;
     o.force_full = full;
+    o.sources_read = sources_read_;
     return RunBackup(*ds_, "vm", disks_, o);
   }
 
@@ -57,6 +58,7 @@ class IncrementalTest : public ::testing::Test {
   std::unique_ptr<MemoryDisk> disk_;
   std::vector<BackupDisk> disks_;
   MemoryDisk* last_ = nullptr;
+  std::function<void()> sources_read_;
 };
 
 TEST_F(IncrementalTest, ReadsOnlyDirtyBytesAndRestoresTheNewState) {
@@ -272,6 +274,36 @@ TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
   EXPECT_EQ(Restore(inc->snapshot), disk_->bytes());
   // The damaged chunk was moved aside, so a later backup of the same data can store it again.
   EXPECT_FALSE(*ds_->chunks().Contains(base));
+}
+
+// The source is let go while the last chunks are stored, but a merge that finds its base
+// damaged reads its range from the source again: that must come first.
+TEST_F(IncrementalTest, SourceIsLetGoOnlyAfterAMergeReadItsRangeAgain) {
+  auto full = Backup(nullptr);
+  ASSERT_TRUE(full.ok());
+  storage::ChunkId base;
+  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
+                                        [&](const storage::ManifestEntry& e) {
+                                          if (e.offset == 3 * kChunk) base = e.chunk;
+                                          return Status::OK();
+                                        })
+                  .ok());
+  std::filesystem::resize_file(ds_->chunks().Locate(base), 100);
+  const uint32_t changed = kChunk / 2 + 512;
+  disk_->Put(3 * kChunk, std::string(changed, 'q'));
+  disk_->SetDirty({{3 * kChunk, changed, ExtentType::kData}});
+  int calls = 0;
+  uint64_t read_when_let_go = 0;
+  sources_read_ = [&] {
+    ++calls;
+    read_when_let_go = last_->bytes_read();
+  };
+  auto inc = Backup(&full->snapshot);
+  ASSERT_TRUE(inc.ok()) << inc.status().message();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(read_when_let_go, changed + kChunk);  // the changed run, then the whole range
+  EXPECT_EQ(last_->bytes_read(), read_when_let_go);
+  EXPECT_EQ(Restore(inc->snapshot), disk_->bytes());
 }
 
 // A pack chunk serves slices of several ranges. When a merge finds it damaged, ranges planned
