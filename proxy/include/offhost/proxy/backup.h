@@ -51,8 +51,9 @@ struct BackupOptions {
   // returns when it may be read (an error stops the backup). Unset: reads are not limited,
   // at no cost.
   std::function<Status(uint64_t)> throttle;
-  // Called once every disk and the catalog are read, before the commit: from then on the
-  // sources are not read again (a VM backup ends the hypervisor's export meanwhile).
+  // Called once every disk and the catalog are read, before the commit, possibly while the
+  // last disk's chunks are still being stored: from then on the sources are not read again
+  // (a VM backup lets go of its devices and ends the hypervisor's export meanwhile).
   std::function<void()> sources_read;
 };
 
