@@ -46,6 +46,28 @@ class IncrementalTest : public ::testing::Test {
     return RunBackup(*ds_, "vm", disks_, o);
   }
 
+  // Cuts short the file of the chunk that `snap` stores at disk offset `offset`.
+  storage::ChunkId DamageChunkAt(const storage::SnapshotRecord& snap, uint64_t offset) {
+    storage::ChunkId id;
+    EXPECT_TRUE(ds_->ForEachManifestEntry(snap, "vda",
+                                          [&](const storage::ManifestEntry& e) {
+                                            if (e.offset == offset) id = e.chunk;
+                                            return Status::OK();
+                                          })
+                    .ok());
+    std::filesystem::resize_file(ds_->chunks().Locate(id), 100);
+    return id;
+  }
+
+  // Writes over more than half of the chunk-size range at `offset` (so an incremental merges
+  // it rather than patching) and marks it dirty; returns the bytes written.
+  uint32_t RewriteMostOf(uint64_t offset) {
+    const uint32_t changed = kChunk / 2 + 512;
+    disk_->Put(offset, std::string(changed, 'q'));
+    disk_->SetDirty({{offset, changed, ExtentType::kData}});
+    return changed;
+  }
+
   std::string Restore(const storage::SnapshotRecord& snap) {
     MemoryDisk target(kSize);
     auto r = RestoreDisk(*ds_, snap, "vda", target, {});
@@ -256,18 +278,9 @@ TEST_F(IncrementalTest, NothingDirtyReadsNothing) {
 TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
-  storage::ChunkId base;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
-                                        [&](const storage::ManifestEntry& e) {
-                                          if (e.offset == 3 * kChunk) base = e.chunk;
-                                          return Status::OK();
-                                        })
-                  .ok());
-  std::filesystem::resize_file(ds_->chunks().Locate(base), 100);
+  const storage::ChunkId base = DamageChunkAt(full->snapshot, 3 * kChunk);
   // Most of the chunk changes, so the range is rebuilt from the base, which must be read.
-  const uint32_t changed = kChunk / 2 + 512;
-  disk_->Put(3 * kChunk, std::string(changed, 'q'));
-  disk_->SetDirty({{3 * kChunk, changed, ExtentType::kData}});
+  const uint32_t changed = RewriteMostOf(3 * kChunk);
   auto inc = Backup(&full->snapshot);
   ASSERT_TRUE(inc.ok()) << inc.status().message();
   EXPECT_EQ(inc->snapshot.disks[0].bytes_read, changed + kChunk);
@@ -281,17 +294,8 @@ TEST_F(IncrementalTest, DamagedBaseChunkIsReadAgainFromTheSource) {
 TEST_F(IncrementalTest, SourceIsLetGoOnlyAfterAMergeReadItsRangeAgain) {
   auto full = Backup(nullptr);
   ASSERT_TRUE(full.ok());
-  storage::ChunkId base;
-  ASSERT_TRUE(ds_->ForEachManifestEntry(full->snapshot, "vda",
-                                        [&](const storage::ManifestEntry& e) {
-                                          if (e.offset == 3 * kChunk) base = e.chunk;
-                                          return Status::OK();
-                                        })
-                  .ok());
-  std::filesystem::resize_file(ds_->chunks().Locate(base), 100);
-  const uint32_t changed = kChunk / 2 + 512;
-  disk_->Put(3 * kChunk, std::string(changed, 'q'));
-  disk_->SetDirty({{3 * kChunk, changed, ExtentType::kData}});
+  DamageChunkAt(full->snapshot, 3 * kChunk);
+  const uint32_t changed = RewriteMostOf(3 * kChunk);
   int calls = 0;
   uint64_t read_when_let_go = 0;
   sources_read_ = [&] {
