@@ -24,6 +24,12 @@ std::string GcResultBlob(const storage::GcReport& r) {
   SetTime(r.cutoff, out.mutable_cutoff_time());
   out.set_mark_seconds(r.mark_seconds);
   out.set_sweep_seconds(r.sweep_seconds);
+  out.set_catalog_tree_count(r.trees.trees);
+  out.set_referenced_catalog_tree_count(r.trees.referenced);
+  out.set_removed_catalog_tree_count(r.trees.removed);
+  out.set_removed_catalog_tree_bytes(r.trees.removed_bytes);
+  out.set_kept_unused_catalog_tree_count(r.trees.kept_unused);
+  out.set_catalog_trees_not_collected(r.trees.not_collected);
   return out.SerializeAsString();
 }
 

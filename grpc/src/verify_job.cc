@@ -34,6 +34,14 @@ std::string VerifyResultBlob(const std::string& ds, const storage::VerifyReport&
   for (size_t i = 0; i < r.damaged.size() && i < kMaxDamagedListed; ++i) {
     FillDamaged(ds, r.damaged[i], out.add_damaged_chunks());
   }
+  out.set_catalog_trees_checked(r.catalog_trees_checked);
+  for (size_t i = 0; i < r.damaged_catalogs.size() && i < kMaxDamagedListed; ++i) {
+    const storage::DamagedCatalog& d = r.damaged_catalogs[i];
+    v1::DamagedCatalog* c = out.add_damaged_catalogs();
+    c->set_snapshot(SnapshotResource(ds, d.vm, d.snapshot));
+    c->set_tree(d.tree);
+    c->set_reason(d.reason);
+  }
   return out.SerializeAsString();
 }
 
@@ -59,6 +67,9 @@ proxy::JobFn VerifyJob(const DatastoreConfig& datastore, bool quarantine) {
     if (control.cancel_flag()) return Status::Cancelled("cancelled; the verify ran to its end");
     for (const storage::DamagedChunk& d : report->damaged) {
       control.Warn("damaged chunk " + d.id.Hex() + ": " + d.reason);
+    }
+    for (const storage::DamagedCatalog& d : report->damaged_catalogs) {
+      control.Warn("damaged catalog of " + d.vm + "@" + d.snapshot + ": " + d.reason);
     }
     return VerifyResultBlob(datastore.name, *report);
   };

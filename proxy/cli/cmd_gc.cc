@@ -74,24 +74,53 @@ Result<storage::GcReport> RunGc(storage::Datastore& ds, storage::GcOptions optio
 
 nlohmann::json GcJson(const storage::GcReport& r) {
   const auto& s = r.sweep;
-  return {{"dry_run", r.dry_run},
-          {"started", r.started},
-          {"cutoff", r.cutoff},
-          {"running_backups", r.running_backups},
-          {"snapshots", r.snapshots},
-          {"referenced_chunks", r.referenced_chunks},
-          {"chunks", s.chunks},
-          {"kept_referenced", s.referenced},
-          {"kept_recent", s.recent},
-          {"kept_recent_bytes", s.recent_bytes},
-          {"removed_chunks", s.removed},
-          {"removed_bytes", s.removed_bytes},
-          {"removed_temporary_files", s.temporary_removed},
-          {"removed_temporary_bytes", s.temporary_bytes},
-          {"mark_seconds", r.mark_seconds},
-          {"sweep_seconds", r.sweep_seconds},
-          {"mark_set_bytes", r.mark_set_bytes}};
+  const auto& t = r.trees;
+  nlohmann::json j = {{"dry_run", r.dry_run},
+                      {"started", r.started},
+                      {"cutoff", r.cutoff},
+                      {"running_backups", r.running_backups},
+                      {"snapshots", r.snapshots},
+                      {"referenced_chunks", r.referenced_chunks},
+                      {"chunks", s.chunks},
+                      {"kept_referenced", s.referenced},
+                      {"kept_recent", s.recent},
+                      {"kept_recent_bytes", s.recent_bytes},
+                      {"removed_chunks", s.removed},
+                      {"removed_bytes", s.removed_bytes},
+                      {"removed_temporary_files", s.temporary_removed},
+                      {"removed_temporary_bytes", s.temporary_bytes},
+                      {"mark_seconds", r.mark_seconds},
+                      {"sweep_seconds", r.sweep_seconds},
+                      {"mark_set_bytes", r.mark_set_bytes},
+                      {"catalog_trees", t.trees},
+                      {"referenced_catalog_trees", t.referenced},
+                      {"removed_catalog_trees", t.removed},
+                      {"removed_catalog_tree_bytes", t.removed_bytes},
+                      {"kept_unused_catalog_trees", t.kept_unused},
+                      {"kept_unused_catalog_tree_bytes", t.kept_unused_bytes}};
+  if (!t.not_collected.empty()) j["catalog_trees_not_collected"] = t.not_collected;
+  return j;
 }
+
+namespace {
+
+void PrintTreeSweep(const storage::GcReport& r) {
+  const auto& t = r.trees;
+  std::cout << "  catalog: " << t.trees << " folder trees, " << t.referenced << " in use";
+  if (!t.not_collected.empty()) {
+    std::cout << "; none removed: " << t.not_collected << "\n";
+    return;
+  }
+  std::cout << "; " << (r.dry_run ? "would remove " : "removed ") << t.removed << " unused ("
+            << HumanBytes(t.removed_bytes) << ")";
+  if (t.kept_unused > 0) {
+    std::cout << "; kept " << t.kept_unused << " unused (" << HumanBytes(t.kept_unused_bytes)
+              << ") while backups run: the next gc removes them";
+  }
+  std::cout << "\n";
+}
+
+}  // namespace
 
 void PrintGcReport(const storage::GcReport& r) {
   const auto& s = r.sweep;
@@ -111,7 +140,9 @@ void PrintGcReport(const storage::GcReport& r) {
   if (r.running_backups > 0) {
     std::cout << "; " << r.running_backups << " backup(s) running";
   }
-  std::cout << "\n  time: mark " << HumanDuration(r.mark_seconds) << ", sweep "
+  std::cout << "\n";
+  PrintTreeSweep(r);
+  std::cout << "  time: mark " << HumanDuration(r.mark_seconds) << ", sweep "
             << HumanDuration(r.sweep_seconds) << "\n";
 }
 
@@ -144,6 +175,12 @@ storage::GcReport FromProto(const v1::GcResult& g, const v1::Job& job) {
   r.sweep.removed = g.removed_chunk_count();
   r.sweep.removed_bytes = g.removed_bytes();
   r.sweep.temporary_removed = g.removed_temporary_file_count();
+  r.trees.trees = g.catalog_tree_count();
+  r.trees.referenced = g.referenced_catalog_tree_count();
+  r.trees.removed = g.removed_catalog_tree_count();
+  r.trees.removed_bytes = g.removed_catalog_tree_bytes();
+  r.trees.kept_unused = g.kept_unused_catalog_tree_count();
+  r.trees.not_collected = g.catalog_trees_not_collected();
   return r;
 }
 

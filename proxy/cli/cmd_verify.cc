@@ -39,11 +39,18 @@ nlohmann::json ToJson(const storage::VerifyReport& r) {
                        {"moved_to", d.moved_to},
                        {"used_by", uses}});
   }
+  nlohmann::json catalogs = nlohmann::json::array();
+  for (const auto& c : r.damaged_catalogs) {
+    catalogs.push_back(
+        {{"vm", c.vm}, {"snapshot", c.snapshot}, {"tree", c.tree}, {"reason", c.reason}});
+  }
   return {{"ok", r.ok()},
           {"chunks_checked", r.chunks_checked},
           {"bytes_checked", r.bytes_checked},
           {"snapshots_checked", r.snapshots_checked},
-          {"damaged", damaged}};
+          {"catalog_trees_checked", r.catalog_trees_checked},
+          {"damaged", damaged},
+          {"damaged_catalogs", catalogs}};
 }
 
 // The same report in both modes; `where` names the datastore.
@@ -68,9 +75,21 @@ int PrintReport(const storage::VerifyReport& r, const std::string& where, bool j
       std::cout << "\n";
     }
   }
+  for (const auto& c : r.damaged_catalogs) {
+    std::cout << "DAMAGED catalog of " << c.vm << "@" << c.snapshot << ": " << c.reason << "\n"
+              << "  its disks still restore; browsing and single-file restore fail there, and "
+                 "the VM's next backup catalogs its files again\n";
+  }
+  std::string verdict = "all good";
+  if (!r.ok()) {
+    verdict = std::to_string(r.damaged.size()) + " damaged";
+    if (!r.damaged_catalogs.empty()) {
+      verdict += ", " + std::to_string(r.damaged_catalogs.size()) + " damaged catalog(s)";
+    }
+  }
   std::cout << "verify " << where << ": " << r.chunks_checked << " chunks ("
             << HumanBytes(r.bytes_checked) << ") in " << r.snapshots_checked << " snapshots, "
-            << (r.ok() ? "all good" : std::to_string(r.damaged.size()) + " damaged") << "\n";
+            << r.catalog_trees_checked << " catalog folder trees, " << verdict << "\n";
   return r.ok() ? kExitOk : kExitDamage;
 }
 
@@ -94,6 +113,13 @@ int VerifyLocal(const VerifyCliOptions& o) {
   return PrintReport(*report, o.datastore, o.json);
 }
 
+// "datastores/{ds}/vms/{vm}/snapshots/{id}" → vm, id
+std::pair<std::string, std::string> VmAndSnapshotOf(const std::string& name) {
+  std::string id = name.substr(name.rfind('/') + 1);
+  std::string group = name.substr(0, name.rfind("/snapshots/"));
+  return {group.substr(group.rfind('/') + 1), id};
+}
+
 storage::VerifyReport FromProto(const v1::VerifyResult& v) {
   storage::VerifyReport r;
   r.chunks_checked = v.chunks_checked();
@@ -106,17 +132,15 @@ storage::VerifyReport FromProto(const v1::VerifyResult& v) {
     chunk.reason = d.reason();
     chunk.moved_to = d.moved_to();
     for (const auto& u : d.uses()) {
-      // "datastores/{ds}/vms/{vm}/snapshots/{id}" → vm, id
-      std::string name = u.snapshot();
-      std::string id = name.substr(name.rfind('/') + 1);
-      std::string group = name.substr(0, name.rfind("/snapshots/"));
-      chunk.uses.push_back({group.substr(group.rfind('/') + 1),
-                            id,
-                            u.disk(),
-                            {u.offsets().begin(), u.offsets().end()},
-                            u.count()});
+      auto [vm, id] = VmAndSnapshotOf(u.snapshot());
+      chunk.uses.push_back({vm, id, u.disk(), {u.offsets().begin(), u.offsets().end()}, u.count()});
     }
     r.damaged.push_back(std::move(chunk));
+  }
+  r.catalog_trees_checked = v.catalog_trees_checked();
+  for (const auto& c : v.damaged_catalogs()) {
+    auto [vm, id] = VmAndSnapshotOf(c.snapshot());
+    r.damaged_catalogs.push_back({vm, id, c.tree(), c.reason()});
   }
   return r;
 }

@@ -32,35 +32,6 @@ json ToJson(const CatalogRecord& c) {
   return {{"disks", c.disks}, {"volumes", volumes}};
 }
 
-Result<CatalogRecord> CatalogFromJson(const std::string& text, const std::string& where) {
-  try {
-    json j = json::parse(text);
-    CatalogRecord c;
-    c.disks = j.at("disks").get<std::vector<std::string>>();
-    for (const json& v : j.at("volumes")) {
-      CatalogVolume vol;
-      vol.name = v.at("name").get<std::string>();
-      vol.fs_type = v.value("fs_type", "");
-      vol.not_indexed = v.value("not_indexed", "");
-      vol.offset = v.value("offset", uint64_t{0});
-      vol.length = v.value("length", uint64_t{0});
-      vol.files = v.value("files", uint64_t{0});
-      vol.directories = v.value("directories", uint64_t{0});
-      vol.bytes = v.value("bytes", uint64_t{0});
-      vol.unreadable = v.value("unreadable", uint64_t{0});
-      if (v.contains("root")) {
-        auto id = ChunkId::FromHex(v.at("root").get<std::string>());
-        if (!id) return Status::Corruption("catalog " + where + " has a bad root tree id");
-        vol.root = *id;
-      }
-      c.volumes.push_back(std::move(vol));
-    }
-    return c;
-  } catch (const json::exception& e) {
-    return Status::Corruption("catalog " + where + " is not valid: " + e.what());
-  }
-}
-
 class IndexCatalogReader final : public CatalogReader {
  public:
   explicit IndexCatalogReader(std::unique_ptr<Index> index) : index_(std::move(index)) {}
@@ -123,6 +94,35 @@ Status WriteAllTo(int fd, const std::string& data, const std::string& path) {
 }
 
 }  // namespace
+
+Result<CatalogRecord> CatalogFromJson(const std::string& text, const std::string& where) {
+  try {
+    json j = json::parse(text);
+    CatalogRecord c;
+    c.disks = j.at("disks").get<std::vector<std::string>>();
+    for (const json& v : j.at("volumes")) {
+      CatalogVolume vol;
+      vol.name = v.at("name").get<std::string>();
+      vol.fs_type = v.value("fs_type", "");
+      vol.not_indexed = v.value("not_indexed", "");
+      vol.offset = v.value("offset", uint64_t{0});
+      vol.length = v.value("length", uint64_t{0});
+      vol.files = v.value("files", uint64_t{0});
+      vol.directories = v.value("directories", uint64_t{0});
+      vol.bytes = v.value("bytes", uint64_t{0});
+      vol.unreadable = v.value("unreadable", uint64_t{0});
+      if (v.contains("root")) {
+        auto id = ChunkId::FromHex(v.at("root").get<std::string>());
+        if (!id) return Status::Corruption("catalog " + where + " has a bad root tree id");
+        vol.root = *id;
+      }
+      c.volumes.push_back(std::move(vol));
+    }
+    return c;
+  } catch (const json::exception& e) {
+    return Status::Corruption("catalog " + where + " is not valid: " + e.what());
+  }
+}
 
 Result<std::unique_ptr<CatalogReader>> Datastore::OpenCatalog() {
   OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenReadOnly(dir_ + "/index"));

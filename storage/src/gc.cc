@@ -1,11 +1,13 @@
 // Garbage collection (docs/gc.md): mark every chunk committed manifests use, then sweep the
-// chunk files nobody uses that were last claimed before the cut-off.
+// chunk files nobody uses that were last claimed before the cut-off; then the same for the
+// catalog trees in the index (catalog_gc.h).
 #include "offhost/storage/gc.h"
 
 #include <chrono>
 #include <ctime>
 #include <thread>
 
+#include "catalog_gc.h"
 #include "index.h"
 #include "offhost/storage/chunk_id_set.h"
 
@@ -115,9 +117,11 @@ Result<GcReport> CollectGarbage(Datastore& ds, const GcOptions& o) {
   report.cutoff = start.cutoff_ns / 1000000000;
   report.running_backups = start.running;
   ChunkIdSet marked;
+  CatalogTreeCollector trees(o);
   {
     OFFHOST_ASSIGN_OR_RETURN(auto view, OpenMarkView(ds, start.sequence));
     OFFHOST_RETURN_IF_ERROR(Mark(*view, o, &marked, &report));
+    OFFHOST_RETURN_IF_ERROR(trees.Mark(*view));
   }
   report.mark_seconds = Since(t0);
   auto t1 = Clock::now();
@@ -129,6 +133,8 @@ Result<GcReport> CollectGarbage(Datastore& ds, const GcOptions& o) {
   sweep.stop = o.stop;
   if (o.progress) sweep.progress = [&](uint64_t d, uint64_t t) { o.progress("sweep", d, t); };
   OFFHOST_ASSIGN_OR_RETURN(report.sweep, ds.chunks().Sweep(sweep));
+  OFFHOST_RETURN_IF_ERROR(trees.Sweep(ds.dir()));
+  report.trees = trees.stats();
   report.sweep_seconds = Since(t1);
   return report;
 }

@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace offhost::storage {
@@ -101,6 +102,12 @@ std::string CatalogKey(const std::string& vm, const std::string& id) {
 }
 std::string TreeKey(const ChunkId& id) {
   return "t/" + std::string(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+}
+std::optional<ChunkId> TreeIdOfKey(const std::string& key) {
+  ChunkId id;
+  if (key.size() != 2 + id.bytes.size() || !key.starts_with("t/")) return std::nullopt;
+  std::memcpy(id.bytes.data(), key.data() + 2, id.bytes.size());
+  return id;
 }
 std::string RunningKey(const std::string& vm, const std::string& id) {
   return "r/" + vm + "/" + id;

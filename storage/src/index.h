@@ -58,6 +58,7 @@ std::string SnapshotPrefix(const std::string& vm);  // vm may be empty: every sn
 std::string ConfigKey(const std::string& vm, const std::string& id);
 std::string CatalogKey(const std::string& vm, const std::string& id);
 std::string TreeKey(const ChunkId& id);
+std::optional<ChunkId> TreeIdOfKey(const std::string& key);  // of a `t/` key
 std::string RunningKey(const std::string& vm, const std::string& id);
 std::string ManifestPrefix(const std::string& vm, const std::string& id, const std::string& disk);
 std::string ManifestKey(const std::string& vm, const std::string& id, const std::string& disk,

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "offhost/storage/chunk_codec.h"
+#include "verify_catalog.h"
 
 namespace offhost::storage {
 namespace {
@@ -138,6 +139,7 @@ Result<VerifyReport> VerifyDatastore(Datastore& ds, const VerifyOptions& options
   }
   std::sort(report.damaged.begin(), report.damaged.end(),
             [](const DamagedChunk& a, const DamagedChunk& b) { return a.id < b.id; });
+  OFFHOST_RETURN_IF_ERROR(CheckCatalogs(ds, snapshots, &report));
   return report;
 }
 

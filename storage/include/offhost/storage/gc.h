@@ -1,5 +1,5 @@
-// Garbage collection: deletes the chunk files no committed snapshot uses, safely while backups
-// run. Rules, locking and why they are safe: docs/gc.md.
+// Garbage collection: deletes the chunk files and catalog trees no committed snapshot uses,
+// safely while backups run. Rules, locking and why they are safe: docs/gc.md.
 #pragma once
 
 #include <cstdint>
@@ -18,13 +18,28 @@ struct GcOptions {
   // if earlier): a chunk claimed less than this long before it is never collected. Covers a
   // clock stepped back and other hosts' clocks on shared storage. Default 5 minutes.
   int64_t min_age_seconds = 300;
-  // Called now and then with the phase ("mark", "sweep") and (done, total) of it.
+  // Called now and then with the phase ("mark", "trees", "sweep") and (done, total) of it
+  // (total 0: not known).
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
   // Asked now and then; true stops GC early with Cancelled (a safe point: whatever was
   // removed was unused).
   std::function<bool()> stop;
   // Test hook: called under the chunk directory's lock just before a chunk file is deleted.
   std::function<void(const ChunkId&)> before_delete;
+};
+
+// Catalog trees (docs/catalog-format.md): folders of snapshots' file catalogs, in the index.
+struct TreeSweepStats {
+  uint64_t trees = 0;       // in the index
+  uint64_t referenced = 0;  // kept: a committed snapshot's catalog reaches them
+  uint64_t removed = 0;     // unused trees deleted (dry run: would be)
+  uint64_t removed_bytes = 0;
+  // Unused trees kept because backups were running when GC came to delete them (one may have
+  // found such a tree in the index and refer to it when it commits); the next GC removes them.
+  uint64_t kept_unused = 0;
+  uint64_t kept_unused_bytes = 0;
+  // Why no tree was removed, when a catalog is damaged (empty otherwise).
+  std::string not_collected;
 };
 
 struct GcReport {
@@ -38,6 +53,7 @@ struct GcReport {
   double mark_seconds = 0;
   double sweep_seconds = 0;
   SweepStats sweep;  // chunks seen, kept and removed (or would be, dry run)
+  TreeSweepStats trees;
 };
 
 // One run of garbage collection over `ds` (which must be writable unless dry_run).

@@ -1,5 +1,6 @@
 // Datastore verification: re-reads every chunk, proves it against its SHA-256 name, and maps
-// each damaged or missing chunk to the snapshots, disks and offsets that use it.
+// each damaged or missing chunk to the snapshots, disks and offsets that use it; reads every
+// folder tree of every snapshot's file catalog.
 #pragma once
 
 #include <cstdint>
@@ -29,12 +30,23 @@ struct DamagedChunk {
   std::vector<ChunkUse> uses;
 };
 
+// A snapshot whose file catalog cannot be read whole: its record, or a folder tree the record
+// reaches, is missing from the index or does not decode. Its disks still restore.
+struct DamagedCatalog {
+  std::string vm;
+  std::string snapshot;
+  std::string tree;  // the damaged tree's id (hex); empty when the record itself is damaged
+  std::string reason;
+};
+
 struct VerifyReport {
   uint64_t chunks_checked = 0;
   uint64_t bytes_checked = 0;  // stored (encoded) bytes read
   uint64_t snapshots_checked = 0;
+  uint64_t catalog_trees_checked = 0;  // distinct trees, however many snapshots reach them
   std::vector<DamagedChunk> damaged;
-  bool ok() const { return damaged.empty(); }
+  std::vector<DamagedCatalog> damaged_catalogs;
+  bool ok() const { return damaged.empty() && damaged_catalogs.empty(); }
 };
 
 struct VerifyOptions {
