@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <utility>
 #include <vector>
 
+#include "ext4_raw.h"
 #include "fs_reader.h"
 #include "tsk_image.h"
 
@@ -63,13 +65,14 @@ bool IsFsInternal(const TSK_FS_FILE* f, const std::string& name, const std::stri
 
 class TskFsReader final : public FsReader {
  public:
-  TskFsReader(TskImg img, TskFs fs) : img_(std::move(img)), fs_(std::move(fs)) {}
+  TskFsReader(TskImg img, TskFs fs, BlockDevice& volume)
+      : img_(std::move(img)), fs_(std::move(fs)), volume_(volume) {}
 
   std::string fs_type() const override { return tsk_fs_type_toname(fs_->ftype); }
 
   Result<FileInfo> Stat(const std::string& path) override {
     ForgetReadError();
-    TskFile f(tsk_fs_file_open(fs_.get(), nullptr, path.c_str()));
+    TskFile f(OpenByPath(path));
     if (!f || !f->meta) {
       Status failed = Failure(Status::NotFound("no such file or directory"));
       // some file systems (FAT) have no metadata for the root: a plain folder
@@ -87,7 +90,7 @@ class TskFsReader final : public FsReader {
   Result<std::vector<FileInfo>> List(const std::string& path) override {
     ForgetReadError();
     TskDir dir(tsk_fs_dir_open(fs_.get(), path.c_str()));
-    if (!dir) return Failure(Status::NotFound("no such directory"));
+    if (!dir) return ListExt4(path);
     std::vector<FileInfo> out;
     listed_dir_ = path;
     listed_inodes_.clear();
@@ -106,25 +109,12 @@ class TskFsReader final : public FsReader {
   Status ReadFile(const std::string& path,
                   const std::function<Status(uint64_t, std::span<const char>)>& sink) override {
     OFFHOST_ASSIGN_OR_RETURN(TskFile f, OpenRegular(path));
-    std::vector<char> buf(1 << 20);
-    uint64_t size = static_cast<uint64_t>(f->meta->size);
-    for (uint64_t off = 0; off < size;) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
-      ssize_t n = tsk_fs_file_read(f.get(), static_cast<TSK_OFF_T>(off), buf.data(), want,
-                                   TSK_FS_FILE_READ_FLAG_NONE);
-      if (n <= 0) {
-        Status read = TakeReadError(img_.get());
-        if (!read.ok()) return read;
-        return Status::IOError("read at offset " + std::to_string(off) + ": " + TskError());
-      }
-      OFFHOST_RETURN_IF_ERROR(sink(off, {buf.data(), static_cast<size_t>(n)}));
-      off += static_cast<uint64_t>(n);
-    }
-    return Status::OK();
+    return ReadData(f.get(), sink);
   }
 
   Result<std::vector<VolumeExtent>> Extents(const std::string& path) override {
     OFFHOST_ASSIGN_OR_RETURN(TskFile f, OpenRegular(path));
+    if (LibtskCannotMap(f.get())) return ExtentsExt4(f.get());
     std::vector<VolumeExtent> out;
     const TSK_FS_ATTR* attr = tsk_fs_file_attr_get(f.get());  // the default data stream
     if (!attr) {
@@ -166,17 +156,196 @@ class TskFsReader final : public FsReader {
           return tsk_fs_file_open_meta(fs_.get(), nullptr, it->second);
       }
     }
-    return tsk_fs_file_open(fs_.get(), nullptr, path.c_str());
+    TSK_FS_FILE* f = tsk_fs_file_open(fs_.get(), nullptr, path.c_str());
+    if (f || !IsExt()) return f;
+    Status read = TakeReadError(img_.get());
+    if (!read.ok()) {
+      failure_ = read;  // for Failure(): a read of the backup failed, the file may well be there
+      return nullptr;
+    }
+    // A folder on the way that libtsk cannot map (ext4_raw.h): walk the path ourselves.
+    auto inode = ResolveExt4(path);
+    if (!inode.ok()) {
+      if (inode.status().code() != StatusCode::kNotFound) failure_ = inode.status();
+      return nullptr;
+    }
+    tsk_error_reset();
+    return tsk_fs_file_open_meta(fs_.get(), nullptr, *inode);
   }
 
+  // --- ext4 inodes libtsk 4.12 cannot map (ext4_raw.h) ---------------------------------------
+
+  bool IsExt() const { return TSK_FS_TYPE_ISEXT(fs_->ftype); }
+
+  static bool HasExtentTree(const TSK_FS_FILE* f) {
+    return f->meta && f->meta->content_type == TSK_FS_META_CONTENT_TYPE_EXT4_EXTENTS &&
+           f->meta->content_ptr && f->meta->content_len >= kExtentRootBytes;
+  }
+
+  // True when `f` is an ext4 inode with an extent tree that libtsk failed to load.
+  bool LibtskCannotMap(TSK_FS_FILE* f) {
+    if (!IsExt() || !HasExtentTree(f)) return false;
+    if (tsk_fs_file_attr_get(f)) return false;
+    tsk_error_reset();
+    return f->meta->size > 0;
+  }
+
+  Result<std::vector<Ext4Run>> Ext4Runs(const TSK_FS_FILE* f) {
+    // libtsk keeps i_block as 15 host-order words; the tree wants the on-disk bytes.
+    std::string root(kExtentRootBytes, '\0');
+    const auto* words = static_cast<const uint32_t*>(f->meta->content_ptr);
+    for (size_t i = 0; i < kExtentRootBytes / 4; ++i) {
+      for (size_t b = 0; b < 4; ++b) root[i * 4 + b] = static_cast<char>(words[i] >> (8 * b));
+    }
+    const uint64_t block = fs_->block_size;
+    return ReadExt4ExtentTree(root, fs_->block_size, fs_->block_count,
+                              [&](uint64_t n, std::span<char> out) {
+                                ReadRequest r{n * block, out};
+                                return volume_.Read({&r, 1});
+                              });
+  }
+
+  // Reads the file's runs in order: holes and unwritten runs as zeros, up to its size.
+  Status ReadExt4(TSK_FS_FILE* f,
+                  const std::function<Status(uint64_t, std::span<const char>)>& sink) {
+    OFFHOST_ASSIGN_OR_RETURN(auto runs, Ext4Runs(f));
+    const uint64_t size = static_cast<uint64_t>(f->meta->size), block = fs_->block_size;
+    std::vector<char> buf(1 << 20);
+    size_t next = 0;
+    for (uint64_t off = 0; off < size;) {
+      while (next < runs.size() && (runs[next].file_block + runs[next].blocks) * block <= off)
+        ++next;
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+      std::span<char> out(buf.data(), n);
+      if (next < runs.size() && runs[next].file_block * block <= off) {
+        const Ext4Run& r = runs[next];
+        n = static_cast<size_t>(std::min<uint64_t>(n, (r.file_block + r.blocks) * block - off));
+        out = out.first(n);
+        if (r.unwritten) {
+          std::fill(out.begin(), out.end(), 0);
+        } else {
+          ReadRequest req{r.disk_block * block + (off - r.file_block * block), out};
+          OFFHOST_RETURN_IF_ERROR(volume_.Read({&req, 1}));
+        }
+      } else {  // a hole, up to the next run
+        if (next < runs.size())
+          n = static_cast<size_t>(std::min<uint64_t>(n, runs[next].file_block * block - off));
+        out = out.first(n);
+        std::fill(out.begin(), out.end(), 0);
+      }
+      OFFHOST_RETURN_IF_ERROR(sink(off, out));
+      off += n;
+    }
+    return Status::OK();
+  }
+
+  Result<std::vector<VolumeExtent>> ExtentsExt4(TSK_FS_FILE* f) {
+    OFFHOST_ASSIGN_OR_RETURN(auto runs, Ext4Runs(f));
+    const uint64_t size = static_cast<uint64_t>(f->meta->size), block = fs_->block_size;
+    std::vector<VolumeExtent> out;
+    for (const Ext4Run& r : runs) {
+      uint64_t file_off = r.file_block * block;
+      if (file_off >= size) break;
+      if (r.unwritten) continue;
+      out.push_back({file_off, r.disk_block * block, std::min(r.blocks * block, size - file_off)});
+    }
+    return out;
+  }
+
+  // The live entries of folder `inode`, "." and ".." left out: libtsk's, or read from the
+  // folder's blocks when libtsk cannot map them.
+  Result<std::vector<Ext4DirEntry>> Ext4Entries(TSK_INUM_T inode) {
+    TskFile dir(tsk_fs_file_open_meta(fs_.get(), nullptr, inode));
+    if (!dir || !dir->meta) return Failure(Status::NotFound("no such directory"));
+    if (dir->meta->type != TSK_FS_META_TYPE_DIR) return Status::NotFound("not a directory");
+    std::string data;
+    Status read = ReadData(dir.get(), [&](uint64_t, std::span<const char> bytes) {
+      data.append(bytes.data(), bytes.size());
+      return Status::OK();
+    });
+    OFFHOST_RETURN_IF_ERROR(read);
+    std::vector<Ext4DirEntry> entries;
+    const size_t block = fs_->block_size;
+    for (size_t at = 0; at + block <= data.size(); at += block) {
+      OFFHOST_RETURN_IF_ERROR(ParseExt4DirBlock({data.data() + at, block}, &entries));
+    }
+    std::erase_if(entries, [](const Ext4DirEntry& e) { return e.name == "." || e.name == ".."; });
+    return entries;
+  }
+
+  // The data of a file or folder, through libtsk where it can map it.
+  Status ReadData(TSK_FS_FILE* f,
+                  const std::function<Status(uint64_t, std::span<const char>)>& sink) {
+    if (LibtskCannotMap(f)) return ReadExt4(f, sink);
+    std::vector<char> buf(1 << 20);
+    uint64_t size = static_cast<uint64_t>(f->meta->size);
+    for (uint64_t off = 0; off < size;) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+      ssize_t n = tsk_fs_file_read(f, static_cast<TSK_OFF_T>(off), buf.data(), want,
+                                   TSK_FS_FILE_READ_FLAG_NONE);
+      if (n <= 0) {
+        Status read = TakeReadError(img_.get());
+        if (!read.ok()) return read;
+        return Status::IOError("read at offset " + std::to_string(off) + ": " + TskError());
+      }
+      OFFHOST_RETURN_IF_ERROR(sink(off, {buf.data(), static_cast<size_t>(n)}));
+      off += static_cast<uint64_t>(n);
+    }
+    return Status::OK();
+  }
+
+  Result<TSK_INUM_T> ResolveExt4(const std::string& path) {
+    TSK_INUM_T inode = fs_->root_inum;
+    size_t at = 1;
+    while (at < path.size()) {
+      size_t end = path.find('/', at);
+      if (end == std::string::npos) end = path.size();
+      const std::string name = path.substr(at, end - at);
+      at = end + 1;
+      if (name.empty()) continue;
+      OFFHOST_ASSIGN_OR_RETURN(auto entries, Ext4Entries(inode));
+      auto it = std::find_if(entries.begin(), entries.end(),
+                             [&](const Ext4DirEntry& e) { return e.name == name; });
+      if (it == entries.end()) return Status::NotFound("no such file or directory");
+      inode = it->inode;
+    }
+    return inode;
+  }
+
+  Result<std::vector<FileInfo>> ListExt4(const std::string& path) {
+    if (!IsExt()) return Failure(Status::NotFound("no such directory"));
+    Status read = TakeReadError(img_.get());
+    if (!read.ok()) return read;
+    tsk_error_reset();
+    auto inode = ResolveExt4(path);
+    if (!inode.ok()) return Failure(inode.status());
+    OFFHOST_ASSIGN_OR_RETURN(auto entries, Ext4Entries(*inode));
+    std::vector<FileInfo> out;
+    listed_dir_ = path;
+    listed_inodes_.clear();
+    for (const Ext4DirEntry& e : entries) {
+      TskFile f(tsk_fs_file_open_meta(fs_.get(), nullptr, e.inode));
+      if (!f || !f->meta) continue;  // as libtsk leaves out entries without an inode
+      out.push_back(InfoOf(f.get(), e.name));
+      listed_inodes_[e.name] = e.inode;
+    }
+    return out;
+  }
+
+  static constexpr size_t kExtentRootBytes = 60;  // i_block
+
   // A failed read left over from an earlier call is not the next call's failure.
-  void ForgetReadError() { TakeReadError(img_.get()).IgnoreError(); }
+  void ForgetReadError() {
+    TakeReadError(img_.get()).IgnoreError();
+    failure_ = Status::OK();
+  }
 
   // Why a TSK call failed: a read of the backup that failed (a missing or damaged chunk),
   // which TSK reports as the file not being there, else `otherwise`.
   Status Failure(Status otherwise) {
     tsk_error_reset();
     Status read = TakeReadError(img_.get());
+    if (read.ok()) read = std::exchange(failure_, Status::OK());
     return read.ok() ? otherwise : read;
   }
 
@@ -192,6 +361,8 @@ class TskFsReader final : public FsReader {
 
   TskImg img_;  // declared first: destroyed after fs_, which reads through it
   TskFs fs_;
+  BlockDevice& volume_;     // what img_ reads; outlives this reader
+  Status failure_;          // why OpenByPath found nothing, when that was not "no such file"
   std::string listed_dir_;  // the folder List() read last, and its children's inodes
   std::map<std::string, TSK_INUM_T> listed_inodes_;
 };
@@ -210,7 +381,9 @@ Result<std::unique_ptr<FsReader>> OpenTsk(BlockDevice& volume) {
   OFFHOST_ASSIGN_OR_RETURN(TskImg img, OpenTskImage(volume, volume.description()));
   for (TSK_FS_TYPE_ENUM type : kTskTypes) {
     TskFs fs(tsk_fs_open_img(img.get(), 0, type));
-    if (fs) return std::unique_ptr<FsReader>(new TskFsReader(std::move(img), std::move(fs)));
+    if (fs) {
+      return std::unique_ptr<FsReader>(new TskFsReader(std::move(img), std::move(fs), volume));
+    }
     tsk_error_reset();
   }
   // A superblock in a missing or damaged chunk is not "no file system"
