@@ -19,6 +19,26 @@ std::mutex& TableMutex() {
 
 }  // namespace
 
+void ListedInodes::Remember(const std::string& folder,
+                            std::unordered_map<std::string, uint64_t> children) {
+  std::erase_if(folders_, [&](const auto& f) { return f.first == folder; });
+  folders_.emplace_front(folder, std::move(children));
+  if (folders_.size() > kFolders) folders_.pop_back();
+}
+
+std::optional<uint64_t> ListedInodes::Find(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return std::nullopt;
+  const std::string folder = slash == 0 ? "/" : path.substr(0, slash);
+  for (const auto& [name, children] : folders_) {
+    if (name != folder) continue;
+    auto it = children.find(path.substr(slash + 1));
+    if (it == children.end()) return std::nullopt;
+    return it->second;
+  }
+  return std::nullopt;
+}
+
 bool RegisterFsReader(const char* name, int order, FsOpenFn open) {
   std::lock_guard<std::mutex> lock(TableMutex());
   Table().push_back({name, order, open});

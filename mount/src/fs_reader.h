@@ -9,9 +9,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "offhost/common/block_device.h"
@@ -24,6 +28,23 @@ struct VolumeExtent {
   uint64_t file_offset = 0;
   uint64_t volume_offset = 0;
   uint64_t length = 0;
+};
+
+// The inode numbers of the entries of the folders listed last, so that a file in one of them is
+// opened by its inode rather than by a path lookup from the root, which reads every folder on
+// the way and scans each for the name: the catalog lists a folder, then asks for each file's
+// extents, descending into sub-folders on the way, so with one folder remembered a folder of
+// 10,000 files with a sub-folder early in it took quadratic time. The last kFolders folders
+// are kept (enough for the folders open on the way down from the root).
+class ListedInodes {
+ public:
+  void Remember(const std::string& folder, std::unordered_map<std::string, uint64_t> children);
+  // The inode of `path` when its folder is remembered and has that entry.
+  std::optional<uint64_t> Find(const std::string& path);
+
+ private:
+  static constexpr size_t kFolders = 32;
+  std::list<std::pair<std::string, std::unordered_map<std::string, uint64_t>>> folders_;
 };
 
 class FsReader {

@@ -2,8 +2,8 @@
 // (libtsk 4.11 has no XFS: xfs_fs_reader.cc). Tried last: TSK detects by probing every file
 // system it knows, so readers that recognise one magic go first.
 #include <algorithm>
-#include <map>
 #include <set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -92,8 +92,7 @@ class TskFsReader final : public FsReader {
     TskDir dir(tsk_fs_dir_open(fs_.get(), path.c_str()));
     if (!dir) return ListExt4(path);
     std::vector<FileInfo> out;
-    listed_dir_ = path;
-    listed_inodes_.clear();
+    std::unordered_map<std::string, uint64_t> inodes;
     for (size_t i = 0; i < tsk_fs_dir_getsize(dir.get()); ++i) {
       TskFile f(tsk_fs_dir_get(dir.get(), i));
       if (!f || !f->name || !f->name->name) continue;
@@ -101,8 +100,9 @@ class TskFsReader final : public FsReader {
       if (name == "." || name == ".." || !(f->name->flags & TSK_FS_NAME_FLAG_ALLOC)) continue;
       if (!f->meta || IsFsInternal(f.get(), name, path)) continue;
       out.push_back(InfoOf(f.get(), name));
-      listed_inodes_[name] = f->meta->addr;
+      inodes[name] = f->meta->addr;
     }
+    listed_.Remember(path, std::move(inodes));
     return out;
   }
 
@@ -143,19 +143,9 @@ class TskFsReader final : public FsReader {
   }
 
  private:
-  // A child of the folder listed last is opened by the inode its entry gave: resolving the
-  // path from the root again cost the catalog three quarters of its time (it lists a folder,
-  // then asks for the extents of each file in it).
+  // A child of a folder listed lately is opened by the inode its entry gave (ListedInodes).
   TSK_FS_FILE* OpenByPath(const std::string& path) {
-    auto slash = path.rfind('/');
-    if (slash != std::string::npos) {
-      std::string parent = slash == 0 ? "/" : path.substr(0, slash);
-      if (parent == listed_dir_) {
-        auto it = listed_inodes_.find(path.substr(slash + 1));
-        if (it != listed_inodes_.end())
-          return tsk_fs_file_open_meta(fs_.get(), nullptr, it->second);
-      }
-    }
+    if (auto inode = listed_.Find(path)) return tsk_fs_file_open_meta(fs_.get(), nullptr, *inode);
     TSK_FS_FILE* f = tsk_fs_file_open(fs_.get(), nullptr, path.c_str());
     if (f || !IsExt()) return f;
     Status read = TakeReadError(img_.get());
@@ -321,14 +311,14 @@ class TskFsReader final : public FsReader {
     if (!inode.ok()) return Failure(inode.status());
     OFFHOST_ASSIGN_OR_RETURN(auto entries, Ext4Entries(*inode));
     std::vector<FileInfo> out;
-    listed_dir_ = path;
-    listed_inodes_.clear();
+    std::unordered_map<std::string, uint64_t> inodes;
     for (const Ext4DirEntry& e : entries) {
       TskFile f(tsk_fs_file_open_meta(fs_.get(), nullptr, e.inode));
       if (!f || !f->meta) continue;  // as libtsk leaves out entries without an inode
       out.push_back(InfoOf(f.get(), e.name));
-      listed_inodes_[e.name] = e.inode;
+      inodes[e.name] = e.inode;
     }
+    listed_.Remember(path, std::move(inodes));
     return out;
   }
 
@@ -363,8 +353,7 @@ class TskFsReader final : public FsReader {
   TskFs fs_;
   BlockDevice& volume_;     // what img_ reads; outlives this reader
   Status failure_;          // why OpenByPath found nothing, when that was not "no such file"
-  std::string listed_dir_;  // the folder List() read last, and its children's inodes
-  std::map<std::string, TSK_INUM_T> listed_inodes_;
+  ListedInodes listed_;
 };
 
 // The file systems VM disks hold that libtsk reads, tried one by one. Not TSK_FS_TYPE_DETECT:

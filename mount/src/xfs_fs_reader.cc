@@ -2,13 +2,14 @@
 // walks paths and directories and reads file data through a libbfio handle over the volume;
 // times and extent maps come from xfs_raw.h (libfsxfs 20201117 misreads bigtime timestamps and
 // has no extent API).
-#include "bfio_device.h"  // first: libfsxfs.h declares its libbfio entry points after it
 #include <libfsxfs.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
+#include "bfio_device.h"  // first: libfsxfs.h declares its libbfio entry points after it
 #include "fs_reader.h"
 #include "xfs_raw.h"
 
@@ -59,6 +60,7 @@ class XfsFsReader final : public FsReader {
       return Failed("list", error);
     }
     std::vector<FileInfo> out;
+    std::unordered_map<std::string, uint64_t> inodes;
     for (int i = 0; i < n; ++i) {
       libfsxfs_file_entry_t* raw = nullptr;
       if (libfsxfs_file_entry_get_sub_file_entry_by_index(dir.get(), i, &raw, &error) != 1) {
@@ -70,7 +72,14 @@ class XfsFsReader final : public FsReader {
       if (*name == "." || *name == "..") continue;
       OFFHOST_ASSIGN_OR_RETURN(FileInfo info, InfoOf(child.get(), *name));
       out.push_back(std::move(info));
+      uint64_t number = 0;
+      if (libfsxfs_file_entry_get_inode_number(child.get(), &number, &error) == 1) {
+        inodes[*name] = number;
+      } else {
+        libfsxfs_error_free(&error);
+      }
     }
+    listed_.Remember(path, std::move(inodes));
     return out;
   }
 
@@ -133,6 +142,11 @@ class XfsFsReader final : public FsReader {
   Result<Entry> Lookup(const std::string& path) {
     libfsxfs_file_entry_t* raw = nullptr;
     libfsxfs_error_t* error = nullptr;
+    if (auto inode = listed_.Find(path)) {
+      if (libfsxfs_volume_get_file_entry_by_inode(fs_.get(), *inode, &raw, &error) == 1 && raw)
+        return Entry(raw);
+      libfsxfs_error_free(&error);  // then by path, which says what is wrong
+    }
     int r = path == "/" ? libfsxfs_volume_get_root_directory(fs_.get(), &raw, &error)
                         : libfsxfs_volume_get_file_entry_by_utf8_path(
                               fs_.get(), reinterpret_cast<const uint8_t*>(path.data()),
@@ -201,6 +215,7 @@ class XfsFsReader final : public FsReader {
   XfsRaw raw_;
   std::unique_ptr<BfioHandle> io_;  // declared before fs_: destroyed after it
   Volume fs_;
+  ListedInodes listed_;
 };
 
 Result<std::unique_ptr<FsReader>> OpenXfs(BlockDevice& volume) {
