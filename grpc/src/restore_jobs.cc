@@ -148,6 +148,7 @@ std::string FileResultBlob(const FileRestorePlan& plan, const proxy::FileRestore
   out.set_file_count(r.files);
   out.set_directory_count(r.directories);
   out.set_symlink_count(r.symlinks);
+  out.set_hard_link_count(r.hard_links);
   out.set_bytes(r.bytes);
   for (const std::string& s : r.skipped) out.add_skipped(s);
   return out.SerializeAsString();

@@ -43,6 +43,8 @@ FileInfo InfoOf(const TSK_FS_FILE* f, const std::string& name) {
   info.atime = m->atime;
   info.ctime = m->ctime;
   if (m->link) info.link_target = m->link;
+  info.inode = m->addr;
+  info.links = static_cast<uint32_t>(m->nlink);
   return info;
 }
 

@@ -179,9 +179,16 @@ class XfsFsReader final : public FsReader {
   }
 
   Result<FileInfo> InfoOf(libfsxfs_file_entry_t* e, const std::string& name) {
-    OFFHOST_ASSIGN_OR_RETURN(XfsInode ino, RawInode(e));
+    uint64_t number = 0;
+    libfsxfs_error_t* number_error = nullptr;
+    if (libfsxfs_file_entry_get_inode_number(e, &number, &number_error) != 1) {
+      return Failed("inode number in", number_error);
+    }
+    OFFHOST_ASSIGN_OR_RETURN(XfsInode ino, raw_.ReadInode(number));
     FileInfo info;
     info.name = name;
+    info.inode = number;
+    info.links = ino.links;
     switch (ino.mode & S_IFMT) {
       case S_IFREG: info.type = FileType::kRegular; break;
       case S_IFDIR: info.type = FileType::kDirectory; break;

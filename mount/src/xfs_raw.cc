@@ -75,6 +75,7 @@ Result<XfsInode> ParseXfsInode(const XfsGeometry& geo, std::span<const char> raw
   ino.format = static_cast<uint8_t>(raw[5]);
   ino.uid = Be32(raw, 8);
   ino.gid = Be32(raw, 12);
+  ino.links = ino.version >= 2 ? Be32(raw, 16) : Be16(raw, 6);
   uint64_t flags2 = ino.version >= 3 ? Be64(raw, 120) : 0;
   bool bigtime = flags2 & kBigtimeFlag;
   ino.atime = Timestamp(raw, 32, bigtime);

@@ -12,7 +12,8 @@
 //
 // Inode core (dinode):
 //   0 magic "IN" | 2 mode u16 | 4 version u8 (3 = v5) | 5 format u8 (data fork: 1 local,
-//   2 extents, 3 btree) | 8 uid u32 | 12 gid u32 | 24 big_nextents u64 (NREXT64 only)
+//   2 extents, 3 btree) | 6 onlink u16 (v1) | 8 uid u32 | 12 gid u32 | 16 nlink u32 (v2+)
+//   24 big_nextents u64 (NREXT64 only)
 //   32 atime | 40 mtime | 48 ctime (8 bytes each: legacy = s32 seconds + u32 nanoseconds;
 //   BIGTIME = u64 nanoseconds since 1901-12-13T20:45:52Z) | 56 size u64 | 76 nextents u32
 //   82 forkoff u8 (attribute fork offset / 8; 0 = none) | 90 flags u16 (0x1 realtime)
@@ -50,6 +51,7 @@ struct XfsInode {
   uint16_t mode = 0;
   uint8_t version = 0, format = 0;
   uint32_t uid = 0, gid = 0;
+  uint32_t links = 0;
   int64_t atime = 0, mtime = 0, ctime = 0;  // seconds since 1970
   uint64_t size = 0;
   uint64_t nextents = 0;

@@ -165,7 +165,9 @@ int RestoreFileLocal(const FilesOptions& o) {
     std::cerr << "offhost: skipped (unsafe or unsupported): " << Printable(s) << "\n";
   std::cout << "restored " << ref.vm << "@" << ref.snapshot << ":" << Printable(ref.path) << " to "
             << o.to << ": " << r->files << " files, " << r->directories << " folders, "
-            << r->symlinks << " symlinks, " << HumanBytes(r->bytes) << "\n";
+            << r->symlinks << " symlinks, " << HumanBytes(r->bytes);
+  if (r->hard_links > 0) std::cout << " (" << r->hard_links << " files restored as hard links)";
+  std::cout << "\n";
   return kExitOk;
 }
 

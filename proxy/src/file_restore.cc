@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 
 #include "offhost/storage/snapshot_disk.h"
 
@@ -39,8 +40,10 @@ timespec Ts(int64_t t) { return timespec{static_cast<time_t>(t), 0}; }
 
 class Restorer {
  public:
-  Restorer(mount::GuestFiles& files, const FileRestoreOptions& options)
-      : files_(files), options_(options) {}
+  // `root` is the target folder; `shown_root` how it is shown (names below it follow a '/').
+  Restorer(mount::GuestFiles& files, const FileRestoreOptions& options, int root,
+           const std::string& shown_root)
+      : files_(files), options_(options), root_(root), shown_root_(shown_root) {}
 
   Status Restore(int dirfd, const std::string& guest_path, const mount::FileInfo& info,
                  const std::string& shown) {
@@ -110,9 +113,24 @@ class Restorer {
     return Status::OK();
   }
 
+  // A file with several names restored before under another: link this name to it. The
+  // path is relative to the target and made of names this restore created, every one
+  // checked by UnsafeNameReason; a link that fails (a target file system without hard links)
+  // leaves a copy.
+  bool LinkedToEarlierName(int dirfd, const mount::FileInfo& info) {
+    if (info.links < 2 || info.inode == 0) return false;
+    auto it = first_name_.find(info.inode);
+    if (it == first_name_.end()) return false;
+    if (::linkat(root_, it->second.c_str(), dirfd, info.name.c_str(), 0) != 0) return false;
+    ++result.files;
+    ++result.hard_links;
+    return true;
+  }
+
   Status RestoreFile(int dirfd, const std::string& guest_path, const mount::FileInfo& info,
                      const std::string& shown) {
     OFFHOST_RETURN_IF_ERROR(MakeRoom(dirfd, info.name, false, shown));
+    if (LinkedToEarlierName(dirfd, info)) return Status::OK();
     Fd fd(::openat(dirfd, info.name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                    0600));
     if (fd.get() < 0) return Status::FromErrno("create " + shown, errno);
@@ -138,6 +156,9 @@ class Restorer {
     ::fchmod(fd.get(), Mode(info.mode));
     SetTimes(dirfd, info.name, info);
     ++result.files;
+    if (info.links > 1 && info.inode != 0 && shown.size() > shown_root_.size() + 1) {
+      first_name_.emplace(info.inode, shown.substr(shown_root_.size() + 1));
+    }
     return Status::OK();
   }
 
@@ -160,6 +181,9 @@ class Restorer {
   }
 
   const FileRestoreOptions& options_;
+  int root_;
+  std::string shown_root_;
+  std::unordered_map<uint64_t, std::string> first_name_;  // inode → its first name restored
 };
 
 }  // namespace
@@ -189,7 +213,7 @@ Result<FileRestoreResult> RestoreFiles(mount::GuestFiles& files, const std::stri
   if (path == "/" || info.name.empty() || info.name == "/") {
     return Status::InvalidArgument("give a file or folder inside a volume, e.g. /vda1/etc");
   }
-  Restorer r(files, options);
+  Restorer r(files, options, target.get(), target_dir);
   OFFHOST_RETURN_IF_ERROR(r.Restore(target.get(), path, info, target_dir + "/" + info.name));
   return r.result;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Single files and folders from a backup, without staging the VM: GPT + ext4 (nested folders,
 # symlinks, a hard link, a sparse file, non-ASCII names), MBR + FAT32, NTFS; every restored
-# file equals its source with its metadata; links stay links and nothing outside the target
+# file equals its source with its metadata; links stay links (a hard link is restored as one)
+# and nothing outside the target
 # is touched; overwrites need --overwrite; a damaged file system is "not indexed" while the
 # image backup still completes.
 source "$(dirname "$0")/lib.sh"
@@ -53,6 +54,11 @@ run_expect 0 "$OFFHOST" ls --datastore "$DS" "linux@latest:/vda1/etc/fstab" --js
 OUTDIR=$WORK/out1
 mkdir "$OUTDIR"
 run_expect 0 "$OFFHOST" restore-file --datastore "$DS" "linux@latest:/vda1/home" --to "$OUTDIR"
+expect_output "(1 files restored as hard links)"
+# the guest's hard link stays one file under two names
+[ "$(stat -c %i "$OUTDIR/home/alice/docs/report.bin")" = "$(stat -c %i "$OUTDIR/home/alice/hardlink.bin")" ] ||
+  fail "hardlink.bin restored as a copy of report.bin"
+[ "$(stat -c %h "$OUTDIR/home/alice/hardlink.bin")" = 2 ] || fail "link count of the restored hard link"
 for f in docs/report.bin docs/deep/deeper/leaf.txt hardlink.bin "docs/Grüße — résumé 日本.txt"; do
   cmp "$T/home/alice/$f" "$OUTDIR/home/alice/$f" || fail "restored $f differs"
 done

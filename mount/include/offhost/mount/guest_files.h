@@ -31,6 +31,10 @@ struct FileInfo {
   uint32_t uid = 0, gid = 0;
   int64_t mtime = 0, atime = 0, ctime = 0;
   std::string link_target;  // symlinks
+  // The file's inode in its volume and its hard-link count, where the file system has them
+  // (0: not known). Two entries with one inode are one file under two names.
+  uint64_t inode = 0;
+  uint32_t links = 0;
 };
 
 struct VolumeInfo {

@@ -32,12 +32,15 @@ struct FileRestoreOptions {
 
 struct FileRestoreResult {
   uint64_t files = 0, directories = 0, symlinks = 0, bytes = 0;
+  // Of `files`: names restored as hard links to a file restored before, as the guest had them.
+  uint64_t hard_links = 0;
   std::vector<std::string> skipped;  // guest names that could not be restored safely, with why
 };
 
 // Restores `path` (a file, symlink or folder, recursively) into the existing directory
 // `target_dir`: content, mode, owner (when running as root) and times; sparse files stay
-// sparse; symlinks are restored as links and never followed. Nothing is written outside
+// sparse; symlinks are restored as links and never followed; files the guest had under
+// several names in what is restored are restored once and linked. Nothing is written outside
 // target_dir, whatever the guest's names are.
 Result<FileRestoreResult> RestoreFiles(mount::GuestFiles& files, const std::string& path,
                                        const std::string& target_dir,
