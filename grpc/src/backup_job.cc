@@ -195,6 +195,7 @@ std::string BackupResultBlob(const std::string& ds, bool cataloged,
   out.mutable_catalog()->set_file_count(c.files);
   out.mutable_catalog()->set_directory_count(c.directories);
   out.mutable_catalog()->set_skipped_name_count(c.skipped_names);
+  out.mutable_catalog()->set_unreadable_folder_count(c.unreadable_dirs);
   for (const auto& n : c.not_indexed) out.mutable_catalog()->add_not_indexed(n);
   out.mutable_catalog()->set_new_bytes(c.new_bytes);
   *out.mutable_catalog()->mutable_duration() =

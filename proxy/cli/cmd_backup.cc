@@ -253,6 +253,7 @@ proxy::VmBackupResult FromProto(const v1::Job& job) {
   c.files = r.catalog().file_count();
   c.directories = r.catalog().directory_count();
   c.skipped_names = r.catalog().skipped_name_count();
+  c.unreadable_dirs = r.catalog().unreadable_folder_count();
   c.not_indexed.assign(r.catalog().not_indexed().begin(), r.catalog().not_indexed().end());
   c.new_bytes = r.catalog().new_bytes();
   c.seconds =

@@ -41,6 +41,8 @@ make_pki() {
 mkdir -p "$WORK/tree/etc/app"
 head -c 300000 /dev/urandom >"$WORK/tree/etc/app/data.bin"
 echo "listen 8080" >"$WORK/tree/etc/app/app.conf"
+# deeper than the catalog walks: the daemon's backup result says so, as a local backup would
+(cd "$WORK/tree" && for i in $(seq 1 205); do mkdir d && cd d; done)
 mkfs.ext4 -q -F -d "$WORK/tree" "$WORK/web01.raw" 32M >/dev/null
 URI=$(serve_nbd web01 "$WORK/web01.raw")
 # A powered-off VM's qcow2 image (the image driver keeps its configuration with the backup),
@@ -112,6 +114,7 @@ D=(--server "$SERVER" --token-file "$WORK/operator.token")
 run_expect 0 "$OFFHOST" backup "${D[@]}" --vm web01
 expect_output "backup web01@"
 expect_output "catalog: "
+expect_output "not cataloged: the entries of 1 folders"
 echo "ok: backup through the daemon: $(head -1 <<<"$OUT")"
 SNAP=$(sed -n 's/^backup \(web01@[^ ]*\): .*/\1/p' <<<"$OUT")
 [ -n "$SNAP" ] || fail "no snapshot in: $OUT"
