@@ -29,6 +29,7 @@ std::string GcResultBlob(const storage::GcReport& r) {
   out.set_removed_catalog_tree_count(r.trees.removed);
   out.set_removed_catalog_tree_bytes(r.trees.removed_bytes);
   out.set_kept_unused_catalog_tree_count(r.trees.kept_unused);
+  out.set_kept_unused_catalog_tree_bytes(r.trees.kept_unused_bytes);
   out.set_catalog_trees_not_collected(r.trees.not_collected);
   return out.SerializeAsString();
 }

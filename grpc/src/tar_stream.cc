@@ -121,10 +121,20 @@ Status TarArchive::Walk(mount::GuestFiles& files, const std::string& name,
   return Status::OK();
 }
 
-void TarArchive::Add(const std::string& name, const mount::FileInfo& info,
+void TarArchive::Add(const std::string& name, const mount::FileInfo& file,
                      const std::string& guest_path) {
+  mount::FileInfo info = file;
   bool regular = info.type == mount::FileType::kRegular;
   char type = regular ? '0' : info.type == mount::FileType::kSymlink ? '2' : '5';
+  // A further name of a file already in the archive is a hard link to its first name.
+  if (regular && info.links > 1 && info.inode != 0) {
+    auto [first, inserted] = first_name_.emplace(info.inode, name);
+    if (!inserted) {
+      regular = false;
+      type = '1';
+      info.link_target = first->second;
+    }
+  }
   std::string entry = info.type == mount::FileType::kDirectory ? name + "/" : name;
   uint64_t size = regular ? info.size : 0;
   Piece piece{.offset = size_, .guest_path = regular ? guest_path : "", .content = size};

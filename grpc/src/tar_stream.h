@@ -8,6 +8,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "offhost/mount/guest_files.h"
@@ -46,6 +47,7 @@ class TarArchive {
 
   std::vector<Piece> pieces_;
   std::vector<std::string> skipped_;
+  std::unordered_map<uint64_t, std::string> first_name_;  // inode → its first name in the archive
   uint64_t size_ = 0;
 };
 

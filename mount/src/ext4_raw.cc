@@ -10,6 +10,9 @@ namespace {
 constexpr uint16_t kExtentMagic = 0xF30A;
 constexpr size_t kHeader = 12, kRecord = 12;
 constexpr uint16_t kMaxDepth = 5;  // EXT4_MAX_EXTENT_DEPTH
+// A bound on what a hostile tree can make us hold (32 bytes a run); a real file in this many
+// pieces is 64 GiB in single 4 KiB blocks.
+constexpr size_t kMaxRuns = size_t{1} << 24;
 
 uint16_t U16(const char* p) {
   return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
@@ -56,6 +59,7 @@ class TreeWalk {
     if (run.blocks == 0) return Status::OK();
     if (run.disk_block >= fs_blocks_ || run.blocks > fs_blocks_ - run.disk_block)
       return Damaged("a run beyond the end of the file system");
+    if (runs_.size() >= kMaxRuns) return Damaged("more than 16 million pieces");
     runs_.push_back(run);
     return Status::OK();
   }
@@ -98,7 +102,12 @@ Status ParseExt4DirBlock(std::span<const char> block, std::vector<Ext4DirEntry>*
   while (at + 8 <= block.size()) {
     const char* e = block.data() + at;
     uint32_t inode = U32(e);
-    uint16_t rec_len = U16(e + 4);
+    // As the kernel's ext4_rec_len_from_disk: 64 KiB blocks keep bits 16-17 in bits 0-1.
+    size_t rec_len = U16(e + 4);
+    if (block.size() >= 65536) {
+      rec_len =
+          (rec_len == 65535 || rec_len == 0) ? 65536 : (rec_len & 65532) | (rec_len & 3) << 16;
+    }
     uint8_t name_len = static_cast<uint8_t>(e[6]);
     if (rec_len < 8 || rec_len % 4 != 0 || rec_len > block.size() - at || 8u + name_len > rec_len)
       return Status::Corruption("ext4 directory block: bad entry at byte " + std::to_string(at));

@@ -41,7 +41,8 @@ struct Ext4Run {
 using Ext4BlockReader = std::function<Status(uint64_t block, std::span<char> out)>;
 
 // The runs of the extent tree whose root is `root` (an inode's 60-byte i_block), sorted by
-// file block. Every run lies below `fs_blocks`; a damaged or looping tree is Corruption.
+// file block. Every run lies below `fs_blocks`; a damaged or looping tree, or one in more than
+// 2^24 runs, is Corruption.
 Result<std::vector<Ext4Run>> ReadExt4ExtentTree(std::span<const char> root, uint32_t block_size,
                                                 uint64_t fs_blocks, const Ext4BlockReader& read);
 
@@ -50,7 +51,8 @@ struct Ext4DirEntry {
   std::string name;
 };
 
-// Appends the live entries of one directory block ("." and ".." included) to `out`.
+// Appends the live entries of one directory block ("." and ".." included) to `out`. Record
+// lengths are decoded as the kernel does, 64 KiB blocks included.
 Status ParseExt4DirBlock(std::span<const char> block, std::vector<Ext4DirEntry>* out);
 
 }  // namespace offhost::mount::internal

@@ -250,17 +250,27 @@ class TskFsReader final : public FsReader {
     TskFile dir(tsk_fs_file_open_meta(fs_.get(), nullptr, inode));
     if (!dir || !dir->meta) return Failure(Status::NotFound("no such directory"));
     if (dir->meta->type != TSK_FS_META_TYPE_DIR) return Status::NotFound("not a directory");
-    std::string data;
+    // A hostile folder may claim gigabytes; real ones with millions of entries stay below.
+    if (static_cast<uint64_t>(dir->meta->size) > kMaxFolderBytes) {
+      return Status::Corruption("folder of " + std::to_string(dir->meta->size) +
+                                " bytes, more than offhost reads");
+    }
+    const size_t block = fs_->block_size;
+    std::vector<Ext4DirEntry> entries;
+    std::string pending;  // a block not yet whole
     Status read = ReadData(dir.get(), [&](uint64_t, std::span<const char> bytes) {
-      data.append(bytes.data(), bytes.size());
+      pending.append(bytes.data(), bytes.size());
+      size_t at = 0;
+      for (; at + block <= pending.size(); at += block) {
+        std::span<const char> b(pending.data() + at, block);
+        // A hole in the folder (Linux leaves them) reads as zeros: no entries.
+        if (std::all_of(b.begin(), b.end(), [](char c) { return c == 0; })) continue;
+        OFFHOST_RETURN_IF_ERROR(ParseExt4DirBlock(b, &entries));
+      }
+      pending.erase(0, at);
       return Status::OK();
     });
     OFFHOST_RETURN_IF_ERROR(read);
-    std::vector<Ext4DirEntry> entries;
-    const size_t block = fs_->block_size;
-    for (size_t at = 0; at + block <= data.size(); at += block) {
-      OFFHOST_RETURN_IF_ERROR(ParseExt4DirBlock({data.data() + at, block}, &entries));
-    }
     std::erase_if(entries, [](const Ext4DirEntry& e) { return e.name == "." || e.name == ".."; });
     return entries;
   }
@@ -320,11 +330,14 @@ class TskFsReader final : public FsReader {
       out.push_back(InfoOf(f.get(), e.name));
       inodes[e.name] = e.inode;
     }
+    read = TakeReadError(img_.get());  // an inode in a missing chunk is not "no entry"
+    if (!read.ok()) return read;
     listed_.Remember(path, std::move(inodes));
     return out;
   }
 
   static constexpr size_t kExtentRootBytes = 60;  // i_block
+  static constexpr uint64_t kMaxFolderBytes = uint64_t{256} << 20;
 
   // A failed read left over from an earlier call is not the next call's failure.
   void ForgetReadError() {

@@ -106,11 +106,12 @@ namespace {
 
 void PrintTreeSweep(const storage::GcReport& r) {
   const auto& t = r.trees;
-  std::cout << "  catalog: " << t.trees << " folder trees, " << t.referenced << " in use";
+  std::cout << "  catalog: " << t.trees << " folder trees";
   if (!t.not_collected.empty()) {
     std::cout << "; none removed: " << t.not_collected << "\n";
     return;
   }
+  std::cout << ", " << t.referenced << " in use";
   std::cout << "; " << (r.dry_run ? "would remove " : "removed ") << t.removed << " unused ("
             << HumanBytes(t.removed_bytes) << ")";
   if (t.kept_unused > 0) {
@@ -180,6 +181,7 @@ storage::GcReport FromProto(const v1::GcResult& g, const v1::Job& job) {
   r.trees.removed = g.removed_catalog_tree_count();
   r.trees.removed_bytes = g.removed_catalog_tree_bytes();
   r.trees.kept_unused = g.kept_unused_catalog_tree_count();
+  r.trees.kept_unused_bytes = g.kept_unused_catalog_tree_bytes();
   r.trees.not_collected = g.catalog_trees_not_collected();
   return r;
 }

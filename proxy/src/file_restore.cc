@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "offhost/storage/snapshot_disk.h"
 
@@ -20,6 +21,13 @@ class Fd {
     if (fd_ >= 0) ::close(fd_);
   }
   Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
   Fd(const Fd&) = delete;
   int get() const { return fd_; }
 
@@ -114,14 +122,25 @@ class Restorer {
   }
 
   // A file with several names restored before under another: link this name to it. The
-  // path is relative to the target and made of names this restore created, every one
-  // checked by UnsafeNameReason; a link that fails (a target file system without hard links)
+  // first name is relative to the target, made of names this restore created (each checked
+  // by UnsafeNameReason), and its folders are opened one by one without following a symlink,
+  // as everywhere else here. A link that fails (a target file system without hard links)
   // leaves a copy.
   bool LinkedToEarlierName(int dirfd, const mount::FileInfo& info) {
     if (info.links < 2 || info.inode == 0) return false;
     auto it = first_name_.find(info.inode);
     if (it == first_name_.end()) return false;
-    if (::linkat(root_, it->second.c_str(), dirfd, info.name.c_str(), 0) != 0) return false;
+    const std::string& first = it->second;
+    Fd folder(::dup(root_));
+    size_t at = 0;
+    for (size_t slash; (slash = first.find('/', at)) != std::string::npos; at = slash + 1) {
+      const std::string name = first.substr(at, slash - at);
+      folder =
+          Fd(::openat(folder.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (folder.get() < 0) return false;
+    }
+    const std::string last = first.substr(at);
+    if (::linkat(folder.get(), last.c_str(), dirfd, info.name.c_str(), 0) != 0) return false;
     ++result.files;
     ++result.hard_links;
     return true;

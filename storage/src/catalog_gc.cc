@@ -27,6 +27,11 @@ bool IsDamage(const Status& s) {
 
 }  // namespace
 
+Result<bool> CatalogTreeCollector::HasRunningBackups(Index& index) {
+  OFFHOST_ASSIGN_OR_RETURN(auto running, ListRunningBackups(index, datastore_dir_));
+  return !running.empty();
+}
+
 Status CatalogTreeCollector::Reach(Index& index, const TreeId& root, const std::string& where) {
   std::vector<TreeId> todo{root};
   while (!todo.empty()) {
@@ -59,7 +64,7 @@ Status CatalogTreeCollector::ReachRecord(Index& index, const std::string& key,
   for (const CatalogVolume& v : record.volumes) {
     if (v.root) OFFHOST_RETURN_IF_ERROR(Reach(index, *v.root, where));
   }
-  records_.insert(key);
+  records_[key] = value;
   return Status::OK();
 }
 
@@ -69,7 +74,7 @@ Status CatalogTreeCollector::Mark(Index& view) {
     Status st = ReachRecord(view, it->key().ToString(), it->value().ToString());
     if (IsDamage(st)) {
       stats_.not_collected = st.message() + "; no catalog tree was removed; run offhost verify";
-      return Status::OK();
+      break;
     }
     OFFHOST_RETURN_IF_ERROR(st);
   }
@@ -81,22 +86,30 @@ Status CatalogTreeCollector::Mark(Index& view) {
     unused_.emplace_back(*id, it->value().size());
   }
   OFFHOST_RETURN_IF_ERROR(FromRocks(it->status(), "list catalog trees"));
+  if (!stats_.not_collected.empty()) {
+    unused_.clear();  // not known: the trees below the damage may be in use
+    return Status::OK();
+  }
   stats_.referenced = stats_.trees - unused_.size();
+  if (options_.dry_run) {
+    // What a GC would do now: keep them all while backups run (see Sweep).
+    OFFHOST_ASSIGN_OR_RETURN(running_, HasRunningBackups(view));
+  }
   return Status::OK();
 }
 
-Status CatalogTreeCollector::Sweep(const std::string& datastore_dir) {
+Status CatalogTreeCollector::Sweep() {
   if (!stats_.not_collected.empty() || unused_.empty()) return Status::OK();
   if (options_.dry_run) {
     for (const auto& [id, bytes] : unused_) {
-      ++stats_.removed;
-      stats_.removed_bytes += bytes;
+      ++(running_ ? stats_.kept_unused : stats_.removed);
+      (running_ ? stats_.kept_unused_bytes : stats_.removed_bytes) += bytes;
     }
     return Status::OK();
   }
-  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(datastore_dir + "/index"));
-  OFFHOST_ASSIGN_OR_RETURN(auto running, ListRunningBackups(*index, datastore_dir));
-  if (!running.empty()) {
+  OFFHOST_ASSIGN_OR_RETURN(auto index, Index::OpenWritable(datastore_dir_ + "/index"));
+  OFFHOST_ASSIGN_OR_RETURN(bool running, HasRunningBackups(*index));
+  if (running) {
     for (const auto& [id, bytes] : unused_) {
       ++stats_.kept_unused;
       stats_.kept_unused_bytes += bytes;
@@ -106,9 +119,11 @@ Status CatalogTreeCollector::Sweep(const std::string& datastore_dir) {
   // Snapshots committed since the mark may refer to trees that were unused then.
   std::unique_ptr<rocksdb::Iterator> it(index->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(kRecordPrefix); it->Valid() && it->key().starts_with(kRecordPrefix); it->Next()) {
-    std::string key = it->key().ToString();
-    if (records_.count(key)) continue;
-    Status st = ReachRecord(*index, key, it->value().ToString());
+    std::string key = it->key().ToString(), value = it->value().ToString();
+    // A record marked before, unless pruned and committed again under the same id since.
+    auto marked = records_.find(key);
+    if (marked != records_.end() && marked->second == value) continue;
+    Status st = ReachRecord(*index, key, value);
     if (IsDamage(st)) {
       stats_.not_collected = st.message() + "; no catalog tree was removed; run offhost verify";
       return Status::OK();
@@ -124,6 +139,7 @@ Status CatalogTreeCollector::Sweep(const std::string& datastore_dir) {
     ++stats_.removed;
     stats_.removed_bytes += bytes;
   }
+  if (batch.Count() == 0) return Status::OK();
   OFFHOST_RETURN_IF_ERROR(index->WriteSynced(&batch));
   // The deletes are tombstones until a compaction drops them with the trees' bytes; the
   // index is open for writing only briefly at a time, so that is done here. The trees are

@@ -117,7 +117,7 @@ Result<GcReport> CollectGarbage(Datastore& ds, const GcOptions& o) {
   report.cutoff = start.cutoff_ns / 1000000000;
   report.running_backups = start.running;
   ChunkIdSet marked;
-  CatalogTreeCollector trees(o);
+  CatalogTreeCollector trees(o, ds.dir());
   {
     OFFHOST_ASSIGN_OR_RETURN(auto view, OpenMarkView(ds, start.sequence));
     OFFHOST_RETURN_IF_ERROR(Mark(*view, o, &marked, &report));
@@ -133,7 +133,7 @@ Result<GcReport> CollectGarbage(Datastore& ds, const GcOptions& o) {
   sweep.stop = o.stop;
   if (o.progress) sweep.progress = [&](uint64_t d, uint64_t t) { o.progress("sweep", d, t); };
   OFFHOST_ASSIGN_OR_RETURN(report.sweep, ds.chunks().Sweep(sweep));
-  OFFHOST_RETURN_IF_ERROR(trees.Sweep(ds.dir()));
+  OFFHOST_RETURN_IF_ERROR(trees.Sweep());
   report.trees = trees.stats();
   report.sweep_seconds = Since(t1);
   return report;

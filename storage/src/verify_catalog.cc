@@ -2,6 +2,7 @@
 // the index and decode (docs/catalog-format.md).
 #include "verify_catalog.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <utility>
 
@@ -14,27 +15,36 @@ class CatalogChecker {
  public:
   explicit CatalogChecker(CatalogReader& reader) : reader_(reader) {}
 
-  // The damaged trees at or below `id`, each tree read once across all snapshots.
-  const Damage& Check(const TreeId& id) {
+  // The distinct damaged trees at or below `id`, each tree read once across all snapshots.
+  const Damage& Check(const TreeId& id, int depth = 0) {
     auto known = below_.find(id);
-    if (known != below_.end()) return known->second;
+    if (known != below_.end()) return known->second;  // or in progress: a loop in a bad index
+    below_.emplace(id, Damage{});
     Damage damage;
     auto tree = reader_.Tree(id);
     if (!tree.ok()) {
       damage.emplace_back(id, tree.status().message());
+    } else if (depth > kMaxDepth) {
+      damage.emplace_back(id, "folders nested deeper than any catalog offhost writes");
     } else {
       for (const CatalogEntry& e : **tree) {
         if (!e.tree) continue;
-        const Damage& child = Check(*e.tree);  // references into the map survive rehashing
-        damage.insert(damage.end(), child.begin(), child.end());
+        const Damage& child = Check(*e.tree, depth + 1);  // map references survive rehashing
+        for (const auto& d : child) {
+          bool seen = std::any_of(damage.begin(), damage.end(),
+                                  [&](const auto& have) { return have.first == d.first; });
+          if (!seen) damage.push_back(d);
+        }
       }
     }
-    return below_.emplace(id, std::move(damage)).first->second;
+    return below_[id] = std::move(damage);
   }
 
   uint64_t checked() const { return below_.size(); }
 
  private:
+  // The catalog stops at 200 levels (proxy/src/catalog_index.cc); a little slack for volumes.
+  static constexpr int kMaxDepth = 256;
   CatalogReader& reader_;
   std::unordered_map<TreeId, Damage, ChunkIdHash> below_;
 };

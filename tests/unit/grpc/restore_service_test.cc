@@ -78,6 +78,7 @@ class RestoreServiceTest : public ::testing::Test {
     std::filesystem::create_directories(root + "/data");
     std::ofstream(root + "/data/big.bin", std::ios::binary) << shared_->big;
     std::filesystem::create_symlink("big.bin", root + "/data/link");
+    std::filesystem::create_hard_link(root + "/data/big.bin", root + "/data/same.bin");
     // Longer than ustar's 100-byte name field: the tar download needs a pax record for it.
     std::filesystem::create_directories(root + "/data/deep");
     std::ofstream(root + "/data/deep/" + kLongName) << "long\n";
@@ -273,6 +274,9 @@ TEST_F(RestoreServiceTest, FolderDownloadsAsATarThatExtracts) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   EXPECT_TRUE(testing::ReadFile(tmp_ / "x/data/big.bin") == shared_->big);
   EXPECT_EQ(std::filesystem::read_symlink(tmp_ / "x/data/link"), "big.bin");
+  // The guest's hard link: one file, sent once, two names.
+  EXPECT_LT(d.data.size(), 2 * kBigSize);
+  EXPECT_TRUE(std::filesystem::equivalent(tmp_ / "x/data/big.bin", tmp_ / "x/data/same.bin"));
   std::string lng = tmp_ / ("x/data/deep/" + kLongName);
   EXPECT_EQ(testing::ReadFile(lng), "long\n");
   EXPECT_EQ(std::filesystem::status(lng).permissions() & std::filesystem::perms::all,
@@ -462,6 +466,9 @@ TEST_F(RestoreServiceTest, FileRestoreJobWritesFilesAndFolders) {
   EXPECT_TRUE(testing::ReadFile(tmp_ / "restore/data/big.bin") == shared_->big);
   EXPECT_EQ(std::filesystem::read_symlink(tmp_ / "restore/data/link"), "big.bin");
   EXPECT_EQ(done.file_restore_result().symlink_count(), 1u);
+  EXPECT_TRUE(
+      std::filesystem::equivalent(tmp_ / "restore/data/big.bin", tmp_ / "restore/data/same.bin"));
+  EXPECT_EQ(done.file_restore_result().hard_link_count(), 1u);
 
   ASSERT_EQ(audit_.records.size(), 2u);
   EXPECT_EQ(audit_.records[1].action, "restore-files");

@@ -166,6 +166,11 @@ TEST_F(CatalogGcTest, KeepsUnusedTreesWhileABackupRunsThatMayReferToThem) {
   auto running = Begin();
   AddCatalog(*running, {"a.txt", "hosts"});
   EXPECT_EQ(running->new_catalog_bytes(), 0u);  // found both of a's trees in the index
+  GcOptions dry;
+  dry.dry_run = true;
+  GcReport counted = Gc(dry);  // says what a GC would do now: keep them
+  EXPECT_EQ(counted.trees.removed, 0u);
+  EXPECT_EQ(counted.trees.kept_unused, 2u);
   GcReport during = Gc();
   EXPECT_EQ(during.running_backups, 1u);
   EXPECT_EQ(during.trees.removed, 0u);
