@@ -71,13 +71,8 @@ class XfsFsReader final : public FsReader {
       if (!name.ok()) return name.status();
       if (*name == "." || *name == "..") continue;
       OFFHOST_ASSIGN_OR_RETURN(FileInfo info, InfoOf(child.get(), *name));
+      inodes[*name] = info.inode;
       out.push_back(std::move(info));
-      uint64_t number = 0;
-      if (libfsxfs_file_entry_get_inode_number(child.get(), &number, &error) == 1) {
-        inodes[*name] = number;
-      } else {
-        libfsxfs_error_free(&error);
-      }
     }
     listed_.Remember(path, std::move(inodes));
     return out;
