@@ -26,17 +26,32 @@ void ListedInodes::Remember(const std::string& folder,
   if (folders_.size() > kFolders) folders_.pop_back();
 }
 
-std::optional<uint64_t> ListedInodes::Find(const std::string& path) {
+const std::unordered_map<std::string, uint64_t>* ListedInodes::FolderOf(const std::string& path,
+                                                                        std::string* name) {
   auto slash = path.rfind('/');
-  if (slash == std::string::npos) return std::nullopt;
+  if (slash == std::string::npos || slash + 1 == path.size()) return nullptr;
   const std::string folder = slash == 0 ? "/" : path.substr(0, slash);
-  for (const auto& [name, children] : folders_) {
-    if (name != folder) continue;
-    auto it = children.find(path.substr(slash + 1));
-    if (it == children.end()) return std::nullopt;
-    return it->second;
+  for (const auto& [listed, children] : folders_) {
+    if (listed != folder) continue;
+    *name = path.substr(slash + 1);
+    return &children;
   }
-  return std::nullopt;
+  return nullptr;
+}
+
+std::optional<uint64_t> ListedInodes::Find(const std::string& path) {
+  std::string name;
+  const auto* children = FolderOf(path, &name);
+  if (!children) return std::nullopt;
+  auto it = children->find(name);
+  if (it == children->end()) return std::nullopt;
+  return it->second;
+}
+
+bool ListedInodes::KnownAbsent(const std::string& path) {
+  std::string name;
+  const auto* children = FolderOf(path, &name);
+  return children && !children->count(name);
 }
 
 bool RegisterFsReader(const char* name, int order, FsOpenFn open) {

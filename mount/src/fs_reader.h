@@ -41,8 +41,13 @@ class ListedInodes {
   void Remember(const std::string& folder, std::unordered_map<std::string, uint64_t> children);
   // The inode of `path` when its folder is remembered and has that entry.
   std::optional<uint64_t> Find(const std::string& path);
+  // True when `path`'s folder is remembered and has no such entry: no lookup can find it
+  // (a mount is asked for many names that do not exist).
+  bool KnownAbsent(const std::string& path);
 
  private:
+  const std::unordered_map<std::string, uint64_t>* FolderOf(const std::string& path,
+                                                            std::string* name);
   static constexpr size_t kFolders = 32;
   std::list<std::pair<std::string, std::unordered_map<std::string, uint64_t>>> folders_;
 };

@@ -148,6 +148,8 @@ class TskFsReader final : public FsReader {
   // A child of a folder listed lately is opened by the inode its entry gave (ListedInodes).
   TSK_FS_FILE* OpenByPath(const std::string& path) {
     if (auto inode = listed_.Find(path)) return tsk_fs_file_open_meta(fs_.get(), nullptr, *inode);
+    // Not for FAT and NTFS, whose names libtsk matches without regard to case.
+    if (IsExt() && listed_.KnownAbsent(path)) return nullptr;
     TSK_FS_FILE* f = tsk_fs_file_open(fs_.get(), nullptr, path.c_str());
     if (f || !IsExt()) return f;
     Status read = TakeReadError(img_.get());

@@ -137,6 +137,7 @@ class XfsFsReader final : public FsReader {
   Result<Entry> Lookup(const std::string& path) {
     libfsxfs_file_entry_t* raw = nullptr;
     libfsxfs_error_t* error = nullptr;
+    if (listed_.KnownAbsent(path)) return Status::NotFound("no such file or directory");
     if (auto inode = listed_.Find(path)) {
       if (libfsxfs_volume_get_file_entry_by_inode(fs_.get(), *inode, &raw, &error) == 1 && raw)
         return Entry(raw);

@@ -15,8 +15,11 @@ TEST(ListedInodesTest, FindsEntriesOfTheFoldersListedLately) {
   EXPECT_EQ(listed.Find("/big/f1"), 21u);
   EXPECT_EQ(listed.Find("/big/sub/deep.txt"), 30u);
   EXPECT_EQ(listed.Find("/etc"), 12u);
-  EXPECT_EQ(listed.Find("/big/missing"), std::nullopt);  // a path lookup then says so
+  EXPECT_EQ(listed.Find("/big/missing"), std::nullopt);
+  EXPECT_TRUE(listed.KnownAbsent("/big/missing"));  // no lookup needed to say so
   EXPECT_EQ(listed.Find("/other/f1"), std::nullopt);
+  EXPECT_FALSE(listed.KnownAbsent("/other/f1"));  // not known: a lookup decides
+  EXPECT_FALSE(listed.KnownAbsent("/big/f1"));
   EXPECT_EQ(listed.Find("relative"), std::nullopt);
   listed.Remember("/big", {{"f2", 22}});  // listed again: the new entries count
   EXPECT_EQ(listed.Find("/big/f1"), std::nullopt);
