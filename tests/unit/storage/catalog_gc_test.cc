@@ -190,7 +190,8 @@ TEST_F(CatalogGcTest, KeepsTreesASnapshotCommittedDuringGcReaches) {
   {  // a chunk file, so that the chunk sweep (and its progress) comes between mark and delete
     const std::string data = "chunk";
     ChunkId id = ChunkId::Of(data);
-    auto file = ChunkEncoder().Encode(id, data);
+    ChunkEncoder encoder;  // the encoded file lives in it
+    auto file = encoder.Encode(id, data);
     ASSERT_TRUE(file.ok() && ds_->chunks().Put(id, *file).ok() && ds_->chunks().Sync().ok());
   }
   std::optional<SnapshotRecord> c;
