@@ -31,10 +31,13 @@ const std::unordered_map<std::string, uint64_t>* ListedInodes::FolderOf(const st
   auto slash = path.rfind('/');
   if (slash == std::string::npos || slash + 1 == path.size()) return nullptr;
   const std::string folder = slash == 0 ? "/" : path.substr(0, slash);
-  for (const auto& [listed, children] : folders_) {
-    if (listed != folder) continue;
+  for (auto it = folders_.begin(); it != folders_.end(); ++it) {
+    if (it->first != folder) continue;
+    // Used again: kept longest. A folder whose sub-folders are being walked is asked for each
+    // of them, so it stays however many of them are listed meanwhile.
+    folders_.splice(folders_.begin(), folders_, it);
     *name = path.substr(slash + 1);
-    return &children;
+    return &folders_.front().second;
   }
   return nullptr;
 }

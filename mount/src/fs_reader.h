@@ -34,8 +34,8 @@ struct VolumeExtent {
 // opened by its inode rather than by a path lookup from the root, which reads every folder on
 // the way and scans each for the name: the catalog lists a folder, then asks for each file's
 // extents, descending into sub-folders on the way, so with one folder remembered a folder of
-// 10,000 files with a sub-folder early in it took quadratic time. The last kFolders folders
-// are kept (enough for the folders open on the way down from the root).
+// 10,000 files with a sub-folder early in it took quadratic time. The kFolders folders used
+// last are kept (enough for the folders open on the way down from the root).
 class ListedInodes {
  public:
   void Remember(const std::string& folder, std::unordered_map<std::string, uint64_t> children);

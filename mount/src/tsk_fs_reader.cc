@@ -91,8 +91,16 @@ class TskFsReader final : public FsReader {
 
   Result<std::vector<FileInfo>> List(const std::string& path) override {
     ForgetReadError();
-    TskDir dir(tsk_fs_dir_open(fs_.get(), path.c_str()));
-    if (!dir) return ListExt4(path);
+    // Opened by inode, found as any file is (OpenByPath): libtsk's own path lookup would scan
+    // every folder on the way again for each sub-folder listed.
+    TSK_INUM_T inode = fs_->root_inum;
+    if (path != "/") {
+      TskFile f(OpenByPath(path));
+      if (!f || !f->meta) return Failure(Status::NotFound("no such directory"));
+      inode = f->meta->addr;
+    }
+    TskDir dir(tsk_fs_dir_open_meta(fs_.get(), inode));
+    if (!dir) return ListExt4(path, inode);
     std::vector<FileInfo> out;
     std::unordered_map<std::string, uint64_t> inodes;
     for (size_t i = 0; i < tsk_fs_dir_getsize(dir.get()); ++i) {
@@ -316,14 +324,13 @@ class TskFsReader final : public FsReader {
     return inode;
   }
 
-  Result<std::vector<FileInfo>> ListExt4(const std::string& path) {
+  // Folder `path` (inode `inode`) when libtsk cannot open it.
+  Result<std::vector<FileInfo>> ListExt4(const std::string& path, TSK_INUM_T inode) {
     if (!IsExt()) return Failure(Status::NotFound("no such directory"));
     Status read = TakeReadError(img_.get());
     if (!read.ok()) return read;
     tsk_error_reset();
-    auto inode = ResolveExt4(path);
-    if (!inode.ok()) return Failure(inode.status());
-    OFFHOST_ASSIGN_OR_RETURN(auto entries, Ext4Entries(*inode));
+    OFFHOST_ASSIGN_OR_RETURN(auto entries, Ext4Entries(inode));
     std::vector<FileInfo> out;
     std::unordered_map<std::string, uint64_t> inodes;
     for (const Ext4DirEntry& e : entries) {

@@ -60,8 +60,8 @@ TSK_FS_INFO* tsk_fs_open_img(TSK_IMG_INFO* img, TSK_OFF_T offset, TSK_FS_TYPE_EN
 void tsk_fs_close(TSK_FS_INFO* fs) { OFFHOST_TSK(tsk_fs_close)(fs); }
 const char* tsk_fs_type_toname(TSK_FS_TYPE_ENUM type) { OFFHOST_TSK(tsk_fs_type_toname)(type); }
 
-TSK_FS_DIR* tsk_fs_dir_open(TSK_FS_INFO* fs, const char* dir) {
-  OFFHOST_TSK(tsk_fs_dir_open)(fs, dir);
+TSK_FS_DIR* tsk_fs_dir_open_meta(TSK_FS_INFO* fs, TSK_INUM_T addr) {
+  OFFHOST_TSK(tsk_fs_dir_open_meta)(fs, addr);
 }
 void tsk_fs_dir_close(TSK_FS_DIR* dir) { OFFHOST_TSK(tsk_fs_dir_close)(dir); }
 size_t tsk_fs_dir_getsize(const TSK_FS_DIR* dir) { OFFHOST_TSK(tsk_fs_dir_getsize)(dir); }

@@ -26,6 +26,19 @@ TEST(ListedInodesTest, FindsEntriesOfTheFoldersListedLately) {
   EXPECT_EQ(listed.Find("/big/f2"), 22u);
 }
 
+TEST(ListedInodesTest, KeepsAFolderWhoseSubFoldersAreWalked) {
+  ListedInodes listed;
+  std::unordered_map<std::string, uint64_t> users;
+  for (int i = 0; i < 100; ++i) users["u" + std::to_string(i)] = 500u + i;
+  listed.Remember("/home", users);
+  // The catalog's walk: each user's folder is found in /home, then listed itself.
+  for (int i = 0; i < 100; ++i) {
+    const std::string user = "/home/u" + std::to_string(i);
+    ASSERT_EQ(listed.Find(user), 500u + i) << "after " << i << " sub-folders";
+    listed.Remember(user, {{".profile", 1u}});
+  }
+}
+
 TEST(ListedInodesTest, ForgetsTheOldestFolderBeyondItsLimit) {
   ListedInodes listed;
   for (int i = 0; i < 100; ++i) listed.Remember("/d" + std::to_string(i), {{"f", 1000u + i}});
